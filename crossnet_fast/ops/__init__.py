@@ -1,0 +1,11 @@
+"""The public ops of crossnet_fast (re-exported at the package's top level)."""
+from .. import _extension
+from . import _registration
+from .charbonnier import charbonnier
+from .multiscale_warp import backward_warp, multiscale_warp
+from .upsample_flow import upsample_flow
+
+if _extension.loaded:
+    _registration.register_family(_registration.NATIVE)
+
+__all__ = ["backward_warp", "multiscale_warp", "upsample_flow", "charbonnier"]

@@ -1,0 +1,144 @@
+"""Fake (meta) and autograd registrations, written once and applied to every op namespace.
+
+The native ops (``crossnet_fast::*``, CPU and CUDA kernels, schemas in ``csrc/init.cpp``) and the
+Triton ops (``crossnet_fast_triton::*``, same schemas) share these functions, so the two families
+cannot drift apart. A backward always calls the backward op of its own namespace.
+
+Output layout rule, shared by fakes and kernels: an output that has the shape of an input is
+``empty_like`` that input (so channels_last in gives channels_last out); new shapes are contiguous.
+"""
+from __future__ import annotations
+
+import torch
+
+NATIVE = "crossnet_fast"
+TRITON = "crossnet_fast_triton"
+
+# The op schemas (without namespace); csrc/init.cpp declares the same strings for the native ops.
+SCHEMAS = {
+    "multiscale_warp": "(Tensor[] feats, Tensor[] flows, str padding) -> Tensor[]",
+    "multiscale_warp_backward": (
+        "(Tensor[] grad_outs, Tensor[] feats, Tensor[] flows, str padding, bool[2] output_mask)"
+        " -> (Tensor[], Tensor[])"
+    ),
+    "upsample_flow": "(Tensor flow, int scale) -> Tensor",
+    "upsample_flow_backward": "(Tensor grad_out, int scale) -> Tensor",
+    "charbonnier": "(Tensor pred, Tensor target, float eps, str reduction, bool compute_grad) -> (Tensor, Tensor)",
+    "charbonnier_backward": "(Tensor grad_loss, Tensor pred, Tensor target, float eps, str reduction) -> Tensor",
+}
+
+_registered: set[str] = set()
+
+
+def ops_of(namespace: str):
+    """``torch.ops.<namespace>``: the op family of one backend."""
+    return getattr(torch.ops, namespace)
+
+
+def _fake_multiscale_warp(feats, flows, padding):
+    return [torch.empty_like(f) for f in feats]
+
+
+def _fake_multiscale_warp_backward(grad_outs, feats, flows, padding, output_mask):
+    grad_feats = [torch.empty_like(f) for f in feats] if output_mask[0] else []
+    grad_flows = [torch.empty_like(v) for v in flows] if output_mask[1] else []
+    return grad_feats, grad_flows
+
+
+def _fake_upsample_flow(flow, scale):
+    n, c, h, w = flow.shape
+    return flow.new_empty((n, c, h * scale, w * scale))
+
+
+def _fake_upsample_flow_backward(grad_out, scale):
+    n, c, h, w = grad_out.shape
+    torch._check(h % scale == 0 and w % scale == 0, lambda: "grad_out size must be a multiple of scale")
+    return grad_out.new_empty((n, c, h // scale, w // scale))
+
+
+def _fake_charbonnier(pred, target, eps, reduction, compute_grad):
+    loss = torch.empty_like(pred) if reduction == "none" else pred.new_empty(())
+    grad = torch.empty_like(pred) if compute_grad else pred.new_empty((0,))
+    return loss, grad
+
+
+def _fake_charbonnier_backward(grad_loss, pred, target, eps, reduction):
+    return torch.empty_like(pred)
+
+
+def _autograd_for(namespace: str):
+    """The setup_context/backward pairs of one namespace (backwards call that namespace's ops)."""
+
+    def warp_setup(ctx, inputs, output):
+        feats, flows, padding = inputs
+        ctx.num_scales = len(feats)
+        ctx.padding = padding
+        ctx.save_for_backward(*feats, *flows)
+
+    def warp_backward(ctx, grad_outs):
+        saved = ctx.saved_tensors
+        feats, flows = list(saved[: ctx.num_scales]), list(saved[ctx.num_scales :])
+        # needs_input_grad holds one bool per list element for Tensor[] arguments.
+        need_feat = any(ctx.needs_input_grad[0])
+        need_flow = any(ctx.needs_input_grad[1])
+        # An output that did not reach the loss has no gradient: it contributes zero.
+        grads = [torch.zeros_like(f) if g is None else g for g, f in zip(grad_outs, feats)]
+        grad_feats, grad_flows = ops_of(namespace).multiscale_warp_backward(
+            grads, feats, flows, ctx.padding, [need_feat, need_flow]
+        )
+        return (list(grad_feats) if need_feat else None, list(grad_flows) if need_flow else None, None)
+
+    def upsample_setup(ctx, inputs, output):
+        ctx.scale = inputs[1]
+
+    def upsample_backward(ctx, grad_out):
+        return ops_of(namespace).upsample_flow_backward(grad_out, ctx.scale), None
+
+    def charbonnier_setup(ctx, inputs, output):
+        pred, target, eps, reduction, compute_grad = inputs
+        ctx.eps, ctx.reduction = eps, reduction
+        ctx.mark_non_differentiable(output[1])
+        if compute_grad:
+            # The forward already produced d(loss)/d(pred): keep it instead of the inputs.
+            ctx.save_for_backward(output[1])
+            ctx.fused = True
+        else:
+            ctx.save_for_backward(pred, target)
+            ctx.fused = False
+
+    def charbonnier_backward(ctx, grad_loss, _grad_of_grad):
+        if ctx.fused:
+            (dloss_dpred,) = ctx.saved_tensors
+            grad_pred = (grad_loss * dloss_dpred).to(dloss_dpred.dtype)
+        else:
+            pred, target = ctx.saved_tensors
+            grad_pred = ops_of(namespace).charbonnier_backward(grad_loss, pred, target, ctx.eps, ctx.reduction)
+        need_pred, need_target = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        return (grad_pred if need_pred else None, -grad_pred if need_target else None, None, None, None)
+
+    return {
+        "multiscale_warp": (warp_setup, warp_backward),
+        "upsample_flow": (upsample_setup, upsample_backward),
+        "charbonnier": (charbonnier_setup, charbonnier_backward),
+    }
+
+
+_FAKES = {
+    "multiscale_warp": _fake_multiscale_warp,
+    "multiscale_warp_backward": _fake_multiscale_warp_backward,
+    "upsample_flow": _fake_upsample_flow,
+    "upsample_flow_backward": _fake_upsample_flow_backward,
+    "charbonnier": _fake_charbonnier,
+    "charbonnier_backward": _fake_charbonnier_backward,
+}
+
+
+def register_family(namespace: str) -> None:
+    """Register fakes and autograd for every op of ``namespace`` (idempotent)."""
+    if namespace in _registered:
+        return
+    for name, fake in _FAKES.items():
+        torch.library.register_fake(f"{namespace}::{name}", fake)
+    for name, (setup, backward) in _autograd_for(namespace).items():
+        torch.library.register_autograd(f"{namespace}::{name}", backward, setup_context=setup)
+    _registered.add(namespace)

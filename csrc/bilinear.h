@@ -1,0 +1,102 @@
+// The only copy of the bilinear sampling math, shared by the CPU and CUDA kernels.
+//
+// Convention (see crossnet_fast/reference/multiscale_warp.py, the definition):
+//   sample point (x, y) = (column + flow_x, row + flow_y), in pixels, pixel centres at integers
+//   (align_corners=True). Border padding clamps the point into [0, W-1] x [0, H-1] (and the
+//   gradient of a clamped coordinate is 0); zeros padding lets taps outside the image count as 0.
+#pragma once
+
+#include <c10/macros/Macros.h>
+
+#include <cstdint>
+
+namespace crossnet_fast {
+
+enum class Padding : int { Border = 0, Zeros = 1 };
+
+// The four taps of one bilinear sample, in the order (x0,y0), (x1,y0), (x0,y1), (x1,y1).
+// Every offset is inside the image (a tap outside gets weight 0 and offset 0), so a kernel can read
+// all four without bounds checks, whatever the flow holds (NaN, inf, 1e30).
+template <typename acc_t, typename index_t>
+struct BilinearTaps {
+  index_t offset[4];    // y * W + x of the tap inside one (H, W) plane
+  acc_t weight[4];      // bilinear weight; NaN for a NaN sample point with border padding
+  acc_t dweight_dx[4];  // d weight / d flow_x (0 where the x coordinate was clamped)
+  acc_t dweight_dy[4];  // d weight / d flow_y
+};
+
+// True for finite values; NaN and +-inf give NaN in (v - v). Avoids std::isfinite, which is not
+// usable on the device for every scalar type.
+template <typename acc_t>
+C10_HOST_DEVICE inline bool is_finite(acc_t v) {
+  return (v - v) == acc_t(0);
+}
+
+template <typename acc_t>
+C10_HOST_DEVICE inline acc_t floor_of(acc_t v) {
+  // Truncation toward zero, then one down for negative non-integers. v is finite and small here.
+  const acc_t t = static_cast<acc_t>(static_cast<int64_t>(v));
+  return t > v ? t - acc_t(1) : t;
+}
+
+template <typename acc_t, typename index_t>
+C10_HOST_DEVICE inline BilinearTaps<acc_t, index_t> bilinear_taps(
+    acc_t x, acc_t y, index_t height, index_t width, Padding padding) {
+  BilinearTaps<acc_t, index_t> taps;
+  for (int k = 0; k < 4; ++k) {
+    taps.offset[k] = 0;
+    taps.weight[k] = acc_t(0);
+    taps.dweight_dx[k] = acc_t(0);
+    taps.dweight_dy[k] = acc_t(0);
+  }
+  const acc_t max_x = static_cast<acc_t>(width - 1);
+  const acc_t max_y = static_cast<acc_t>(height - 1);
+  const bool finite = is_finite(x) && is_finite(y);
+  acc_t clamp_grad_x = acc_t(1);
+  acc_t clamp_grad_y = acc_t(1);
+  if (padding == Padding::Border) {
+    if (!finite) {
+      // NaN in, NaN out: the weights carry the NaN into every output channel.
+      const acc_t nan = (x - x) + (y - y);
+      for (int k = 0; k < 4; ++k) taps.weight[k] = nan;
+      taps.dweight_dx[0] = nan;
+      taps.dweight_dy[0] = nan;
+      return taps;
+    }
+    if (x < acc_t(0)) { x = acc_t(0); clamp_grad_x = acc_t(0); }
+    else if (x > max_x) { x = max_x; clamp_grad_x = acc_t(0); }
+    if (y < acc_t(0)) { y = acc_t(0); clamp_grad_y = acc_t(0); }
+    else if (y > max_y) { y = max_y; clamp_grad_y = acc_t(0); }
+  } else {
+    // Entirely outside (or not a number): every tap is 0. Checked before any float->int
+    // conversion, so huge flows cannot overflow an index.
+    if (!finite || !(x > acc_t(-1)) || !(x < max_x + acc_t(1)) || !(y > acc_t(-1)) ||
+        !(y < max_y + acc_t(1))) {
+      return taps;
+    }
+  }
+  const acc_t x0f = floor_of(x);
+  const acc_t y0f = floor_of(y);
+  const acc_t ax = x - x0f;
+  const acc_t ay = y - y0f;
+  const index_t x0 = static_cast<index_t>(x0f);
+  const index_t y0 = static_cast<index_t>(y0f);
+  const acc_t wx[2] = {acc_t(1) - ax, ax};
+  const acc_t wy[2] = {acc_t(1) - ay, ay};
+  const acc_t dwx[2] = {-clamp_grad_x, clamp_grad_x};
+  const acc_t dwy[2] = {-clamp_grad_y, clamp_grad_y};
+  for (int k = 0; k < 4; ++k) {
+    const int dx = k & 1;
+    const int dy = k >> 1;
+    const index_t xi = x0 + dx;
+    const index_t yi = y0 + dy;
+    if (xi < 0 || xi >= width || yi < 0 || yi >= height) continue;  // a zero tap
+    taps.offset[k] = yi * width + xi;
+    taps.weight[k] = wx[dx] * wy[dy];
+    taps.dweight_dx[k] = dwx[dx] * wy[dy];
+    taps.dweight_dy[k] = wx[dx] * dwy[dy];
+  }
+  return taps;
+}
+
+}  // namespace crossnet_fast

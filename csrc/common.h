@@ -1,0 +1,73 @@
+// Argument parsing and checks shared by the CPU and CUDA entry points.
+#pragma once
+
+#include <ATen/ATen.h>
+#include <c10/util/string_view.h>
+
+#include "bilinear.h"
+
+namespace crossnet_fast {
+
+enum class Reduction : int { Mean = 0, Sum = 1, Batch = 2, None = 3 };
+
+inline Padding parse_padding(c10::string_view padding) {
+  if (padding == "border") return Padding::Border;
+  if (padding == "zeros") return Padding::Zeros;
+  TORCH_CHECK_VALUE(false, "padding must be 'border' or 'zeros', got '", std::string(padding), "'");
+}
+
+inline Reduction parse_reduction(c10::string_view reduction) {
+  if (reduction == "mean") return Reduction::Mean;
+  if (reduction == "sum") return Reduction::Sum;
+  if (reduction == "batch") return Reduction::Batch;
+  if (reduction == "none") return Reduction::None;
+  TORCH_CHECK_VALUE(false, "reduction must be 'mean', 'sum', 'batch' or 'none', got '", std::string(reduction), "'");
+}
+
+// Factor that turns the sum of per-element losses into the reduced loss.
+inline double reduction_scale(Reduction reduction, const at::Tensor& pred) {
+  switch (reduction) {
+    case Reduction::Mean: return pred.numel() > 0 ? 1.0 / static_cast<double>(pred.numel()) : 0.0;
+    case Reduction::Batch: return pred.dim() > 0 && pred.size(0) > 0 ? 1.0 / static_cast<double>(pred.size(0)) : 0.0;
+    default: return 1.0;
+  }
+}
+
+inline bool is_supported_float(at::ScalarType t) {
+  return t == at::kFloat || t == at::kDouble || t == at::kHalf || t == at::kBFloat16;
+}
+
+// feats[s] (N, C, H, W) with flows[s] (N, 2, H, W): the checks the Python layer also does, repeated
+// here because the ops can be called directly through torch.ops.
+inline void check_warp_inputs(at::TensorList feats, at::TensorList flows) {
+  TORCH_CHECK_VALUE(feats.size() == flows.size(), "feats and flows must have the same length, got ",
+                    feats.size(), " and ", flows.size());
+  for (size_t s = 0; s < feats.size(); ++s) {
+    const auto& f = feats[s];
+    const auto& v = flows[s];
+    TORCH_CHECK_VALUE(f.dim() == 4, "feats[", s, "] must be (N, C, H, W), got ", f.sizes());
+    TORCH_CHECK_VALUE(v.dim() == 4 && v.size(1) == 2, "flows[", s, "] must be (N, 2, H, W), got ", v.sizes());
+    TORCH_CHECK_VALUE(v.size(0) == f.size(0) && v.size(2) == f.size(2) && v.size(3) == f.size(3),
+                      "flows[", s, "] ", v.sizes(), " does not match feats[", s, "] ", f.sizes());
+    TORCH_CHECK_TYPE(is_supported_float(f.scalar_type()) && is_supported_float(v.scalar_type()),
+                     "feats and flows must be float16, bfloat16, float32 or float64");
+    TORCH_CHECK(f.device() == v.device() && f.device() == feats[0].device(),
+                "feats and flows must all be on one device");
+    TORCH_CHECK_TYPE(f.scalar_type() == feats[0].scalar_type(), "every scale must have one dtype");
+  }
+}
+
+// The dtype the kernels compute in: fp64 for fp64 features, fp32 otherwise.
+inline at::ScalarType accumulate_type(at::ScalarType t) {
+  return t == at::kDouble ? at::kDouble : at::kFloat;
+}
+
+// Outputs with an input's shape follow its layout (empty_like), as the fake kernels promise.
+inline at::Tensor like_input(const at::Tensor& computed_contiguous, const at::Tensor& input) {
+  if (computed_contiguous.strides() == input.strides()) return computed_contiguous;
+  at::Tensor out = at::empty_like(input, computed_contiguous.options());
+  out.copy_(computed_contiguous);
+  return out;
+}
+
+}  // namespace crossnet_fast

@@ -1,0 +1,197 @@
+// CPU kernels of multiscale_warp and its backward: every scale in turn, each parallel over pixel
+// tiles (forward, flow gradient) or channel planes (feature gradient, so no two threads ever add
+// into the same element: deterministic without atomics). Accumulation in fp32 (fp64 for fp64).
+#include <ATen/Dispatch.h>
+#include <ATen/OpMathType.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "../common.h"
+
+namespace crossnet_fast {
+namespace {
+
+constexpr int64_t kTile = 256;  // pixels whose taps are computed once and reused for all channels
+
+at::Tensor warp_forward_one(const at::Tensor& feat, const at::Tensor& flow, Padding padding) {
+  const int64_t N = feat.size(0), C = feat.size(1), H = feat.size(2), W = feat.size(3);
+  const int64_t HW = H * W;
+  const at::Tensor feat_c = feat.contiguous();
+  const at::Tensor flow_c = flow.to(accumulate_type(feat.scalar_type())).contiguous();
+  at::Tensor out = at::empty({N, C, H, W}, feat.options().memory_format(at::MemoryFormat::Contiguous));
+  const int64_t tiles = (HW + kTile - 1) / kTile;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, feat.scalar_type(), "multiscale_warp_cpu", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    const scalar_t* src = feat_c.data_ptr<scalar_t>();
+    const acc_t* fl = flow_c.data_ptr<acc_t>();
+    scalar_t* dst = out.data_ptr<scalar_t>();
+    at::parallel_for(0, N * tiles, 1, [&](int64_t begin, int64_t end) {
+      int64_t off[4][kTile];
+      acc_t wt[4][kTile];
+      for (int64_t t = begin; t < end; ++t) {
+        const int64_t n = t / tiles;
+        const int64_t p0 = (t % tiles) * kTile;
+        const int64_t len = std::min(kTile, HW - p0);
+        const acc_t* fx = fl + n * 2 * HW;
+        const acc_t* fy = fx + HW;
+        for (int64_t i = 0; i < len; ++i) {
+          const int64_t p = p0 + i;
+          const auto taps = bilinear_taps<acc_t, int64_t>(acc_t(p % W) + fx[p], acc_t(p / W) + fy[p], H, W, padding);
+          for (int k = 0; k < 4; ++k) {
+            off[k][i] = taps.offset[k];
+            wt[k][i] = taps.weight[k];
+          }
+        }
+        for (int64_t c = 0; c < C; ++c) {
+          const scalar_t* plane = src + (n * C + c) * HW;
+          scalar_t* o = dst + (n * C + c) * HW + p0;
+          for (int64_t i = 0; i < len; ++i) {
+            o[i] = static_cast<scalar_t>(wt[0][i] * acc_t(plane[off[0][i]]) + wt[1][i] * acc_t(plane[off[1][i]]) +
+                                         wt[2][i] * acc_t(plane[off[2][i]]) + wt[3][i] * acc_t(plane[off[3][i]]));
+          }
+        }
+      }
+    });
+  });
+  return like_input(out, feat);
+}
+
+// d loss / d flow: for each pixel, sum over channels of grad_out * d(sample)/d(x, y).
+at::Tensor warp_grad_flow_one(const at::Tensor& grad_out, const at::Tensor& feat, const at::Tensor& flow,
+                              Padding padding) {
+  const int64_t N = feat.size(0), C = feat.size(1), H = feat.size(2), W = feat.size(3);
+  const int64_t HW = H * W;
+  const at::ScalarType acc_type = accumulate_type(feat.scalar_type());
+  const at::Tensor feat_c = feat.contiguous();
+  const at::Tensor go_c = grad_out.to(feat.scalar_type()).contiguous();
+  const at::Tensor flow_c = flow.to(acc_type).contiguous();
+  at::Tensor grad_flow = at::empty({N, 2, H, W}, flow_c.options());
+  const int64_t tiles = (HW + kTile - 1) / kTile;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, feat.scalar_type(), "multiscale_warp_grad_flow_cpu", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    const scalar_t* src = feat_c.data_ptr<scalar_t>();
+    const scalar_t* go = go_c.data_ptr<scalar_t>();
+    const acc_t* fl = flow_c.data_ptr<acc_t>();
+    acc_t* gfl = grad_flow.data_ptr<acc_t>();
+    at::parallel_for(0, N * tiles, 1, [&](int64_t begin, int64_t end) {
+      int64_t off[4][kTile];
+      acc_t dx[4][kTile], dy[4][kTile];
+      acc_t gx[kTile], gy[kTile];
+      for (int64_t t = begin; t < end; ++t) {
+        const int64_t n = t / tiles;
+        const int64_t p0 = (t % tiles) * kTile;
+        const int64_t len = std::min(kTile, HW - p0);
+        const acc_t* fx = fl + n * 2 * HW;
+        const acc_t* fy = fx + HW;
+        for (int64_t i = 0; i < len; ++i) {
+          const int64_t p = p0 + i;
+          const auto taps = bilinear_taps<acc_t, int64_t>(acc_t(p % W) + fx[p], acc_t(p / W) + fy[p], H, W, padding);
+          for (int k = 0; k < 4; ++k) {
+            off[k][i] = taps.offset[k];
+            dx[k][i] = taps.dweight_dx[k];
+            dy[k][i] = taps.dweight_dy[k];
+          }
+          gx[i] = acc_t(0);
+          gy[i] = acc_t(0);
+        }
+        for (int64_t c = 0; c < C; ++c) {
+          const scalar_t* plane = src + (n * C + c) * HW;
+          const scalar_t* g = go + (n * C + c) * HW + p0;
+          for (int64_t i = 0; i < len; ++i) {
+            const acc_t v0 = plane[off[0][i]], v1 = plane[off[1][i]], v2 = plane[off[2][i]], v3 = plane[off[3][i]];
+            const acc_t gi = g[i];
+            gx[i] += gi * (dx[0][i] * v0 + dx[1][i] * v1 + dx[2][i] * v2 + dx[3][i] * v3);
+            gy[i] += gi * (dy[0][i] * v0 + dy[1][i] * v1 + dy[2][i] * v2 + dy[3][i] * v3);
+          }
+        }
+        acc_t* ox = gfl + n * 2 * HW + p0;
+        acc_t* oy = ox + HW;
+        for (int64_t i = 0; i < len; ++i) {
+          ox[i] = gx[i];
+          oy[i] = gy[i];
+        }
+      }
+    });
+  });
+  return like_input(grad_flow.to(flow.scalar_type()), flow);
+}
+
+// d loss / d feat: scatter grad_out into the four taps. Taps of one image are computed once into a
+// scratch table, then each thread owns whole (n, c) planes, so the adds never race.
+at::Tensor warp_grad_feat_one(const at::Tensor& grad_out, const at::Tensor& feat, const at::Tensor& flow,
+                              Padding padding) {
+  const int64_t N = feat.size(0), C = feat.size(1), H = feat.size(2), W = feat.size(3);
+  const int64_t HW = H * W;
+  const at::ScalarType acc_type = accumulate_type(feat.scalar_type());
+  const at::Tensor go_c = grad_out.to(feat.scalar_type()).contiguous();
+  const at::Tensor flow_c = flow.to(acc_type).contiguous();
+  at::Tensor grad_acc = at::zeros({N, C, H, W}, feat.options().dtype(acc_type));
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, feat.scalar_type(), "multiscale_warp_grad_feat_cpu", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    const scalar_t* go = go_c.data_ptr<scalar_t>();
+    const acc_t* fl = flow_c.data_ptr<acc_t>();
+    acc_t* gin = grad_acc.data_ptr<acc_t>();
+    std::vector<int64_t> off(4 * HW);
+    std::vector<acc_t> wt(4 * HW);
+    for (int64_t n = 0; n < N; ++n) {
+      const acc_t* fx = fl + n * 2 * HW;
+      const acc_t* fy = fx + HW;
+      at::parallel_for(0, HW, kTile, [&](int64_t begin, int64_t end) {
+        for (int64_t p = begin; p < end; ++p) {
+          const auto taps = bilinear_taps<acc_t, int64_t>(acc_t(p % W) + fx[p], acc_t(p / W) + fy[p], H, W, padding);
+          for (int k = 0; k < 4; ++k) {
+            off[4 * p + k] = taps.offset[k];
+            wt[4 * p + k] = taps.weight[k];
+          }
+        }
+      });
+      at::parallel_for(0, C, 1, [&](int64_t begin, int64_t end) {
+        for (int64_t c = begin; c < end; ++c) {
+          const scalar_t* g = go + (n * C + c) * HW;
+          acc_t* plane = gin + (n * C + c) * HW;
+          for (int64_t p = 0; p < HW; ++p) {
+            const acc_t gp = g[p];
+            for (int k = 0; k < 4; ++k) plane[off[4 * p + k]] += wt[4 * p + k] * gp;
+          }
+        }
+      });
+    }
+  });
+  return like_input(grad_acc.to(feat.scalar_type()), feat);
+}
+
+std::vector<at::Tensor> multiscale_warp_cpu(at::TensorList feats, at::TensorList flows, c10::string_view padding) {
+  check_warp_inputs(feats, flows);
+  const Padding pad = parse_padding(padding);
+  std::vector<at::Tensor> outs;
+  outs.reserve(feats.size());
+  for (size_t s = 0; s < feats.size(); ++s) outs.push_back(warp_forward_one(feats[s], flows[s], pad));
+  return outs;
+}
+
+std::tuple<std::vector<at::Tensor>, std::vector<at::Tensor>> multiscale_warp_backward_cpu(
+    at::TensorList grad_outs, at::TensorList feats, at::TensorList flows, c10::string_view padding,
+    std::array<bool, 2> output_mask) {
+  check_warp_inputs(feats, flows);
+  TORCH_CHECK_VALUE(grad_outs.size() == feats.size(), "grad_outs must have one tensor per scale");
+  const Padding pad = parse_padding(padding);
+  std::vector<at::Tensor> grad_feats, grad_flows;
+  for (size_t s = 0; s < feats.size(); ++s) {
+    TORCH_CHECK_VALUE(grad_outs[s].sizes() == feats[s].sizes(), "grad_outs[", s, "] must have the shape of feats[", s, "]");
+    if (output_mask[0]) grad_feats.push_back(warp_grad_feat_one(grad_outs[s], feats[s], flows[s], pad));
+    if (output_mask[1]) grad_flows.push_back(warp_grad_flow_one(grad_outs[s], feats[s], flows[s], pad));
+  }
+  return {grad_feats, grad_flows};
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(crossnet_fast, CPU, m) {
+  m.impl("multiscale_warp", &multiscale_warp_cpu);
+  m.impl("multiscale_warp_backward", &multiscale_warp_backward_cpu);
+}
+
+}  // namespace crossnet_fast

@@ -1,0 +1,90 @@
+"""Builds crossnet_fast._C: the C++ CPU kernels always, the CUDA kernels when possible.
+
+CUDA kernels are compiled when torch is a CUDA build and nvcc is found (no GPU needed), unless
+CROSSNET_FAST_CUDA=0; CROSSNET_FAST_CUDA=1 makes a missing CUDA toolchain an error.
+TORCH_CUDA_ARCH_LIST is respected (default "8.0;9.0"). The decision is printed, and recorded with
+the torch version in crossnet_fast/_build_info.py so the package can tell a stale build at import.
+"""
+from __future__ import annotations
+
+import glob
+import os
+import sys
+
+from setuptools import find_packages, setup
+
+import torch
+from torch.utils import cpp_extension
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+
+
+def _want_cuda() -> tuple[bool, str]:
+    switch = os.environ.get("CROSSNET_FAST_CUDA", "").strip()
+    cuda_sources = glob.glob(os.path.join(ROOT, "csrc", "cuda", "*.cu"))
+    if switch == "0":
+        return False, "CROSSNET_FAST_CUDA=0"
+    problems = []
+    if torch.version.cuda is None:
+        problems.append(f"torch {torch.__version__} is not a CUDA build")
+    if cpp_extension.CUDA_HOME is None:
+        problems.append("nvcc not found (set CUDA_HOME)")
+    if not cuda_sources:
+        problems.append("no CUDA sources in csrc/cuda")
+    if problems:
+        if switch == "1":
+            sys.exit("crossnet_fast setup: CROSSNET_FAST_CUDA=1 but " + "; ".join(problems))
+        return False, "; ".join(problems)
+    return True, f"torch CUDA {torch.version.cuda}, nvcc in {cpp_extension.CUDA_HOME}"
+
+
+def _nvidia_include_dirs() -> list[str]:
+    # pip's CUDA wheels keep the CUDA library headers (cuda_runtime.h for CUDA 13) in site-packages.
+    dirs = []
+    for base in sys.path:
+        for sub in ("nvidia/cu13/include", "nvidia/cuda_runtime/include"):
+            path = os.path.join(base, sub)
+            if os.path.isdir(path):
+                dirs.append(path)
+    return dirs
+
+
+def _extension():
+    use_cuda, why = _want_cuda()
+    sources = sorted(glob.glob("csrc/*.cpp") + glob.glob("csrc/cpu/*.cpp"))
+    cxx_flags = ["-O3", "-fdiagnostics-color=always"]
+    if use_cuda:
+        os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "8.0;9.0")
+        sources += sorted(glob.glob("csrc/cuda/*.cu"))
+        nvcc_flags = ["-O3", "--expt-relaxed-constexpr", "-lineinfo"]
+        ext = cpp_extension.CUDAExtension(
+            "crossnet_fast._C",
+            sources,
+            include_dirs=[os.path.join(ROOT, "csrc")] + _nvidia_include_dirs(),
+            define_macros=[("CROSSNET_FAST_WITH_CUDA", "1")],
+            extra_compile_args={"cxx": cxx_flags, "nvcc": nvcc_flags},
+        )
+    else:
+        ext = cpp_extension.CppExtension(
+            "crossnet_fast._C",
+            sources,
+            include_dirs=[os.path.join(ROOT, "csrc")],
+            extra_compile_args={"cxx": cxx_flags},
+        )
+    arch = os.environ.get("TORCH_CUDA_ARCH_LIST") if use_cuda else None
+    print(f"crossnet_fast setup: CUDA kernels {'ON' if use_cuda else 'OFF'} ({why}); "
+          f"torch {torch.__version__}; arch list {arch}", flush=True)
+    info = {"torch": torch.__version__, "cuda": use_cuda,
+            "cuda_version": torch.version.cuda if use_cuda else None, "cuda_arch_list": arch}
+    with open(os.path.join(ROOT, "crossnet_fast", "_build_info.py"), "w") as fh:
+        fh.write('"""Written by setup.py: how the extension was built."""\n')
+        fh.write(f"BUILD_INFO = {info!r}\n")
+    return ext
+
+
+setup(
+    packages=find_packages(include=["crossnet_fast", "crossnet_fast.*"]),
+    ext_modules=[_extension()],
+    cmdclass={"build_ext": cpp_extension.BuildExtension},
+    package_data={"crossnet_fast": ["weights/*.safetensors", "weights/*.md", "examples/*"]},
+)
