@@ -39,9 +39,11 @@ C10_HOST_DEVICE inline acc_t floor_of(acc_t v) {
   return t > v ? t - acc_t(1) : t;
 }
 
+// Same taps, with each offset computed as row * row_stride + column * col_stride, so a kernel can
+// address a strided (e.g. channels_last: row_stride = W * C, col_stride = C) plane directly.
 template <typename acc_t, typename index_t>
-C10_HOST_DEVICE inline BilinearTaps<acc_t, index_t> bilinear_taps(
-    acc_t x, acc_t y, index_t height, index_t width, Padding padding) {
+C10_HOST_DEVICE inline BilinearTaps<acc_t, index_t> bilinear_taps_strided(
+    acc_t x, acc_t y, index_t height, index_t width, index_t row_stride, index_t col_stride, Padding padding) {
   BilinearTaps<acc_t, index_t> taps;
   for (int k = 0; k < 4; ++k) {
     taps.offset[k] = 0;
@@ -51,12 +53,12 @@ C10_HOST_DEVICE inline BilinearTaps<acc_t, index_t> bilinear_taps(
   }
   const acc_t max_x = static_cast<acc_t>(width - 1);
   const acc_t max_y = static_cast<acc_t>(height - 1);
-  const bool finite = is_finite(x) && is_finite(y);
   acc_t clamp_grad_x = acc_t(1);
   acc_t clamp_grad_y = acc_t(1);
   if (padding == Padding::Border) {
-    if (!finite) {
-      // NaN in, NaN out: the weights carry the NaN into every output channel.
+    if (x != x || y != y) {
+      // NaN in, NaN out: the weights carry the NaN into every output channel. (+-inf is not NaN:
+      // it clamps to the border like any other far-away point.)
       const acc_t nan = (x - x) + (y - y);
       for (int k = 0; k < 4; ++k) taps.weight[k] = nan;
       taps.dweight_dx[0] = nan;
@@ -70,7 +72,7 @@ C10_HOST_DEVICE inline BilinearTaps<acc_t, index_t> bilinear_taps(
   } else {
     // Entirely outside (or not a number): every tap is 0. Checked before any float->int
     // conversion, so huge flows cannot overflow an index.
-    if (!finite || !(x > acc_t(-1)) || !(x < max_x + acc_t(1)) || !(y > acc_t(-1)) ||
+    if (!is_finite(x) || !is_finite(y) || !(x > acc_t(-1)) || !(x < max_x + acc_t(1)) || !(y > acc_t(-1)) ||
         !(y < max_y + acc_t(1))) {
       return taps;
     }
@@ -91,12 +93,19 @@ C10_HOST_DEVICE inline BilinearTaps<acc_t, index_t> bilinear_taps(
     const index_t xi = x0 + dx;
     const index_t yi = y0 + dy;
     if (xi < 0 || xi >= width || yi < 0 || yi >= height) continue;  // a zero tap
-    taps.offset[k] = yi * width + xi;
+    taps.offset[k] = yi * row_stride + xi * col_stride;
     taps.weight[k] = wx[dx] * wy[dy];
     taps.dweight_dx[k] = dwx[dx] * wy[dy];
     taps.dweight_dy[k] = wx[dx] * dwy[dy];
   }
   return taps;
+}
+
+// Offsets into a contiguous (H, W) plane: y * W + x.
+template <typename acc_t, typename index_t>
+C10_HOST_DEVICE inline BilinearTaps<acc_t, index_t> bilinear_taps(
+    acc_t x, acc_t y, index_t height, index_t width, Padding padding) {
+  return bilinear_taps_strided<acc_t, index_t>(x, y, height, width, width, index_t(1), padding);
 }
 
 }  // namespace crossnet_fast

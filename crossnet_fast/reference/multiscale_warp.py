@@ -56,8 +56,8 @@ def backward_warp(feat: torch.Tensor, flow: torch.Tensor, padding: str = "border
             else:
                 # After clamping, a tap is only outside when its weight is exactly 0 (x0 = W-1).
                 weight = torch.where(inside, weight, torch.zeros_like(weight))
-            idx = (yi.clamp(0, h - 1) * w + xi.clamp(0, w - 1)).long().view(n, 1, h * w)
-            tap = torch.gather(flat, 2, idx.expand(n, c, h * w)).view(n, c, h, w)
+            idx = (yi.clamp(0, h - 1) * w + xi.clamp(0, w - 1)).long().reshape(n, 1, h * w)
+            tap = torch.gather(flat, 2, idx.expand(n, c, h * w)).reshape(n, c, h, w)
             out = out + weight.unsqueeze(1) * tap
     return out.to(feat.dtype)
 
