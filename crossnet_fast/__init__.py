@@ -12,6 +12,9 @@ import torch
 from . import _extension
 from .backend import available_backends, use_backend
 from .ops import backward_warp, charbonnier, multiscale_warp, upsample_flow
+from .models import CrossNet
+from .infer import super_resolve
+from .checkpoint import load_model
 
 __version__ = "0.1.0"
 
@@ -46,4 +49,7 @@ __all__ = [
     "available_backends",
     "use_backend",
     "build_info",
+    "CrossNet",
+    "super_resolve",
+    "load_model",
 ]

@@ -1,0 +1,133 @@
+"""CrossNet checkpoints: safetensors weights with the model configuration in the file's metadata.
+
+Loading never unpickles anything: safetensors holds raw tensors, the configuration is JSON, and the
+model is rebuilt from the configuration by this package's own code.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
+
+from .models.crossnet import CrossNet, CrossNetConfig
+
+FORMAT = "crossnet_fast.CrossNet"
+FORMAT_VERSION = 1
+METADATA_KEY = "crossnet_fast"  # metadata value: JSON {"format", "format_version", "config"}
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def available_weights() -> list[str]:
+    """Names accepted by :func:`load_model` (the ``*.safetensors`` files of the weights folder)."""
+    if not WEIGHTS_DIR.is_dir():
+        return []
+    return sorted(p.name[: -len(".safetensors")] for p in WEIGHTS_DIR.glob("*.safetensors"))
+
+
+def save_model(model: CrossNet, path) -> Path:
+    """Write ``model``'s weights and configuration to ``path`` (a .safetensors file), atomically.
+
+    The file is written to a temporary name in the same folder and renamed over ``path``
+    (``os.replace``), so readers never see a half-written checkpoint. Returns the path.
+    """
+    if not isinstance(model, CrossNet):
+        raise TypeError(f"model must be a CrossNet, got {type(model).__name__}")
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"path: folder {str(path.parent)!r} does not exist")
+    # Contiguous CPU copies: safetensors stores dense row-major bytes (channels_last weights too).
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    meta = {METADATA_KEY: json.dumps({"format": FORMAT, "format_version": FORMAT_VERSION,
+                                      "config": model.config})}
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata=meta)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def _resolve(path_or_name) -> Path:
+    if not isinstance(path_or_name, (str, os.PathLike)):
+        raise TypeError(f"path_or_name must be a str or os.PathLike, got {type(path_or_name).__name__}")
+    path = Path(path_or_name)
+    if path.is_file():
+        return path
+    name = str(path_or_name)
+    if _NAME.match(name) and not name.endswith(".safetensors"):
+        shipped = WEIGHTS_DIR / f"{name}.safetensors"
+        if shipped.is_file():
+            return shipped
+        names = available_weights()
+        listed = ", ".join(names) if names else "none are shipped yet; pass the path of a .safetensors file"
+        raise FileNotFoundError(f"path_or_name: {name!r} is neither a file nor a shipped weights name "
+                                f"(available names: {listed})")
+    raise FileNotFoundError(f"path_or_name: no such file: {name!r}")
+
+
+def read_config(path) -> CrossNetConfig:
+    """The :class:`CrossNetConfig` stored in a checkpoint (reads the header only)."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except SafetensorError as exc:
+        raise ValueError(f"path_or_name: {str(path)!r} is not a safetensors file ({exc}); crossnet_fast "
+                         "never unpickles .pth/.pt files: convert trusted weights with CrossNet.save") from exc
+    if METADATA_KEY not in meta:
+        raise ValueError(f"path_or_name: {str(path)!r} is not a crossnet_fast checkpoint "
+                         f"(no {METADATA_KEY!r} entry in its safetensors metadata)")
+    try:
+        info = json.loads(meta[METADATA_KEY])
+        if info.get("format") != FORMAT:
+            raise ValueError(f"format is {info.get('format')!r}, expected {FORMAT!r}")
+        if int(info.get("format_version", 0)) > FORMAT_VERSION:
+            raise ValueError(f"format_version {info['format_version']} is newer than this library's "
+                             f"{FORMAT_VERSION}; upgrade crossnet_fast")
+        return CrossNetConfig(**info["config"])
+    except (TypeError, KeyError, json.JSONDecodeError, ValueError) as exc:
+        raise ValueError(f"path_or_name: {str(path)!r} has an unreadable configuration: {exc}") from exc
+
+
+def load_model(path_or_name, device="cpu", backend: str = "auto") -> CrossNet:
+    """Rebuild a CrossNet from a checkpoint written by :meth:`CrossNet.save`.
+
+    Args:
+        path_or_name: a ``.safetensors`` path, or the name of shipped weights (e.g. ``"crossnet-x4"``,
+            see :func:`available_weights`).
+        device: where to put the model.
+        backend: the warp backend of the model.
+
+    Returns the model in eval mode, with exactly the stored tensors (bit-exact, dtype included;
+    a bf16 checkpoint gives a bf16 model).
+    Raises FileNotFoundError (listing the shipped names) or ValueError for a foreign file.
+    """
+    path = _resolve(path_or_name)
+    cfg = read_config(path)
+    state = load_file(str(path), device="cpu")
+    # Built on the meta device and given the stored tensors themselves (assign=True): no random
+    # initialisation to throw away, and the stored dtype is kept as it is.
+    with torch.device("meta"):
+        model = CrossNet(scale=cfg.scale, config=cfg.config, sisr=cfg.sisr, backend=backend)
+    try:
+        # clone(): fresh, aligned storage (safetensors may hand out views at odd offsets, and oneDNN
+        # picks kernels, hence rounding, by alignment).
+        model.load_state_dict({k: v.clone() for k, v in state.items()}, strict=True, assign=True)
+    except RuntimeError as exc:
+        raise ValueError(f"path_or_name: {str(path)!r} does not match its configuration {cfg}: {exc}") from exc
+    return model.to(device).eval()
+
+
+__all__ = ["save_model", "load_model", "available_weights", "read_config"]

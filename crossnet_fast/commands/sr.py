@@ -1,0 +1,120 @@
+"""``crossnet-fast sr``: super-resolve one LR image with a reference image and write a PNG."""
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "sr",
+        help="super-resolve an LR image using a high-resolution reference",
+        description="Super-resolve LR by --scale with CrossNet, using REF (the HR reference, exactly "
+                    "--scale times the size of LR). Any size works: the pair is padded to multiples "
+                    "of 64 and large images run as blended sliding windows.",
+    )
+    p.add_argument("--lr", required=True, type=Path, help="low-resolution input image (PNG, JPEG, ...)")
+    p.add_argument("--ref", required=True, type=Path, help="high-resolution reference image")
+    p.add_argument("--scale", required=True, type=int, choices=(4, 8), help="upscaling factor")
+    p.add_argument("--weights", required=True,
+                   help="CrossNet checkpoint (.safetensors written by CrossNet.save) or shipped name")
+    p.add_argument("--out", required=True, type=Path, help="output image (written atomically; PNG by default)")
+    p.add_argument("--window", type=int, default=512, help="HR window side, a multiple of 64 (default 512)")
+    p.add_argument("--stride", type=int, default=None,
+                   help="HR stride between windows, a multiple of --scale (default: half the window)")
+    p.add_argument("--batch-size", type=int, default=1, help="windows per forward pass (default 1)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when visible), cpu, cuda or cuda:N")
+    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
+                   help="autocast precision (default fp32; bf16 is the fast GPU choice)")
+    p.add_argument("--backend", default="auto", choices=("auto", "cuda", "triton", "cpu", "reference"),
+                   help="warp op backend (default auto)")
+    p.add_argument("--channels-last", action="store_true", help="run in channels_last memory format")
+    p.add_argument("--cuda-graph", action="store_true", help="capture the window forward in a CUDA graph")
+    p.add_argument("--compile", action="store_true", help="run the model through torch.compile")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar over windows")
+    return p
+
+
+def resolve_device(name: str):
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise ValueError(f"--device: {exc}") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device: CUDA was asked for but no CUDA device is visible")
+    return device
+
+
+def read_rgb(path: Path, arg: str) -> np.ndarray:
+    """(H, W, 3) uint8 RGB array of the image at ``path`` (errors name the option ``arg``)."""
+    from PIL import Image, UnidentifiedImageError
+
+    if not path.is_file():
+        raise FileNotFoundError(f"{arg}: no such file: {str(path)!r}")
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
+    except UnidentifiedImageError as exc:
+        raise ValueError(f"{arg}: not an image Pillow can read: {str(path)!r}") from exc
+
+
+def output_format(path: Path) -> str:
+    """Pillow format name for ``path`` (PNG without an extension); checked before any work is done."""
+    from PIL import Image
+
+    ext = path.suffix.lower()
+    fmt = Image.registered_extensions().get(ext, "PNG" if ext == "" else None)
+    if fmt is None:
+        raise ValueError(f"--out: unknown image extension {ext!r} (use .png)")
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"--out: folder {str(path.parent)!r} does not exist")
+    return fmt
+
+
+def write_rgb_atomic(image: np.ndarray, path: Path) -> None:
+    """Save an (H, W, 3) uint8 array to ``path`` via a temporary file in the same folder + os.replace."""
+    from PIL import Image
+
+    fmt = output_format(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            Image.fromarray(image, "RGB").save(f, format=fmt)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..checkpoint import load_model
+    from ..infer import super_resolve
+
+    output_format(args.out)
+    device = resolve_device(args.device)
+    model = load_model(args.weights, device=device, backend=args.backend)
+    if model.scale != args.scale:
+        raise ValueError(f"--scale {args.scale} does not match the weights, which are for x{model.scale}")
+    lr = read_rgb(args.lr, "--lr")
+    ref = read_rgb(args.ref, "--ref")
+    want = (lr.shape[0] * args.scale, lr.shape[1] * args.scale)
+    if ref.shape[:2] != want:
+        raise ValueError(f"--ref must be --scale ({args.scale}) times the size of --lr: LR is "
+                         f"{lr.shape[1]}x{lr.shape[0]} (WxH), so REF must be {want[1]}x{want[0]}, "
+                         f"got {ref.shape[1]}x{ref.shape[0]}")
+    stride = args.window // 2 if args.stride is None else args.stride
+    sr = super_resolve(model, lr, ref, window=args.window, stride=stride, batch_size=args.batch_size,
+                       precision=args.precision, channels_last=args.channels_last,
+                       cuda_graph=args.cuda_graph, compile=args.compile, progress=not args.no_progress)
+    write_rgb_atomic(sr, args.out)
+    print(f"wrote {args.out} ({sr.shape[1]}x{sr.shape[0]})")
+    return 0

@@ -1,0 +1,193 @@
+"""CrossNet (Zheng et al., ECCV 2018): reference-based SR with cross-scale warping.
+
+Data flow (CROSSNET.md section 1), all at HR size H x W:
+    lr_up  = bicubic(lr)                 flow-net input in the "official" configuration
+    lr_sr  = SISR(lr)                    encoder input (and flow-net input in "paper")
+    V0..V3 = FlowNetS+(flow_input, ref)
+    F_lr   = Encoder(lr_sr); F_ref = Encoder(ref)   (one shared encoder in "official")
+    W_i    = backward_warp(F_ref[i], V_i)           one fused multiscale_warp call
+    out    = Decoder(F_lr, W)
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from ..backend import BACKENDS
+from ..ops import multiscale_warp
+from .decoder import Decoder
+from .encoder import Encoder
+from .flownet import FlowNetSPlus
+from .sisr import bicubic_upsample, build_sisr
+
+CONFIGS = ("official", "paper")
+SISRS = ("mdsr", "bicubic", "srcnn", "vdsr")
+SCALES = (4, 8)
+# The flow net has six stride-2 convolutions: HR sizes must be multiples of 2^6.
+SIZE_MULTIPLE = 64
+
+
+@dataclass(frozen=True)
+class CrossNetConfig:
+    """Everything needed to rebuild a CrossNet (stored as JSON in checkpoints).
+
+    ``config="official"``: the released code (one encoder shared by LR and reference, bicubic image
+    as flow-net input). ``config="paper"``: two encoders, the SISR image as flow-net input. Both warp
+    with border padding and keep the unused ``fusion2`` layer.
+    """
+
+    scale: int = 4
+    config: str = "official"
+    sisr: str = "mdsr"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.scale, bool) or not isinstance(self.scale, int) or self.scale not in SCALES:
+            raise ValueError(f"scale must be one of {SCALES}, got {self.scale!r}")
+        if self.config not in CONFIGS:
+            raise ValueError(f"config must be one of {CONFIGS}, got {self.config!r}")
+        if self.sisr not in SISRS:
+            raise ValueError(f"sisr must be one of {SISRS}, got {self.sisr!r}")
+
+    @property
+    def shared_encoder(self) -> bool:
+        return self.config == "official"
+
+    @property
+    def flow_input(self) -> str:
+        """"bicubic" or "sisr": which upsampled LR image the flow net sees."""
+        return "bicubic" if self.config == "official" else "sisr"
+
+    @property
+    def padding(self) -> str:
+        return "border"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class CrossNet(nn.Module):
+    """The CrossNet model.
+
+    Args:
+        scale: 4 or 8, the LR-to-HR factor.
+        config: ``"official"`` (released code, 35,183,841 parameters without SISR weights) or
+            ``"paper"`` (two encoders, 35,598,561).
+        sisr: SISR front end: ``"mdsr"`` (trainable, or frozen with ``freeze_sisr=True``),
+            ``"bicubic"`` (no parameters), ``"srcnn"`` or ``"vdsr"``.
+        backend: backend of the warp op (``"auto"``, ``"cuda"``, ``"triton"``, ``"cpu"``,
+            ``"reference"``); may be changed later through the ``backend`` attribute.
+        freeze_sisr: stop gradients into the SISR front end (it then runs under ``no_grad``).
+
+    ``model(lr, ref)``: lr (N, 3, H/scale, W/scale) and ref (N, 3, H, W), float images in [0, 1],
+    same dtype and device, H and W multiples of 64 (:func:`crossnet_fast.super_resolve` pads any
+    size). Returns (N, 3, H, W) of the input dtype (the autocast dtype under autocast), not clamped.
+    """
+
+    def __init__(self, scale: int = 4, config: str = "official", sisr: str = "mdsr",
+                 backend: str = "auto", freeze_sisr: bool = False) -> None:
+        super().__init__()
+        self.cfg = CrossNetConfig(scale=scale, config=config, sisr=sisr)
+        self.backend = backend
+        self.sisr = build_sisr(sisr, scale)
+        self.flownet = FlowNetSPlus()
+        self.encoder = Encoder()
+        # Registered only in the paper configuration, so that state dicts hold no duplicates.
+        self.encoder_ref = None if self.cfg.shared_encoder else Encoder()
+        self.decoder = Decoder()
+        self.freeze_sisr(freeze_sisr)
+
+    @property
+    def backend(self) -> str:
+        """Backend of the warp op; "auto" follows crossnet_fast.use_backend and the environment."""
+        return self._backend
+
+    @backend.setter
+    def backend(self, value: str) -> None:
+        if not isinstance(value, str):
+            raise TypeError(f"backend must be a string, got {type(value).__name__}")
+        if value != "auto" and value not in BACKENDS:
+            raise ValueError(f"backend must be one of {('auto',) + BACKENDS}, got {value!r}")
+        self._backend = value
+
+    @property
+    def scale(self) -> int:
+        return self.cfg.scale
+
+    @property
+    def config(self) -> dict:
+        """The JSON-serialisable configuration (what :meth:`save` stores beside the weights)."""
+        return self.cfg.to_dict()
+
+    def freeze_sisr(self, frozen: bool = True) -> "CrossNet":
+        """Freeze (or unfreeze) the SISR front end, as the released code does with precomputed MDSR."""
+        self.sisr_frozen = bool(frozen)
+        for p in self.sisr.parameters():
+            p.requires_grad_(not frozen)
+        return self
+
+    def check_inputs(self, lr: torch.Tensor, ref: torch.Tensor) -> None:
+        """Raise TypeError/ValueError naming the argument when lr/ref do not fit this model."""
+        for name, t in (("lr", lr), ("ref", ref)):
+            if not isinstance(t, torch.Tensor):
+                raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+            if t.dim() != 4 or t.shape[1] != 3:
+                raise ValueError(f"{name} must have shape (N, 3, H, W), got {tuple(t.shape)}")
+            if not t.is_floating_point():
+                raise TypeError(f"{name} must be a float tensor with values in [0, 1], got {t.dtype}")
+        s = self.scale
+        n, _, h, w = ref.shape
+        if lr.shape[0] != n:
+            raise ValueError(f"lr and ref must have the same batch size, got {lr.shape[0]} and {n}")
+        if (lr.shape[2] * s, lr.shape[3] * s) != (h, w):
+            raise ValueError(f"ref must be {s}x the size of lr (scale={s}): lr is {tuple(lr.shape[2:])}, "
+                             f"so ref must be {(lr.shape[2] * s, lr.shape[3] * s)}, got {(h, w)}")
+        if h % SIZE_MULTIPLE or w % SIZE_MULTIPLE:
+            raise ValueError(f"ref height and width must be multiples of {SIZE_MULTIPLE}, got {(h, w)}; "
+                             "use crossnet_fast.super_resolve for other sizes (it pads)")
+        if lr.device != ref.device:
+            raise ValueError(f"lr and ref must be on the same device, got {lr.device} and {ref.device}")
+
+    def warp(self, feats: list[torch.Tensor], flows: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Backward-warp the reference pyramid (4 x (N, 64, H_i, W_i)) by its flows (N, 2, H_i, W_i)."""
+        return multiscale_warp(feats, flows, padding=self.cfg.padding, backend=self.backend)
+
+    def upsample(self, lr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(lr_up, lr_sr): bicubic and SISR upsamplings of lr, each (N, 3, H, W)."""
+        lr_up = bicubic_upsample(lr, self.scale)
+        if self.cfg.sisr == "bicubic":
+            return lr_up, lr_up
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.sisr_frozen):
+            lr_sr = self.sisr(lr)
+        return lr_up, lr_sr
+
+    def forward(self, lr: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+        self.check_inputs(lr, ref)
+        lr_up, lr_sr = self.upsample(lr)
+        flows = self.flownet(lr_up if self.cfg.flow_input == "bicubic" else lr_sr, ref)
+        if self.encoder_ref is None:
+            # Shared weights: one encoder pass over the LR and reference batches together.
+            feats = self.encoder(torch.cat((lr_sr, ref), 0))
+            n = lr.shape[0]
+            f_lr = [f[:n] for f in feats]
+            f_ref = [f[n:] for f in feats]
+        else:
+            f_lr = self.encoder(lr_sr)
+            f_ref = self.encoder_ref(ref)
+        # Under autocast the convs give half-precision flows; the warp samples in fp32 anyway.
+        warped = self.warp(f_ref, flows)
+        return self.decoder(f_lr, warped)
+
+    def save(self, path) -> None:
+        """Write weights + configuration to a safetensors file, atomically (see crossnet_fast.checkpoint)."""
+        from ..checkpoint import save_model
+
+        save_model(self, path)
+
+    @classmethod
+    def load(cls, path_or_name, device="cpu", backend: str = "auto") -> "CrossNet":
+        """Load a model saved by :meth:`save` (or a shipped name); see :func:`crossnet_fast.load_model`."""
+        from ..checkpoint import load_model
+
+        return load_model(path_or_name, device=device, backend=backend)

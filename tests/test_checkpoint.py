@@ -1,0 +1,115 @@
+"""Checkpoints: safetensors + JSON configuration, bit-exact reload, atomic writes, clear errors."""
+from __future__ import annotations
+
+import json
+import os
+import struct
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+import crossnet_fast.checkpoint as ckpt
+from crossnet_fast.checkpoint import available_weights, load_model
+from crossnet_fast.models import CrossNet
+
+
+@pytest.fixture(scope="module")
+def paper_x8():
+    torch.manual_seed(0)
+    return CrossNet(8, "paper", "mdsr", backend="reference").eval()  # random init: every tensor distinct
+
+
+def _header(path):
+    """The safetensors JSON header, parsed independently of the safetensors library."""
+    with open(path, "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        return json.loads(f.read(n))
+
+
+def test_save_reload_bit_exact(tmp_path, paper_x8):
+    path = tmp_path / "m.safetensors"
+    paper_x8.save(path)
+    assert os.listdir(tmp_path) == ["m.safetensors"]  # no temporary file left behind
+    header = _header(path)
+    config = json.loads(header["__metadata__"]["crossnet_fast"])["config"]
+    assert config == {"scale": 8, "config": "paper", "sisr": "mdsr"}
+    assert len(header) - 1 == len(paper_x8.state_dict())
+
+    loaded = load_model(path, backend="reference")
+    assert isinstance(loaded, CrossNet) and not loaded.training
+    assert (loaded.scale, loaded.cfg.config, loaded.cfg.sisr) == (8, "paper", "mdsr")
+    a, b = paper_x8.state_dict(), loaded.state_dict()
+    assert a.keys() == b.keys()
+    for k in a:
+        assert a[k].dtype == b[k].dtype and torch.equal(a[k], b[k]), k
+    lr, ref = torch.rand(1, 3, 8, 8), torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(paper_x8(lr, ref), loaded(lr, ref))
+
+
+def test_overwrite_is_atomic(tmp_path, monkeypatch):
+    model = CrossNet(4, "official", "bicubic")
+    path = tmp_path / "m.safetensors"
+    model.save(path)
+    before = path.read_bytes()
+
+    def broken(tensors, filename, metadata=None):
+        with open(filename, "wb") as f:
+            f.write(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(ckpt, "save_file", broken)
+    with pytest.raises(OSError, match="disk full"):
+        model.save(path)
+    assert path.read_bytes() == before  # the old checkpoint is intact
+    assert os.listdir(tmp_path) == ["m.safetensors"]
+
+
+def test_channels_last_and_bf16_models_round_trip(tmp_path):
+    model = CrossNet(4, "official", "bicubic").to(torch.bfloat16).to(memory_format=torch.channels_last)
+    path = tmp_path / "bf16.safetensors"
+    model.save(path)
+    loaded = load_model(str(path))
+    for k, v in model.state_dict().items():
+        w = loaded.state_dict()[k]
+        assert w.dtype == torch.bfloat16 and torch.equal(v, w), k
+
+
+def test_names_and_missing_weights(tmp_path, monkeypatch):
+    monkeypatch.setattr(ckpt, "WEIGHTS_DIR", tmp_path)
+    with pytest.raises(FileNotFoundError, match="crossnet-x4.*none are shipped"):
+        load_model("crossnet-x4")
+    CrossNet(4, "official", "bicubic").save(tmp_path / "crossnet-x4.safetensors")
+    assert available_weights() == ["crossnet-x4"]
+    assert load_model("crossnet-x4").scale == 4
+    with pytest.raises(FileNotFoundError, match="available names: crossnet-x4"):
+        load_model("crossnet-x8")
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        load_model(str(tmp_path / "missing" / "m.safetensors"))
+    with pytest.raises(TypeError, match="path_or_name"):
+        load_model(3)
+
+
+def test_foreign_and_mismatched_files(tmp_path):
+    foreign = tmp_path / "foreign.safetensors"
+    save_file({"w": torch.zeros(2)}, str(foreign))
+    with pytest.raises(ValueError, match="not a crossnet_fast checkpoint"):
+        load_model(foreign)
+    bad = tmp_path / "bad.safetensors"
+    save_file({"w": torch.zeros(2)}, str(bad), metadata={"crossnet_fast": json.dumps(
+        {"format": "crossnet_fast.CrossNet", "format_version": 1, "config": {"scale": 5}})})
+    with pytest.raises(ValueError, match="scale"):
+        load_model(bad)
+    wrong = tmp_path / "wrong.safetensors"
+    save_file({"w": torch.zeros(2)}, str(wrong), metadata={"crossnet_fast": json.dumps(
+        {"format": "crossnet_fast.CrossNet", "format_version": 1,
+         "config": {"scale": 4, "config": "official", "sisr": "bicubic"}})})
+    with pytest.raises(ValueError, match="does not match"):
+        load_model(wrong)
+    pickle_file = tmp_path / "model.pth"
+    torch.save({"a": torch.zeros(1)}, pickle_file)
+    with pytest.raises(ValueError, match="not a safetensors file"):  # never unpickled
+        load_model(pickle_file)
+    with pytest.raises(TypeError, match="model must be a CrossNet"):
+        ckpt.save_model(torch.nn.Linear(1, 1), tmp_path / "x.safetensors")

@@ -1,0 +1,296 @@
+"""CrossNet model: exact parameter counts, shapes, configurations, backends, training step.
+
+The architecture is checked against an independent functional re-implementation written from the
+tables of docs/CROSSNET.md (F.conv2d / F.grid_sample on the model's state dict), so a wrong stride,
+activation, concatenation order or warp direction in crossnet_fast.models fails here.
+"""
+from __future__ import annotations
+
+import ast
+import os
+import pathlib
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import crossnet_fast
+from crossnet_fast.models import MDSR, SRCNN, VDSR, Bicubic, CrossNet, Encoder, FlowNetSPlus
+
+
+def n_params(module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def conv_params(cin, cout, k):
+    return cin * cout * k * k + cout
+
+
+# ---------------------------------------------------------------- parameter counts (spec section 3-4)
+
+# Counting needs no weights: build on the meta device (no allocation, no initialisation cost).
+
+def test_flownet_and_encoder_param_counts():
+    with torch.device("meta"):
+        assert n_params(FlowNetSPlus()) == 33_830_110
+        assert n_params(Encoder()) == 414_720
+
+
+@pytest.mark.parametrize("config,expected", [("official", 35_183_841), ("paper", 35_598_561)])
+@pytest.mark.parametrize("scale", [4, 8])
+def test_crossnet_param_counts(config, expected, scale):
+    with torch.device("meta"):
+        assert n_params(CrossNet(scale=scale, config=config, sisr="bicubic")) == expected
+
+
+def test_sisr_baselines_param_counts_and_shapes():
+    lr = torch.rand(2, 3, 3, 5)
+    # SRCNN 9-1-5 with 64/32 filters; VDSR: 20 3x3 layers of 64 filters (RGB in/out).
+    assert n_params(SRCNN(4)) == conv_params(3, 64, 9) + conv_params(64, 32, 1) + conv_params(32, 3, 5)
+    assert n_params(VDSR(4)) == conv_params(3, 64, 3) + 18 * conv_params(64, 64, 3) + conv_params(64, 3, 3)
+    assert n_params(Bicubic(4)) == 0
+    for s in (4, 8):
+        assert SRCNN(s)(lr).shape == (2, 3, 3 * s, 5 * s)
+        assert VDSR(s)(lr).shape == (2, 3, 3 * s, 5 * s)
+    expected = F.interpolate(lr, scale_factor=4, mode="bicubic", align_corners=False).clamp(0, 1)
+    torch.testing.assert_close(Bicubic(4)(lr), expected, rtol=0, atol=0)
+
+
+def test_mdsr_heads():
+    m = MDSR(scales=(2, 4, 8), blocks=2)
+    lr = torch.rand(1, 3, 6, 5)
+    for s in (2, 4, 8):
+        assert m(lr, s).shape == (1, 3, 6 * s, 5 * s)
+    with pytest.raises(ValueError, match="scale"):
+        m(lr)  # ambiguous without a scale
+    # Pixel-shuffle upsampler: log2(s) stages of a 3x3 conv 64 -> 256.
+    assert n_params(m.up["x8"]) == 3 * conv_params(64, 256, 3)
+    # No batch norm anywhere (EDSR family).
+    assert not any(isinstance(x, torch.nn.modules.batchnorm._BatchNorm) for x in m.modules())
+
+
+# ---------------------------------------------------------------- configurations and shapes
+
+@pytest.mark.parametrize("scale,config,sisr,n,h,w", [(4, "official", "mdsr", 2, 64, 64),
+                                                     (8, "paper", "mdsr", 1, 64, 64),
+                                                     (8, "official", "bicubic", 1, 64, 128)])
+def test_forward_shapes(scale, config, sisr, n, h, w):
+    torch.manual_seed(0)
+    model = CrossNet(scale=scale, config=config, sisr=sisr, backend="auto").eval()
+    lr = torch.rand(n, 3, h // scale, w // scale)
+    ref = torch.rand(n, 3, h, w)
+    with torch.no_grad():
+        out = model(lr, ref)
+    assert out.shape == (n, 3, h, w) and out.dtype == torch.float32
+    assert torch.isfinite(out).all()
+
+
+def test_official_shares_encoder_paper_does_not():
+    with torch.device("meta"):
+        official = CrossNet(4, "official", "bicubic").state_dict()
+        paper = CrossNet(4, "paper", "bicubic").state_dict()
+    assert not any(k.startswith("encoder_ref.") for k in official)
+    assert sum(k.startswith("encoder_ref.") for k in paper) == 10
+    assert "decoder.fusion2.0.weight" in official and "decoder.fusion2.0.weight" in paper
+
+
+class _Seen(Exception):
+    pass
+
+
+def _flownet_input(model, lr, ref):
+    """The image the flow net receives, captured by a pre-hook that then stops the forward pass."""
+
+    def hook(module, args):
+        raise _Seen(args[0])
+
+    handle = model.flownet.register_forward_pre_hook(hook)
+    try:
+        with torch.no_grad(), pytest.raises(_Seen) as seen:
+            model(lr, ref)
+    finally:
+        handle.remove()
+    return seen.value.args[0]
+
+
+def test_flow_input_bicubic_official_sisr_paper():
+    torch.manual_seed(0)
+    lr, ref = torch.rand(1, 3, 16, 16), torch.rand(1, 3, 64, 64)
+    bicubic = F.interpolate(lr, scale_factor=4, mode="bicubic", align_corners=False).clamp(0, 1)
+    official = CrossNet(4, "official", "srcnn", backend="reference").eval()
+    torch.testing.assert_close(_flownet_input(official, lr, ref), bicubic)
+    paper = CrossNet(4, "paper", "srcnn", backend="reference").eval()
+    with torch.no_grad():
+        srcnn = paper.sisr.body(bicubic)  # SRCNN refines the bicubic image
+    torch.testing.assert_close(_flownet_input(paper, lr, ref), srcnn)
+
+
+@pytest.mark.parametrize("kwargs,word", [({"scale": 3}, "scale"), ({"config": "x"}, "config"),
+                                         ({"sisr": "esrgan"}, "sisr"), ({"backend": "gpu"}, "backend")])
+def test_constructor_errors(kwargs, word):
+    with pytest.raises(ValueError, match=word):
+        CrossNet(**kwargs)
+
+
+def test_input_errors():
+    model = CrossNet(4, "official", "bicubic", backend="reference")
+    with pytest.raises(ValueError, match="ref must be 4x"):
+        model(torch.rand(1, 3, 16, 16), torch.rand(1, 3, 128, 64))
+    with pytest.raises(ValueError, match="multiples of 64"):
+        model(torch.rand(1, 3, 8, 8), torch.rand(1, 3, 32, 32))
+    with pytest.raises(ValueError, match="lr must have shape"):
+        model(torch.rand(3, 16, 16), torch.rand(1, 3, 64, 64))
+    with pytest.raises(ValueError, match="batch size"):
+        model(torch.rand(2, 3, 16, 16), torch.rand(1, 3, 64, 64))
+
+
+def test_models_use_only_public_ops():
+    src = pathlib.Path(crossnet_fast.__file__).parent / "models"
+    for path in src.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                assert "reference" not in (node.module or "").split("."), (path, node.module)
+                assert "reference" not in [a.name for a in node.names], path
+            if isinstance(node, ast.Import):
+                assert not any("reference" in a.name.split(".") for a in node.names), path
+            if isinstance(node, ast.Attribute):
+                assert node.attr not in ("grid_sample", "remap"), (path, node.attr)
+
+
+# ---------------------------------------------------------------- independent functional model
+
+def _grid_warp(feat, flow):
+    """Border-padded backward warp via grid_sample (align_corners=True), flow in pixels."""
+    n, _, h, w = feat.shape
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=feat.dtype), torch.arange(w, dtype=feat.dtype), indexing="ij")
+    gx = 2 * (xs + flow[:, 0]) / (w - 1) - 1
+    gy = 2 * (ys + flow[:, 1]) / (h - 1) - 1
+    return F.grid_sample(feat, torch.stack((gx, gy), -1), "bilinear", "border", align_corners=True)
+
+
+def _functional_crossnet(sd, lr, ref, scale):
+    """CrossNet "official" with bicubic SISR, written from the CROSSNET.md tables."""
+    lrelu = lambda x: F.leaky_relu(x, 0.1)  # noqa: E731
+    conv = lambda x, k, s=1: F.conv2d(x, sd[k + ".weight"], sd[k + ".bias"], s,  # noqa: E731
+                                      sd[k + ".weight"].shape[-1] // 2)
+    up = lambda x, k: F.conv_transpose2d(x, sd[k + ".weight"], sd[k + ".bias"], 2, 1)  # noqa: E731
+    lr_up = F.interpolate(lr, scale_factor=scale, mode="bicubic", align_corners=False).clamp(0, 1)
+    f = "flownet."
+    c1 = lrelu(conv(torch.cat((lr_up, ref), 1), f + "conv1.0", 2))
+    c2 = lrelu(conv(c1, f + "conv2.0", 2))
+    c3 = lrelu(conv(lrelu(conv(c2, f + "conv3.0", 2)), f + "conv3_1.0"))
+    c4 = lrelu(conv(lrelu(conv(c3, f + "conv4.0", 2)), f + "conv4_1.0"))
+    c5 = lrelu(conv(lrelu(conv(c4, f + "conv5.0", 2)), f + "conv5_1.0"))
+    x = lrelu(conv(lrelu(conv(c5, f + "conv6.0", 2)), f + "conv6_1.0"))
+    flows = {}
+    for level, skip in ((6, c5), (5, c4), (4, c3), (3, c2), (2, c1), (1, ref)):
+        flows[level] = conv(x, f + f"flow{level}")
+        x = torch.cat((skip, lrelu(up(x, f + f"deconv{level}.0")), up(flows[level], f + f"flow{level}_up")), 1)
+    v0 = conv(F.selu(conv(F.selu(conv(x, f + "flow0.0")), f + "flow0.2")), f + "flow0.4")
+    flows_used = [v0, flows[1], flows[2], flows[3]]
+
+    def encode(img):
+        e = "encoder."
+        f0 = F.selu(conv(F.selu(conv(img, e + "conv0.0")), e + "conv1.0"))
+        f1 = F.selu(conv(f0, e + "conv2.0", 2))
+        f2 = F.selu(conv(f1, e + "conv3.0", 2))
+        return [f0, f1, f2, F.selu(conv(f2, e + "conv4.0", 2))]
+
+    f_lr, f_ref = encode(lr_up), encode(ref)
+    warped = [_grid_warp(fr, v) for fr, v in zip(f_ref, flows_used)]
+    d = "decoder."
+    x = F.selu(up(torch.cat((f_lr[3], warped[3]), 1), d + "deconv3.0"))
+    x = F.selu(up(torch.cat((x, f_lr[2], warped[2]), 1), d + "deconv2.0"))
+    x = F.selu(up(torch.cat((x, f_lr[1], warped[1]), 1), d + "deconv1.0"))
+    x = F.selu(conv(torch.cat((x, f_lr[0], warped[0]), 1), d + "fusion1.0"))
+    return conv(x, d + "out"), flows_used
+
+
+@pytest.fixture(scope="module")
+def official_x4():
+    """Official x4 bicubic model whose flows are fractional, several-pixel displacements."""
+    torch.manual_seed(1)
+    model = CrossNet(4, "official", "bicubic", backend="reference").eval()
+    with torch.no_grad():  # biases so that every warped scale really moves (and not by whole pixels)
+        model.flownet.flow0[4].bias.copy_(torch.tensor([2.3, -1.6]))
+        model.flownet.flow1.bias.copy_(torch.tensor([-1.4, 0.7]))
+        model.flownet.flow2.bias.copy_(torch.tensor([0.6, 1.3]))
+        model.flownet.flow3.bias.copy_(torch.tensor([-0.45, -0.8]))
+    return model
+
+
+def test_matches_functional_spec(official_x4):
+    gen = torch.Generator().manual_seed(2)
+    lr, ref = torch.rand(1, 3, 16, 32, generator=gen), torch.rand(1, 3, 64, 128, generator=gen)
+    sd = official_x4.state_dict()
+    with torch.no_grad():
+        expected, flows = _functional_crossnet(sd, lr, ref, 4)
+        out = official_x4(lr, ref)
+    assert [tuple(v.shape) for v in flows] == [(1, 2, 64, 128), (1, 2, 32, 64), (1, 2, 16, 32), (1, 2, 8, 16)]
+    assert all(v.abs().mean() > 0.3 for v in flows)  # the warp is exercised
+    torch.testing.assert_close(out, expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.skipif("cpu" not in crossnet_fast.available_backends()
+                    and os.environ.get("CROSSNET_FAST_REQUIRE_EXT") != "1", reason="C++ extension not built")
+def test_cpu_backend_matches_reference(official_x4):
+    gen = torch.Generator().manual_seed(3)
+    lr = torch.rand(1, 3, 16, 16, generator=gen)
+    ref = torch.rand(1, 3, 64, 64, generator=gen, requires_grad=True)
+    outs, grads = [], []
+    official_x4.requires_grad_(False)  # input gradients only: half the backward cost
+    try:
+        for backend in ("reference", "cpu"):
+            official_x4.backend = backend
+            ref.grad = None
+            out = official_x4(lr, ref)
+            out.square().sum().backward()  # through the warp's feat and flow gradients
+            outs.append(out.detach())
+            grads.append(ref.grad.clone())
+    finally:
+        official_x4.backend = "reference"
+        official_x4.requires_grad_(True)
+    torch.testing.assert_close(outs[1], outs[0], rtol=0, atol=1e-4)
+    torch.testing.assert_close(grads[1], grads[0], rtol=1e-3, atol=1e-4)
+
+
+def test_training_step_lowers_loss():
+    torch.manual_seed(4)
+    model = CrossNet(4, "official", "mdsr", backend="auto", freeze_sisr=True)
+    model.sisr.body = model.sisr.body[-1:]  # keep only the body's last conv: a cheap step, same code path
+    gen = torch.Generator().manual_seed(5)
+    lr, ref = torch.rand(2, 3, 16, 16, generator=gen), torch.rand(2, 3, 64, 64, generator=gen)
+    target = F.interpolate(lr, scale_factor=4, mode="bilinear", align_corners=False)
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    loss = crossnet_fast.charbonnier(model(lr, ref), target, reduction="batch")
+    loss.backward()
+    opt.step()
+    assert all(p.grad is None for p in model.sisr.parameters())  # frozen SISR
+    assert model.decoder.out.weight.grad is not None and model.flownet.conv1[0].weight.grad is not None
+    with torch.no_grad():
+        pred = model(lr, ref)
+        after = crossnet_fast.charbonnier(pred, target, reduction="batch")
+    # "batch" = sum over C, H, W / N, checked against the formula.
+    manual = torch.sqrt((pred - target) ** 2 + 1e-6).sum() / 2
+    torch.testing.assert_close(after, manual, rtol=1e-5, atol=1e-3)
+    assert after.item() < loss.item()
+
+def test_torch_compile_fullgraph_matches_eager(official_x4):
+    """The model traces as one graph (no breaks around the custom ops) and computes the same thing.
+
+    aot_eager exercises Dynamo + AOTAutograd with the ops' fake registrations without the minutes
+    of C++ compilation that inductor needs on a small CPU machine.
+    """
+    torch._dynamo.reset()
+    gen = torch.Generator().manual_seed(6)
+    lr, ref = torch.rand(1, 3, 16, 16, generator=gen), torch.rand(1, 3, 64, 64, generator=gen)
+    official_x4.backend = "auto"
+    try:
+        with torch.no_grad():
+            eager = official_x4(lr, ref)
+            compiled = torch.compile(official_x4, backend="aot_eager", fullgraph=True)(lr, ref)
+    finally:
+        official_x4.backend = "reference"
+        torch._dynamo.reset()
+    torch.testing.assert_close(compiled, eager, rtol=1e-5, atol=1e-5)
