@@ -1,0 +1,184 @@
+"""Triton Charbonnier loss ``sqrt((pred - target)^2 + eps^2)``: loss and gradient in one pass.
+
+The main kernel reads pred and target once, writes the elementwise loss (``"none"``) or one fp32
+partial sum per program, and, when asked, d(loss)/d(pred) = d / rho * norm in the same pass. A
+second one-program kernel adds the partials in a fixed order (deterministic, no atomics) and
+applies the normalisation. Elements are visited in memory order, so any dense layout (NCHW or
+channels_last) works without copies when pred and target share strides.
+"""
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from . import _common
+
+
+@triton.jit
+def _charbonnier_kernel(pred_ptr, target_ptr, loss_ptr, grad_ptr, numel, eps2, norm,
+                        REDUCE: tl.constexpr, GRAD: tl.constexpr, ACC: tl.constexpr,
+                        BLOCK: tl.constexpr):
+    pid = tl.program_id(0)
+    offs = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < numel
+    d = tl.load(pred_ptr + offs, mask=mask, other=0.0).to(ACC) - tl.load(target_ptr + offs, mask=mask, other=0.0).to(ACC)
+    rho = tl.sqrt(d * d + eps2)
+    if REDUCE:
+        # One partial per program, summed by _finish_kernel in program order.
+        tl.store(loss_ptr + pid, tl.sum(tl.where(mask, rho, 0.0), axis=0))
+    else:
+        tl.store(loss_ptr + offs, rho.to(loss_ptr.dtype.element_ty), mask=mask)
+    if GRAD:
+        tl.store(grad_ptr + offs, (d / rho * norm).to(grad_ptr.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def _finish_kernel(partial_ptr, out_ptr, count, norm, ACC: tl.constexpr, BLOCK: tl.constexpr):
+    acc = tl.zeros([BLOCK], dtype=ACC)
+    for start in range(0, count, BLOCK):
+        offs = start + tl.arange(0, BLOCK)
+        acc += tl.load(partial_ptr + offs, mask=offs < count, other=0.0)
+    tl.store(out_ptr, (tl.sum(acc, axis=0) * norm).to(out_ptr.dtype.element_ty))
+
+
+@triton.jit
+def _charbonnier_bwd_kernel(gl_ptr, pred_ptr, target_ptr, grad_ptr, numel, eps2, norm,
+                            SCALAR_GRAD: tl.constexpr, ACC: tl.constexpr, BLOCK: tl.constexpr):
+    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < numel
+    d = tl.load(pred_ptr + offs, mask=mask, other=0.0).to(ACC) - tl.load(target_ptr + offs, mask=mask, other=0.0).to(ACC)
+    if SCALAR_GRAD:
+        gl = tl.load(gl_ptr).to(ACC)  # read on the device: no host sync for the 0-d upstream grad
+    else:
+        gl = tl.load(gl_ptr + offs, mask=mask, other=0.0).to(ACC)
+    g = gl * d / tl.sqrt(d * d + eps2) * norm
+    tl.store(grad_ptr + offs, g.to(grad_ptr.dtype.element_ty), mask=mask)
+
+
+_BLOCKS = [(1024, 4), (2048, 8), (4096, 8), (512, 4)]  # (BLOCK, num_warps); first = untimed default
+_INTERP_BLOCK = 1024
+_FINISH_BLOCK = 1024
+
+
+def _configs():
+    if _common.interpreting():
+        return [dict(BLOCK=_INTERP_BLOCK, num_warps=1)]
+    return [dict(BLOCK=b, num_warps=w) for b, w in _BLOCKS]
+
+
+def _dense(t: torch.Tensor) -> bool:
+    """Memory order is a permutation of the elements (no gaps, no overlap) in a layout empty_like keeps."""
+    return t.is_contiguous() or (t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last))
+
+
+def _work_pair(pred: torch.Tensor, target: torch.Tensor):
+    """pred and target with one dense layout, so the kernels can walk both in memory order."""
+    p = pred if _dense(pred) else pred.contiguous()
+    t = target if target.stride() == p.stride() and _dense(target) else torch.empty_like(p).copy_(target)
+    return p, t
+
+
+def _norm(pred: torch.Tensor, reduction: str) -> float:
+    if reduction == "mean":
+        return 1.0 / max(pred.numel(), 1)
+    if reduction == "batch":
+        return 1.0 / max(pred.shape[0], 1)
+    return 1.0
+
+
+def _like(pred: torch.Tensor, work: torch.Tensor):
+    """(result tensor as the fake promises, tensor the kernel writes): the same one when layouts agree."""
+    out = torch.empty_like(pred)
+    return (out, out) if out.stride() == work.stride() else (out, torch.empty_like(work))
+
+
+def charbonnier(pred: torch.Tensor, target: torch.Tensor, eps: float, reduction: str, compute_grad: bool):
+    """Triton implementation of ``crossnet_fast_triton::charbonnier``.
+
+    Args:
+        pred, target: float tensors of one shape and dtype, any layout.
+        eps: smoothing constant (units of the inputs). reduction: "mean" | "sum" | "batch" | "none".
+        compute_grad: also produce d(loss)/d(pred) (for a scalar upstream gradient of 1).
+
+    Returns:
+        (loss, dloss_dpred): loss is 0-d (pred-shaped for "none") in ``pred.dtype``, summed in
+        fp32 (fp64 for fp64); dloss_dpred is ``empty_like(pred)`` when ``compute_grad`` else an
+        empty (0,) tensor.
+    """
+    _common.check_device("charbonnier", pred, target)
+    p, t = _work_pair(pred, target)
+    numel = p.numel()
+    acc_t = _common.acc_torch_dtype(pred.dtype)
+    acc = _common.acc_dtype(pred.dtype)
+    norm = _norm(pred, reduction)
+    reduce = reduction != "none"
+    grad, kgrad = _like(pred, p) if compute_grad else (pred.new_empty((0,)),) * 2
+    if reduce:
+        loss = pred.new_empty(())
+        kloss = None
+    else:
+        loss, kloss = _like(pred, p)
+
+    def launch(cfg, partials=None):
+        grid = (triton.cdiv(numel, cfg["BLOCK"]),)
+        if grid[0] == 0:
+            return
+        _charbonnier_kernel[grid](p, t, partials if reduce else kloss, kgrad if compute_grad else p,
+                                  numel, float(eps) * float(eps), norm, REDUCE=reduce, GRAD=compute_grad, ACC=acc,
+                                  BLOCK=cfg["BLOCK"], num_warps=cfg["num_warps"])
+
+    configs = _configs()
+    max_partials = triton.cdiv(numel, min(c["BLOCK"] for c in configs))
+    scratch = torch.empty(max(max_partials, 1), dtype=acc_t, device=pred.device) if reduce else None
+    key = ("charbonnier", pred.device.index, pred.dtype, reduce, compute_grad, _common.next_pow2(numel))
+    cfg = _common.choose_config(key, configs, lambda c: launch(c, scratch))
+    launch(cfg, scratch)
+    if reduce:
+        count = triton.cdiv(numel, cfg["BLOCK"])
+        _finish_kernel[(1,)](scratch, loss, count, norm, ACC=acc, BLOCK=_FINISH_BLOCK)
+    else:
+        if kloss is not loss:
+            loss.copy_(kloss)
+    if compute_grad and kgrad is not grad:
+        grad.copy_(kgrad)
+    return loss, grad
+
+
+def charbonnier_backward(grad_loss: torch.Tensor, pred: torch.Tensor, target: torch.Tensor, eps: float,
+                         reduction: str) -> torch.Tensor:
+    """Triton implementation of ``crossnet_fast_triton::charbonnier_backward``.
+
+    Args:
+        grad_loss: 0-d tensor (pred-shaped for "none"): d(total)/d(loss).
+        pred, target, eps, reduction: as in :func:`charbonnier`.
+
+    Returns:
+        ``empty_like(pred)`` tensor: d(total)/d(pred) = grad_loss * d / rho * norm (the gradient
+        for target is its negative).
+    """
+    _common.check_device("charbonnier_backward", grad_loss, pred, target)
+    p, t = _work_pair(pred, target)
+    numel = p.numel()
+    scalar = reduction != "none"
+    if scalar:
+        gl = grad_loss.reshape(())
+    else:
+        gl = grad_loss if grad_loss.stride() == p.stride() and _dense(grad_loss) else torch.empty_like(
+            p, dtype=grad_loss.dtype).copy_(grad_loss)
+    grad, kgrad = _like(pred, p)
+    acc = _common.acc_dtype(pred.dtype)
+    norm = _norm(pred, reduction)
+
+    def launch(cfg):
+        grid = (triton.cdiv(numel, cfg["BLOCK"]),)
+        if grid[0] == 0:
+            return
+        _charbonnier_bwd_kernel[grid](gl, p, t, kgrad, numel, float(eps) * float(eps), norm, SCALAR_GRAD=scalar, ACC=acc,
+                                      BLOCK=cfg["BLOCK"], num_warps=cfg["num_warps"])
+
+    key = ("charbonnier_bwd", pred.device.index, pred.dtype, scalar, _common.next_pow2(numel))
+    launch(_common.choose_config(key, _configs(), launch))
+    if kgrad is not grad:
+        grad.copy_(kgrad)
+    return grad
