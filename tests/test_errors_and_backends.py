@@ -85,3 +85,29 @@ def test_default_backend_precedence(monkeypatch):
 
 def test_auto_on_other_devices_falls_back_to_reference():
     assert backend_mod.resolve("multiscale_warp", torch.device("meta")) == "reference"
+
+
+def test_stale_build_is_reported_with_the_rebuild_command():
+    # Pretend the extension was built against another torch: the package must still import, keep
+    # the reference backend, and say how to rebuild when a native backend is asked for.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, types, torch\n"
+        "fake = types.ModuleType('crossnet_fast._build_info')\n"
+        "fake.BUILD_INFO = {'torch': '0.0.1', 'cuda': False}\n"
+        "sys.modules['crossnet_fast._build_info'] = fake\n"
+        "import crossnet_fast as cf\n"
+        "assert cf.available_backends() == ['reference'], cf.available_backends()\n"
+        "x = torch.zeros(1, 1, 2, 2); v = torch.zeros(1, 2, 2, 2)\n"
+        "cf.backward_warp(x, v, backend='reference')\n"
+        "try:\n"
+        "    cf.backward_warp(x, v, backend='cpu')\n"
+        "except RuntimeError as e:\n"
+        "    print(e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "built against torch 0.0.1" in out.stdout
+    assert "pip install --no-build-isolation" in out.stdout
