@@ -15,6 +15,9 @@ from .ops import backward_warp, charbonnier, multiscale_warp, upsample_flow
 from .models import CrossNet
 from .infer import super_resolve
 from .checkpoint import load_model
+from . import baselines, data, metrics
+from .degrade import degrade
+from .metrics import ifc, psnr, ssim
 
 __version__ = "0.1.0"
 
@@ -52,4 +55,11 @@ __all__ = [
     "CrossNet",
     "super_resolve",
     "load_model",
+    "degrade",
+    "psnr",
+    "ssim",
+    "ifc",
+    "baselines",
+    "data",
+    "metrics",
 ]
