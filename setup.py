@@ -86,5 +86,7 @@ setup(
     packages=find_packages(include=["crossnet_fast", "crossnet_fast.*"]),
     ext_modules=[_extension()],
     cmdclass={"build_ext": cpp_extension.BuildExtension},
-    package_data={"crossnet_fast": ["weights/*.safetensors", "weights/*.md", "examples/*"]},
+    package_data={
+        "crossnet_fast": ["weights/*.safetensors", "weights/*.md", "examples/*", "train/configs/*.toml"]
+    },
 )

@@ -161,3 +161,21 @@ def test_nan_and_huge_flows_are_safe(backend, gen):
     finite[0, :, 1, 2] = False  # d out / d flow at a NaN or infinite sample point is undefined
     finite[0, :, 3, 3] = False
     assert torch.isfinite(v.grad[finite]).all() and torch.isfinite(f.grad).all()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("needs", ["feat", "flow"])
+def test_gradient_for_one_input_only(backend, needs, gen):
+    # Only one side needs a gradient (e.g. warping a fixed image by a learned flow).
+    feat, flow = _inputs(gen, 1, 3, 6, 7)
+    feat.requires_grad_(needs == "feat")
+    flow.requires_grad_(needs == "flow")
+    cf.backward_warp(feat, flow, backend=backend).square().sum().backward()
+    x = feat if needs == "feat" else flow
+    other = flow if needs == "feat" else feat
+    ref_in = [feat.detach().clone().requires_grad_(), flow.detach().clone().requires_grad_()]
+    grid_sample_warp(*ref_in, "border").square().sum().backward()
+    torch.testing.assert_close(x.grad, ref_in[0 if needs == "feat" else 1].grad)
+    assert other.grad is None
+    outs = cf.multiscale_warp([feat, feat[:, :, :3, :4]], [flow, flow[:, :, :3, :4]], backend=backend)
+    sum(o.sum() for o in outs).backward()

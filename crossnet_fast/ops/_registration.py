@@ -86,7 +86,9 @@ def _autograd_for(namespace: str):
         grad_feats, grad_flows = ops_of(namespace).multiscale_warp_backward(
             grads, feats, flows, ctx.padding, [need_feat, need_flow]
         )
-        return (list(grad_feats) if need_feat else None, list(grad_flows) if need_flow else None, None)
+        # A Tensor[] input takes a list of gradients (None per element when none is needed).
+        none = [None] * ctx.num_scales
+        return (list(grad_feats) if need_feat else none, list(grad_flows) if need_flow else none, None)
 
     def upsample_setup(ctx, inputs, output):
         ctx.scale = inputs[1]
