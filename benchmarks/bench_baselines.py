@@ -36,8 +36,18 @@ def _bicubic(device, scale):
     return lambda lr, ref: bicubic(lr, scale)
 
 
+def _crossnet(device, scale):
+    # Untrained weights time the same network as trained ones (official configuration, bicubic
+    # SISR input, the fused warp through backend="auto").
+    from crossnet_fast import CrossNet, super_resolve
+
+    torch.manual_seed(0)
+    model = CrossNet(scale=scale, sisr="bicubic").to(device).eval()
+    return lambda lr, ref: super_resolve(model, lr, ref)
+
+
 # name -> factory; "patchmatch" first: report.py's --baseline patchmatch gives speed-ups over it.
-METHODS = {"patchmatch": _patchmatch, "bicubic": _bicubic}
+METHODS = {"patchmatch": _patchmatch, "bicubic": _bicubic, "crossnet": _crossnet}
 CASES = [("cpu", int(os.environ.get("CROSSNET_BENCH_BASELINE_SIZE", 256))),
          ("cuda", int(os.environ.get("CROSSNET_BENCH_BASELINE_SIZE", 512)))]
 

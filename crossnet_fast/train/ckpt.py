@@ -1,0 +1,257 @@
+"""Training checkpoints: atomic directories of safetensors + JSON, a ``latest.json`` pointer, keep-K.
+
+Layout of ``<out>/checkpoints``::
+
+    step_00001000/model.safetensors   weights (crossnet_fast.load_model reads a CrossNet's directly)
+    step_00001000/state.safetensors   optimizer moments, RNG states (tensors)
+    step_00001000/state.json          step, data position, schedule, optimizer/RNG scalars, config,
+                                      and the size + sha256 of both .safetensors files
+    latest.json                       {"step": 1000, "dir": "step_00001000"}
+
+A checkpoint is written into a hidden temporary folder, every file fsynced, and renamed into place
+in one ``os.replace``; only then is ``latest.json`` replaced (also atomically). A crash at any
+moment leaves ``latest.json`` naming a complete checkpoint; leftover temporary folders are ignored
+and removed by the next save. Nothing is ever pickled.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from . import state_io
+
+LATEST = "latest.json"
+_STEP_DIR = re.compile(r"^step_(\d+)$")
+FORMAT = "crossnet_fast.train/1"
+# Test hook: called as _hook(stage) between the writes of a save (a test makes it crash).
+_hook = None
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # some platforms cannot open folders; the rename is still atomic
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _stage(name: str) -> None:
+    if _hook is not None:
+        _hook(name)
+
+
+def write_json_atomic(path: Path, obj) -> None:
+    """Write JSON to ``path`` through a fsynced temporary file and ``os.replace``."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=1, sort_keys=True)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def save_weights(model, path: Path) -> None:
+    """The model's weights as safetensors; a CrossNet through ``crossnet_fast.checkpoint.save_model``
+    (so ``load_model`` reads it), anything else with its ``config`` (if any) in the metadata."""
+    from ..models import CrossNet
+
+    if isinstance(model, CrossNet):
+        from ..checkpoint import save_model
+
+        save_model(model, path)
+        return
+    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
+    meta = {"crossnet_fast.train": json.dumps({"class": type(model).__name__,
+                                               "config": getattr(model, "config", None)})}
+    save_file(tensors, str(path), metadata=meta)
+
+
+def load_weights(model, path: Path, strict: bool = True, prefix_map: tuple[str, str] | None = None) -> list[str]:
+    """Copy the tensors of ``path`` into ``model``; returns the names of the model's tensors left
+    untouched. ``strict``: every name and shape must match. Otherwise only the tensors present
+    with the same shape are loaded. ``prefix_map`` ("net.", ""): rename stored keys first
+    (and load only those)."""
+    state = load_file(str(path), device="cpu")
+    if prefix_map is not None:
+        old, new = prefix_map
+        state = {new + k[len(old):]: v for k, v in state.items() if k.startswith(old)}
+    if strict:
+        model.load_state_dict(state, strict=True)
+        return []
+    own = model.state_dict()
+    keep = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if not keep:
+        raise ValueError(f"{path}: no tensor matches the model by name and shape")
+    model.load_state_dict(keep, strict=False)
+    return sorted(set(own) - set(keep))
+
+
+def step_dir_name(step: int) -> str:
+    return f"step_{int(step):08d}"
+
+
+def save(ckpt_root, step: int, model, state: dict) -> Path:
+    """Write checkpoint ``step`` atomically, point ``latest.json`` at it; returns its folder.
+
+    ``state``: nested training state (optimizer state dict, RNG states, data position, ...),
+    stored as ``state.json`` + ``state.safetensors`` via :mod:`state_io`. If the folder for this
+    step already exists (complete: it is only ever created by a rename), it is kept as it is.
+    """
+    root = Path(ckpt_root)
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / step_dir_name(step)
+    if not final.is_dir():
+        tmp = root / f".tmp-{step_dir_name(step)}-{os.getpid()}"
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir()
+        try:
+            save_weights(model, tmp / "model.safetensors")
+            _stage("model")
+            tensors: dict = {}
+            tree = state_io.encode(state, tensors)
+            save_file(tensors, str(tmp / "state.safetensors"))
+            _stage("state")
+            files = {}
+            for name in ("model.safetensors", "state.safetensors"):
+                _fsync_file(tmp / name)
+                files[name] = {"bytes": (tmp / name).stat().st_size, "sha256": sha256(tmp / name)}
+            doc = {"format": FORMAT, "step": int(step), "files": files, "state": tree}
+            with open(tmp / "state.json", "w") as f:
+                json.dump(doc, f, indent=1)
+                f.flush()
+                os.fsync(f.fileno())
+            _fsync_dir(tmp)
+            _stage("before_rename")
+            os.replace(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        _fsync_dir(root)
+    _stage("before_latest")
+    write_json_atomic(root / LATEST, {"step": int(step), "dir": final.name})
+    return final
+
+
+def list_checkpoints(ckpt_root) -> list[tuple[int, Path]]:
+    """(step, folder) of the complete checkpoint folders, oldest first."""
+    root = Path(ckpt_root)
+    if not root.is_dir():
+        return []
+    out = [(int(m.group(1)), p) for p in root.iterdir() if (m := _STEP_DIR.match(p.name)) and p.is_dir()]
+    return sorted(out)
+
+
+def prune(ckpt_root, keep_last: int) -> None:
+    """Delete all but the newest ``keep_last`` checkpoints (never the one ``latest.json`` names)
+    and leftover temporary folders of crashed saves."""
+    root = Path(ckpt_root)
+    latest = _read_latest(root)
+    for p in root.glob(".tmp-step_*"):
+        shutil.rmtree(p, ignore_errors=True)
+    ckpts = list_checkpoints(root)
+    for step, path in ckpts[:max(0, len(ckpts) - keep_last)]:
+        if latest is None or path.name != latest:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _read_latest(root: Path):
+    try:
+        return json.loads((root / LATEST).read_text())["dir"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def verify(folder: Path) -> dict:
+    """The parsed ``state.json`` of a checkpoint folder after checking its files' sizes and sha256;
+    ValueError describing the first problem."""
+    folder = Path(folder)
+    try:
+        doc = json.loads((folder / "state.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"checkpoint {folder}: unreadable state.json ({exc})") from None
+    if doc.get("format") != FORMAT:
+        raise ValueError(f"checkpoint {folder}: format {doc.get('format')!r}, expected {FORMAT!r}")
+    for name, info in doc["files"].items():
+        p = folder / name
+        if not p.is_file() or p.stat().st_size != info["bytes"]:
+            raise ValueError(f"checkpoint {folder}: {name} is missing or truncated")
+        if info.get("sha256") and sha256(p) != info["sha256"]:
+            raise ValueError(f"checkpoint {folder}: {name} does not match its sha256")
+    return doc
+
+
+def find(path, check: bool = True) -> Path:
+    """The checkpoint folder to resume from: ``path`` itself if it is one, else the folder that
+    ``<path>/checkpoints/latest.json`` (or ``<path>/latest.json``) names; if that one fails
+    verification, the newest earlier checkpoint that passes (with a warning)."""
+    path = Path(path)
+    if (path / "state.json").is_file():
+        if check:
+            verify(path)
+        return path
+    root = path / "checkpoints" if (path / "checkpoints").is_dir() else path
+    if not root.is_dir():
+        raise FileNotFoundError(f"resume: no checkpoints in {path}")
+    latest = _read_latest(root)
+    candidates = [p for _, p in reversed(list_checkpoints(root))]
+    if latest is not None:
+        candidates.sort(key=lambda p: p.name != latest)  # the named one first, stable otherwise
+    problems = []
+    for p in candidates:
+        try:
+            if check:
+                verify(p)
+            elif not (p / "state.json").is_file():
+                raise ValueError(f"checkpoint {p}: no state.json")
+        except ValueError as exc:
+            problems.append(str(exc))
+            continue
+        if problems:
+            import warnings
+
+            warnings.warn(f"resume: skipped damaged checkpoints ({'; '.join(problems)}); using {p}")
+        return p
+    raise FileNotFoundError(f"resume: no usable checkpoint in {root}" +
+                            (f" ({'; '.join(problems)})" if problems else ""))
+
+
+def load(folder, check: bool = True) -> tuple[dict, Path]:
+    """(state, weights path) of a checkpoint folder: the decoded nested state as saved."""
+    folder = Path(folder)
+    doc = verify(folder) if check else json.loads((folder / "state.json").read_text())
+    tensors = load_file(str(folder / "state.safetensors"), device="cpu")
+    state = state_io.decode(doc["state"], tensors)
+    state["step"] = doc["step"]
+    return state, folder / "model.safetensors"
+
+
+__all__ = ["save", "load", "find", "prune", "verify", "list_checkpoints", "save_weights",
+           "load_weights", "write_json_atomic", "LATEST"]
