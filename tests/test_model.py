@@ -294,3 +294,24 @@ def test_torch_compile_fullgraph_matches_eager(official_x4):
         official_x4.backend = "reference"
         torch._dynamo.reset()
     torch.testing.assert_close(compiled, eager, rtol=1e-5, atol=1e-5)
+
+
+def test_compact_width_configuration_roundtrips(tmp_path):
+    # The compact configuration used for shipped weights: 1/4 of the channels everywhere.
+    model = CrossNet(scale=4, sisr="bicubic", width=0.25).eval()
+    assert model.encoder.conv0[0].out_channels == 16
+    assert model.flownet.conv6_1[0].out_channels == 256
+    n_params = sum(p.numel() for p in model.parameters())
+    assert n_params < 35_183_841 / 10
+    lr, ref = torch.rand(1, 3, 16, 16), torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        out = model(lr, ref)
+    assert out.shape == (1, 3, 64, 64)
+    path = tmp_path / "compact.safetensors"
+    model.save(path)
+    loaded = crossnet_fast.load_model(path)
+    assert loaded.config["width"] == 0.25
+    with torch.no_grad():
+        assert torch.equal(loaded(lr, ref), out)
+    with pytest.raises(ValueError, match="width"):
+        CrossNet(scale=4, width=2.0)

@@ -41,6 +41,9 @@ class CrossNetConfig:
     scale: int = 4
     config: str = "official"
     sisr: str = "mdsr"
+    # Channel multiplier of the flow net, encoder and decoder: 1.0 is the paper's network; smaller
+    # widths give the compact models shipped as weights (1/4 keeps ~1/16 of the parameters).
+    width: float = 1.0
 
     def __post_init__(self) -> None:
         if isinstance(self.scale, bool) or not isinstance(self.scale, int) or self.scale not in SCALES:
@@ -49,6 +52,13 @@ class CrossNetConfig:
             raise ValueError(f"config must be one of {CONFIGS}, got {self.config!r}")
         if self.sisr not in SISRS:
             raise ValueError(f"sisr must be one of {SISRS}, got {self.sisr!r}")
+        if isinstance(self.width, bool) or not isinstance(self.width, (int, float)) or not 0.0625 <= self.width <= 1:
+            raise ValueError(f"width must be a number in [1/16, 1], got {self.width!r}")
+
+    @property
+    def channels(self) -> int:
+        """Feature channels of the encoder and decoder (64 at width 1)."""
+        return max(8, int(round(64 * self.width)))
 
     @property
     def shared_encoder(self) -> bool:
@@ -79,6 +89,8 @@ class CrossNet(nn.Module):
         backend: backend of the warp op (``"auto"``, ``"cuda"``, ``"triton"``, ``"cpu"``,
             ``"reference"``); may be changed later through the ``backend`` attribute.
         freeze_sisr: stop gradients into the SISR front end (it then runs under ``no_grad``).
+        width: channel multiplier of the flow net, encoder and decoder (1.0: the paper's network,
+            the parameter counts above; 0.25: the compact configuration of the shipped weights).
 
     ``model(lr, ref)``: lr (N, 3, H/scale, W/scale) and ref (N, 3, H, W), float images in [0, 1],
     same dtype and device, H and W multiples of 64 (:func:`crossnet_fast.super_resolve` pads any
@@ -86,16 +98,16 @@ class CrossNet(nn.Module):
     """
 
     def __init__(self, scale: int = 4, config: str = "official", sisr: str = "mdsr",
-                 backend: str = "auto", freeze_sisr: bool = False) -> None:
+                 backend: str = "auto", freeze_sisr: bool = False, width: float = 1.0) -> None:
         super().__init__()
-        self.cfg = CrossNetConfig(scale=scale, config=config, sisr=sisr)
+        self.cfg = CrossNetConfig(scale=scale, config=config, sisr=sisr, width=width)
         self.backend = backend
         self.sisr = build_sisr(sisr, scale)
-        self.flownet = FlowNetSPlus()
-        self.encoder = Encoder()
+        self.flownet = FlowNetSPlus(width)
+        self.encoder = Encoder(self.cfg.channels)
         # Registered only in the paper configuration, so that state dicts hold no duplicates.
-        self.encoder_ref = None if self.cfg.shared_encoder else Encoder()
-        self.decoder = Decoder()
+        self.encoder_ref = None if self.cfg.shared_encoder else Encoder(self.cfg.channels)
+        self.decoder = Decoder(self.cfg.channels)
         self.freeze_sisr(freeze_sisr)
 
     @property

@@ -41,29 +41,37 @@ class FlowNetSPlus(nn.Module):
     predicted independently at its resolution (no /20 scaling, no rescaling between scales).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, width: float = 1.0) -> None:
         super().__init__()
-        self.conv1 = _conv(6, 64, 7, 2)
-        self.conv2 = _conv(64, 128, 5, 2)
-        self.conv3 = _conv(128, 256, 5, 2)
-        self.conv3_1 = _conv(256, 256, 3, 1)
-        self.conv4 = _conv(256, 512, 3, 2)
-        self.conv4_1 = _conv(512, 512, 3, 1)
-        self.conv5 = _conv(512, 512, 3, 2)
-        self.conv5_1 = _conv(512, 512, 3, 1)
-        self.conv6 = _conv(512, 1024, 3, 2)
-        self.conv6_1 = _conv(1024, 1024, 3, 1)
+        # width scales every feature channel count (1.0 = the paper's network); flows stay 2-channel.
+        c = {k: max(8, int(round(k * width))) for k in (64, 128, 256, 512, 1024)}
+        self.conv1 = _conv(6, c[64], 7, 2)
+        self.conv2 = _conv(c[64], c[128], 5, 2)
+        self.conv3 = _conv(c[128], c[256], 5, 2)
+        self.conv3_1 = _conv(c[256], c[256], 3, 1)
+        self.conv4 = _conv(c[256], c[512], 3, 2)
+        self.conv4_1 = _conv(c[512], c[512], 3, 1)
+        self.conv5 = _conv(c[512], c[512], 3, 2)
+        self.conv5_1 = _conv(c[512], c[512], 3, 1)
+        self.conv6 = _conv(c[512], c[1024], 3, 2)
+        self.conv6_1 = _conv(c[1024], c[1024], 3, 1)
 
-        # Expanding part; the input channel counts are the concatenations of the spec table.
-        self.flow6, self.flow6_up, self.deconv6 = _flow_head(1024), _flow_up(), _deconv(1024, 256)
-        self.flow5, self.flow5_up, self.deconv5 = _flow_head(770), _flow_up(), _deconv(770, 256)
-        self.flow4, self.flow4_up, self.deconv4 = _flow_head(770), _flow_up(), _deconv(770, 128)
-        self.flow3, self.flow3_up, self.deconv3 = _flow_head(386), _flow_up(), _deconv(386, 64)
-        self.flow2, self.flow2_up, self.deconv2 = _flow_head(194), _flow_up(), _deconv(194, 64)
-        self.flow1, self.flow1_up, self.deconv1 = _flow_head(130), _flow_up(), _deconv(130, 64)
-        # Full-resolution head on ref (3) + deconv1 (64) + flow1_up (2) = 69 channels.
+        # Expanding part; the input channel counts are the concatenations of the spec table
+        # (at width 1: 1024, 770, 770, 386, 194, 130).
+        cat5 = c[512] + c[256] + 2
+        cat4 = c[512] + c[256] + 2
+        cat3 = c[256] + c[128] + 2
+        cat2 = c[128] + c[64] + 2
+        cat1 = c[64] + c[64] + 2
+        self.flow6, self.flow6_up, self.deconv6 = _flow_head(c[1024]), _flow_up(), _deconv(c[1024], c[256])
+        self.flow5, self.flow5_up, self.deconv5 = _flow_head(cat5), _flow_up(), _deconv(cat5, c[256])
+        self.flow4, self.flow4_up, self.deconv4 = _flow_head(cat4), _flow_up(), _deconv(cat4, c[128])
+        self.flow3, self.flow3_up, self.deconv3 = _flow_head(cat3), _flow_up(), _deconv(cat3, c[64])
+        self.flow2, self.flow2_up, self.deconv2 = _flow_head(cat2), _flow_up(), _deconv(cat2, c[64])
+        self.flow1, self.flow1_up, self.deconv1 = _flow_head(cat1), _flow_up(), _deconv(cat1, c[64])
+        # Full-resolution head on ref (3) + deconv1 (64) + flow1_up (2) = 69 channels at width 1.
         self.flow0 = nn.Sequential(
-            nn.Conv2d(69, 16, 7, 1, 3), nn.SELU(inplace=True),
+            nn.Conv2d(3 + c[64] + 2, 16, 7, 1, 3), nn.SELU(inplace=True),
             nn.Conv2d(16, 16, 7, 1, 3), nn.SELU(inplace=True),
             nn.Conv2d(16, 2, 3, 1, 1),
         )
