@@ -33,7 +33,7 @@ def test_save_reload_bit_exact(tmp_path, paper_x8):
     assert os.listdir(tmp_path) == ["m.safetensors"]  # no temporary file left behind
     header = _header(path)
     config = json.loads(header["__metadata__"]["crossnet_fast"])["config"]
-    assert config == {"scale": 8, "config": "paper", "sisr": "mdsr"}
+    assert config == {"scale": 8, "config": "paper", "sisr": "mdsr", "width": 1.0}
     assert len(header) - 1 == len(paper_x8.state_dict())
 
     loaded = load_model(path, backend="reference")
