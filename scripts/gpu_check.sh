@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# One-command GPU check (issue 3): build for the local GPU, run every CUDA test with CUDA required,
+# run the Triton checks when they exist, benchmark, print a short summary. Needs no network.
+#
+#   bash scripts/gpu_check.sh            # full (about 6-8 minutes on an H100/H200)
+#   GPU_CHECK_QUICK=1 bash scripts/gpu_check.sh   # anchor shape only, no torch.compile baselines
+#
+# Environment: PYTHON (default: python), GPU_CHECK_OUT (logs and bench.json; default $OUT or
+# /tmp/gpu_check). Exit status: 0 only when the build, the tests and the benchmark all succeeded.
+set -u
+cd "$(dirname "$0")/.."
+PY="${PYTHON:-python}"
+LOGS="${GPU_CHECK_OUT:-${OUT:-/tmp/gpu_check}}"
+mkdir -p "$LOGS"
+status=0
+declare -a summary
+
+step() {  # step NAME TIMEOUT_S COMMAND...: run, log to $LOGS/NAME.log, record the outcome
+  local name="$1" limit="$2"; shift 2
+  local t0=$SECONDS
+  echo "=== $name: $*"
+  timeout "$limit" "$@" 2>&1 | tee "$LOGS/$name.log"
+  local rc=${PIPESTATUS[0]}
+  summary+=("$(printf '%-14s rc=%-4s %4ss' "$name" "$rc" "$((SECONDS - t0))")")
+  [ "$rc" -eq 0 ] || status=1
+  return "$rc"
+}
+
+nvidia-smi -L || true
+ARCH=$("$PY" -c "import torch; print('%d.%d' % torch.cuda.get_device_capability())") || { echo "no CUDA device"; exit 1; }
+echo "torch $("$PY" -c 'import torch; print(torch.__version__, torch.version.cuda)'), GPU arch $ARCH"
+
+export CROSSNET_FAST_CUDA=1 TORCH_CUDA_ARCH_LIST="$ARCH" MAX_JOBS="${MAX_JOBS:-$(nproc)}"
+export PY
+# Editable install; should the local setuptools lack editable support, an in-place build also works.
+if step build 900 bash -c '"$PY" -m pip install --no-build-isolation --no-deps --no-index -e . || "$PY" setup.py build_ext --inplace'; then
+  export CROSSNET_FAST_REQUIRE_CUDA=1
+  step import 60 "$PY" -c "from crossnet_fast import _extension as e; assert e.has_cuda_kernels(), e.load_error; print('CUDA kernels loaded')"
+  step test_cuda 300 "$PY" -m pytest -q --maxfail=25 -p no:cacheprovider tests/test_cuda.py
+  if [ -f tests/test_triton.py ]; then
+    step test_triton 240 "$PY" -m pytest -q -p no:cacheprovider tests/test_triton.py
+  fi
+  quick=()
+  [ "${GPU_CHECK_QUICK:-0}" = 1 ] && quick=(--quick)
+  if [ -f scripts/gpu_check_triton.py ]; then
+    step check_triton 240 "$PY" scripts/gpu_check_triton.py --json "$LOGS/triton.json" ${quick[@]+"${quick[@]}"}
+  fi
+  bench_args=(--json "$LOGS/bench.json" ${quick[@]+"${quick[@]}"})
+  [ "${GPU_CHECK_QUICK:-0}" = 1 ] && bench_args+=(--no-compile)
+  step bench 300 "$PY" scripts/gpu_bench.py "${bench_args[@]}"
+fi
+
+echo
+echo "=== summary (logs in $LOGS)"
+printf '%s\n' "${summary[@]}"
+grep -E "passed|failed|error" "$LOGS"/test_*.log 2>/dev/null | tail -n 4
+[ -f "$LOGS/bench.log" ] && sed -n '/must-show ratios/,$p' "$LOGS/bench.log"
+echo "overall: $([ $status -eq 0 ] && echo OK || echo FAILED)"
+exit $status
