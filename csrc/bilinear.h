@@ -57,12 +57,20 @@ C10_HOST_DEVICE inline BilinearTaps<acc_t, index_t> bilinear_taps_strided(
   acc_t clamp_grad_y = acc_t(1);
   if (padding == Padding::Border) {
     if (x != x || y != y) {
-      // NaN in, NaN out: the weights carry the NaN into every output channel. (+-inf is not NaN:
-      // it clamps to the border like any other far-away point.)
+      // NaN in, NaN out: NaN weights on the taps around pixel (0, 0), as the reference defines it,
+      // carry the NaN into every output channel and, in the backward, into those four pixels of
+      // the feature gradient. The flow gradient of a NaN point is NaN. (+-inf is not NaN: it
+      // clamps to the border like any other far-away point.)
       const acc_t nan = (x - x) + (y - y);
-      for (int k = 0; k < 4; ++k) taps.weight[k] = nan;
-      taps.dweight_dx[0] = nan;
-      taps.dweight_dy[0] = nan;
+      for (int k = 0; k < 4; ++k) {
+        const index_t xi = k & 1;
+        const index_t yi = k >> 1;
+        if (xi >= width || yi >= height) continue;
+        taps.offset[k] = yi * row_stride + xi * col_stride;
+        taps.weight[k] = nan;
+        taps.dweight_dx[k] = nan;
+        taps.dweight_dy[k] = nan;
+      }
       return taps;
     }
     if (x < acc_t(0)) { x = acc_t(0); clamp_grad_x = acc_t(0); }

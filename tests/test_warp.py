@@ -179,3 +179,20 @@ def test_gradient_for_one_input_only(backend, needs, gen):
     assert other.grad is None
     outs = cf.multiscale_warp([feat, feat[:, :, :3, :4]], [flow, flow[:, :, :3, :4]], backend=backend)
     sum(o.sum() for o in outs).backward()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("padding", PADDINGS)
+def test_nan_flow_gradients_follow_the_reference(backend, padding, gen):
+    # Feature gradient of NaN sample points: as the reference defines it (NaN on the taps around
+    # pixel (0, 0) with border, nothing with zeros); the flow gradient is compared where defined.
+    feat, flow = _inputs(gen, 1, 3, 6, 7, dtype=torch.float32)
+    flow[0, 0, 2, 3] = float("nan")
+    flow[0, 1, 4, 1] = float("nan")
+    grad_out = torch.randn(1, 3, 6, 7, generator=gen)
+    got = _forward_and_grads(lambda f, v: cf.backward_warp(f, v, padding, backend=backend), feat, flow, grad_out)
+    want = _forward_and_grads(lambda f, v: cf.backward_warp(f, v, padding, backend="reference"), feat, flow, grad_out)
+    torch.testing.assert_close(got[0], want[0], equal_nan=True)
+    torch.testing.assert_close(got[1], want[1], equal_nan=True)
+    defined = ~torch.isnan(flow).any(dim=1, keepdim=True).expand_as(flow)
+    torch.testing.assert_close(got[2][defined], want[2][defined])
