@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 import crossnet_fast
 from crossnet_fast import reference
+from crossnet_fast.benchmarking import time_ms  # noqa: F401  (re-exported for gpu_bench.py)
 
 ANCHOR = dict(n=4, c=64, sizes=(512, 256, 128, 64))
 LARGE = dict(n=4, c=64, sizes=(1024, 512, 256, 128))
@@ -163,23 +164,6 @@ def charbonnier_workloads(shape=(4, 3, 512, 512), compile_baselines=False):
     if compile_baselines:
         out.append(Workload("charbonnier fwd+bwd formula compiled", base(torch.compile(naive)), nbytes))
     return out
-
-
-def time_ms(fn: Callable[[], object], warmup: int = 3, repeat: int = 15) -> float:
-    """Median of `repeat` CUDA-event timings of fn on the current stream, after `warmup` runs."""
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(repeat):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end))
-    times.sort()
-    return times[len(times) // 2]
 
 
 def copy_bandwidth_gbs(nbytes: int = 1 << 30) -> float:

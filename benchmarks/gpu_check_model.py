@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
 
+from crossnet_fast import benchmarking  # noqa: E402
 from crossnet_fast.fastpath import WindowRunner  # noqa: E402
 from crossnet_fast.infer import super_resolve  # noqa: E402
 from crossnet_fast.models import CrossNet  # noqa: E402
@@ -33,18 +33,8 @@ def report(name, ok, detail):
     return ok
 
 
-def time_ms(fn, iters=30, warmup=5):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(iters):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        torch.cuda.synchronize()
-        times.append(start.elapsed_time(end))
-    return statistics.median(times)
+def time_ms(fn):
+    return benchmarking.time_ms(fn, "cuda", repeat=30, warmup=5)
 
 
 def main() -> int:

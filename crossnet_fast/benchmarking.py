@@ -48,10 +48,17 @@ def warp_bytes(feats, flows, backward=False):
     return fwd + (3 * fb + 2 * vb if backward else 0)
 
 
-def time_ms(fn, device: torch.device, repeat: int = 10, warmup: int = 2) -> float:
-    """Median wall time of ``fn()`` in milliseconds (CUDA-event timed and synchronised on a GPU)."""
+def time_ms(fn, device: torch.device | str | None = None, repeat: int = 15, warmup: int = 3) -> float:
+    """Median time of ``fn()`` in milliseconds over ``repeat`` runs after ``warmup`` runs.
+
+    On a CUDA device each run is timed with CUDA events on the current stream and synchronised;
+    on the CPU with ``time.perf_counter``. ``device`` defaults to CUDA when one is visible.
+    """
+    device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
     for _ in range(warmup):
         fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
     times = []
     for _ in range(repeat):
         if device.type == "cuda":
@@ -59,7 +66,7 @@ def time_ms(fn, device: torch.device, repeat: int = 10, warmup: int = 2) -> floa
             start.record()
             fn()
             end.record()
-            torch.cuda.synchronize()
+            end.synchronize()
             times.append(start.elapsed_time(end))
         else:
             t0 = time.perf_counter()

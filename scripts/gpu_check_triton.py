@@ -18,9 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
-import time
 
 import torch
 import torch.nn.functional as F
@@ -28,6 +26,7 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import crossnet_fast as cf  # noqa: E402
+from crossnet_fast import benchmarking  # noqa: E402
 from crossnet_fast import reference as ref  # noqa: E402
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -69,23 +68,10 @@ def grid_from_flow(flow):
 
 
 def time_ms(fn, reps, warmup=3):
-    """Median CUDA-event time of ``fn()`` in ms."""
-    if DEVICE == "cpu":  # --cpu-smoke: wall clock, one call
-        start = time.perf_counter()
-        fn()
-        return (time.perf_counter() - start) * 1e3
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(reps):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end))
-    return statistics.median(times)
+    """Median CUDA-event time of ``fn()`` in ms (--cpu-smoke: one wall-clock call)."""
+    if DEVICE == "cpu":
+        return benchmarking.time_ms(fn, "cpu", repeat=1, warmup=0)
+    return benchmarking.time_ms(fn, "cuda", repeat=reps, warmup=warmup)
 
 
 def fwd_bwd(fn, inputs, grads):
