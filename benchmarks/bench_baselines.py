@@ -36,18 +36,24 @@ def _bicubic(device, scale):
     return lambda lr, ref: bicubic(lr, scale)
 
 
-def _crossnet(device, scale):
+def _crossnet(device, scale, width=1.0):
     # Untrained weights time the same network as trained ones (official configuration, bicubic
     # SISR input, the fused warp through backend="auto").
     from crossnet_fast import CrossNet, super_resolve
 
     torch.manual_seed(0)
-    model = CrossNet(scale=scale, sisr="bicubic").to(device).eval()
+    model = CrossNet(scale=scale, sisr="bicubic", width=width).to(device).eval()
     return lambda lr, ref: super_resolve(model, lr, ref)
 
 
+def _crossnet_compact(device, scale):
+    # The compact configuration of the shipped preview weights (width 0.25).
+    return _crossnet(device, scale, width=0.25)
+
+
 # name -> factory; "patchmatch" first: report.py's --baseline patchmatch gives speed-ups over it.
-METHODS = {"patchmatch": _patchmatch, "bicubic": _bicubic, "crossnet": _crossnet}
+METHODS = {"patchmatch": _patchmatch, "bicubic": _bicubic, "crossnet": _crossnet,
+           "crossnet_compact": _crossnet_compact}
 CASES = [("cpu", int(os.environ.get("CROSSNET_BENCH_BASELINE_SIZE", 256))),
          ("cuda", int(os.environ.get("CROSSNET_BENCH_BASELINE_SIZE", 512)))]
 
