@@ -59,6 +59,14 @@ UPSAMPLE_IMPLS = {
 
 
 @pytest.mark.parametrize("impl", list(UPSAMPLE_IMPLS))
+def test_upsample_forward(benchmark, impl):
+    benchmark.group = "upsample_flow x2 forward, 4x2x128x128 fp32"
+    flow = torch.randn(4, 2, 128, 128)
+    with torch.no_grad():
+        benchmark(UPSAMPLE_IMPLS[impl], flow)
+
+
+@pytest.mark.parametrize("impl", list(UPSAMPLE_IMPLS))
 def test_upsample_forward_backward(benchmark, impl):
     benchmark.group = "upsample_flow x2 forward+backward, 4x2x128x128 fp32"
     flow = torch.randn(4, 2, 128, 128, requires_grad=True)
@@ -70,6 +78,14 @@ CHARB_IMPLS = {
     "crossnet_fast_cpu": lambda p, t: cf.charbonnier(p, t, backend="cpu"),
     "naive_formula": naive_charbonnier,
 }
+
+
+@pytest.mark.parametrize("impl", list(CHARB_IMPLS))
+def test_charbonnier_forward(benchmark, impl):
+    benchmark.group = "charbonnier forward, 4x3x256x256 fp32"
+    pred, target = torch.rand(4, 3, 256, 256), torch.rand(4, 3, 256, 256)
+    with torch.no_grad():
+        benchmark(CHARB_IMPLS[impl], pred, target)
 
 
 @pytest.mark.parametrize("impl", list(CHARB_IMPLS))
