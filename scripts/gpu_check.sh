@@ -4,6 +4,9 @@
 #
 #   bash scripts/gpu_check.sh            # full (about 6-8 minutes on an H100/H200)
 #   GPU_CHECK_QUICK=1 bash scripts/gpu_check.sh   # anchor shape only, no torch.compile baselines
+#   GPU_CHECK_ONLY="build test_cuda" bash scripts/gpu_check.sh   # a subset of the steps (a device
+#       call is limited to 10 minutes: split the steps over calls; the build is kept between calls)
+# Steps: build import test_cuda test_triton check_triton bench model baselines
 #
 # Environment: PYTHON (default: python), GPU_CHECK_OUT (logs and bench.json; default $OUT or
 # /tmp/gpu_check). Exit status: 0 only when the build, the tests and the benchmark all succeeded.
@@ -17,6 +20,9 @@ declare -a summary
 
 step() {  # step NAME TIMEOUT_S COMMAND...: run, log to $LOGS/NAME.log, record the outcome
   local name="$1" limit="$2"; shift 2
+  if [ -n "${GPU_CHECK_ONLY:-}" ] && [[ " $GPU_CHECK_ONLY " != *" $name "* ]]; then
+    return 0
+  fi
   local t0=$SECONDS
   echo "=== $name: $*"
   timeout "$limit" "$@" 2>&1 | tee "$LOGS/$name.log"
@@ -48,6 +54,11 @@ if step build 900 bash -c '"$PY" -m pip install --no-build-isolation --no-deps -
   bench_args=(--json "$LOGS/bench.json" ${quick[@]+"${quick[@]}"})
   [ "${GPU_CHECK_QUICK:-0}" = 1 ] && bench_args+=(--no-compile)
   step bench 300 "$PY" scripts/gpu_bench.py "${bench_args[@]}"
+  # Issue 5: the model on the fused ops vs plain PyTorch (bf16, 512x512 x8 window), fast path checks.
+  step model 300 "$PY" benchmarks/gpu_check_model.py
+  # Issue 6: CrossNet against patch matching on the GPU (ratio for the README).
+  step baselines 240 "$PY" -m pytest -q -p no:cacheprovider benchmarks/bench_baselines.py -k cuda \
+    --benchmark-only --benchmark-json="$LOGS/bench_baselines.json"
 fi
 
 echo
