@@ -8,13 +8,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
+from ._atomic import atomic_path
 from .models.crossnet import CrossNet, CrossNetConfig
 
 FORMAT = "crossnet_fast.CrossNet"
@@ -48,15 +48,8 @@ def save_model(model: CrossNet, path) -> Path:
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     meta = {METADATA_KEY: json.dumps({"format": FORMAT, "format_version": FORMAT_VERSION,
                                       "config": model.config})}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         save_file(tensors, tmp, metadata=meta)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return path
 
 
@@ -101,7 +94,7 @@ def read_config(path) -> CrossNetConfig:
         raise ValueError(f"path_or_name: {str(path)!r} has an unreadable configuration: {exc}") from exc
 
 
-def load_model(path_or_name, device="cpu", backend: str = "auto") -> CrossNet:
+def load_model(path_or_name, device="cpu", backend: str = "auto", dtype=None) -> CrossNet:
     """Rebuild a CrossNet from a checkpoint written by :meth:`CrossNet.save`.
 
     Args:
@@ -109,16 +102,25 @@ def load_model(path_or_name, device="cpu", backend: str = "auto") -> CrossNet:
             see :func:`available_weights`).
         device: where to put the model.
         backend: the warp backend of the model.
+        dtype: None (default): the stored dtype, except that float16 tensors become float32
+            (float16 is how shipped weights are stored, to halve the file; CPU kernels compute in
+            fp32, and GPU users pick bf16/fp16 with autocast); a torch floating dtype: every
+            floating tensor is cast to it.
 
-    Returns the model in eval mode, with exactly the stored tensors (bit-exact, dtype included;
-    a bf16 checkpoint gives a bf16 model).
+    Returns the model in eval mode, with exactly the stored values (bit-exact: fp16 -> fp32 is
+    exact; a bf16 or fp32 checkpoint keeps its dtype unless ``dtype`` is given).
     Raises FileNotFoundError (listing the shipped names) or ValueError for a foreign file.
     """
     path = _resolve(path_or_name)
     cfg = read_config(path)
+    if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise TypeError(f"dtype must be None or a floating torch.dtype, got {dtype!r}")
     state = load_file(str(path), device="cpu")
+    for k, v in state.items():
+        if v.is_floating_point() and (dtype is not None or v.dtype == torch.float16):
+            state[k] = v.to(dtype or torch.float32)
     # Built on the meta device and given the stored tensors themselves (assign=True): no random
-    # initialisation to throw away, and the stored dtype is kept as it is.
+    # initialisation to throw away, and the (fp16 -> fp32 upcast) dtype is kept as it is.
     with torch.device("meta"):
         model = CrossNet(scale=cfg.scale, config=cfg.config, sisr=cfg.sisr, width=cfg.width, backend=backend)
     try:

@@ -6,6 +6,6 @@ cd "$(dirname "$0")/.."
 bash scripts/install.sh >&2
 VENV="${VENV:-.venv}"
 if [ "$#" -eq 0 ]; then
-  set -- ops-bench
+  set -- demo
 fi
 exec "$VENV/bin/crossnet-fast" "$@"

@@ -113,3 +113,17 @@ def test_foreign_and_mismatched_files(tmp_path):
         load_model(pickle_file)
     with pytest.raises(TypeError, match="model must be a CrossNet"):
         ckpt.save_model(torch.nn.Linear(1, 1), tmp_path / "x.safetensors")
+
+
+def test_saved_files_get_normal_permissions(tmp_path):
+    # Atomic writes go through a private temporary file; the result must not stay owner-only.
+    import os
+    import stat
+
+    umask = os.umask(0o022)
+    try:
+        path = tmp_path / "p.safetensors"
+        CrossNet(scale=4, sisr="bicubic", width=0.25).save(path)
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    finally:
+        os.umask(umask)

@@ -76,7 +76,7 @@ def test_sr_requires_weights(files, capsys):
     ({"--ref": "ref_bad.png"}, "--ref must be --scale"),
     ({"--lr": "missing.png"}, "--lr: no such file"),
     ({"--scale": "8"}, "--scale 8 does not match"),
-    ({"--weights": "crossnet-x4"}, "available names"),
+    ({"--weights": "crossnet-x3"}, "available names"),  # a name never shipped
     ({"--out": "sub/x.png"}, "--out: folder"),
     ({"--out": "x.weird"}, "--out: unknown image extension"),
 ])
@@ -86,7 +86,7 @@ def test_sr_errors(files, capsys, change, message):
     args.update(change)
     argv = ["sr", "--no-progress", "--device", "cpu"]
     for k, v in args.items():
-        argv += [k, v if k == "--scale" or v == "crossnet-x4" else str(d / v)]
+        argv += [k, v if k == "--scale" or v == "crossnet-x3" else str(d / v)]
     assert main(argv) == 1
     assert message in capsys.readouterr().err
     assert not (d / "x.png").exists()

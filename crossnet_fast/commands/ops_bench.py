@@ -72,7 +72,7 @@ def run(args) -> int:
     ]
     print(f"device {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'}), "
           f"backend {chosen}, {args.dtype}, pyramid {args.batch}x{args.channels}x{args.size}^2..{args.size // 8}^2")
-    print(f"| op | crossnet_fast ms | baseline | baseline ms | speed-up |")
+    print("| op | crossnet_fast ms | baseline | baseline ms | speed-up |")
     print("|---|---|---|---|---|")
     for name, ours, base, base_name in rows:
         t_ours = time_ms(ours, device, args.repeat)

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from .._atomic import atomic_path
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -84,15 +84,8 @@ def write_rgb_atomic(image: np.ndarray, path: Path) -> None:
     from PIL import Image
 
     fmt = output_format(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            Image.fromarray(image, "RGB").save(f, format=fmt)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp:
+        Image.fromarray(image, "RGB").save(tmp, format=fmt)
 
 
 def run(args: argparse.Namespace) -> int:
