@@ -66,18 +66,27 @@ at::Tensor upsample_flow_cpu(const at::Tensor& flow, int64_t scale) {
     const scalar_t* src = in.data_ptr<scalar_t>();
     scalar_t* dst = out.data_ptr<scalar_t>();
     const acc_t s = static_cast<acc_t>(scale);
-    at::parallel_for(0, N * C * Ho, 16, [&](int64_t begin, int64_t end) {
-      for (int64_t r = begin; r < end; ++r) {
-        const int64_t plane = r / Ho, y = r % Ho;
-        const scalar_t* row0 = src + (plane * H + ty[y].i0) * W;
-        const scalar_t* row1 = src + (plane * H + ty[y].i1) * W;
-        const acc_t fy = ty[y].frac;
-        scalar_t* o = dst + r * Wo;
-        for (int64_t x = 0; x < Wo; ++x) {
-          const auto& t = tx[x];
-          const acc_t top = acc_t(row0[t.i0]) * (acc_t(1) - t.frac) + acc_t(row0[t.i1]) * t.frac;
-          const acc_t bot = acc_t(row1[t.i0]) * (acc_t(1) - t.frac) + acc_t(row1[t.i1]) * t.frac;
-          o[x] = static_cast<scalar_t>(s * (top * (acc_t(1) - fy) + bot * fy));
+    // Separable: interpolate every input row along x once (H x Wo, already times scale), then each
+    // output row is a blend of two of those rows, a loop the compiler vectorises.
+    at::parallel_for(0, N * C, 1, [&](int64_t begin, int64_t end) {
+      std::vector<acc_t> rows(H * Wo);
+      for (int64_t plane = begin; plane < end; ++plane) {
+        const scalar_t* in_plane = src + plane * H * W;
+        for (int64_t i = 0; i < H; ++i) {
+          const scalar_t* r = in_plane + i * W;
+          acc_t* o = rows.data() + i * Wo;
+          for (int64_t x = 0; x < Wo; ++x) {
+            const auto& t = tx[x];
+            o[x] = s * (acc_t(r[t.i0]) * (acc_t(1) - t.frac) + acc_t(r[t.i1]) * t.frac);
+          }
+        }
+        scalar_t* out_plane = dst + plane * Ho * Wo;
+        for (int64_t y = 0; y < Ho; ++y) {
+          const acc_t* r0 = rows.data() + ty[y].i0 * Wo;
+          const acc_t* r1 = rows.data() + ty[y].i1 * Wo;
+          const acc_t fy = ty[y].frac, gy = acc_t(1) - fy;
+          scalar_t* o = out_plane + y * Wo;
+          for (int64_t x = 0; x < Wo; ++x) o[x] = static_cast<scalar_t>(r0[x] * gy + r1[x] * fy);
         }
       }
     });
