@@ -22,6 +22,8 @@ from pathlib import Path
 
 import torch
 
+from ._device import resolve_device
+
 METHODS = ("bicubic", "patchmatch", "crossnet")
 METRICS = ("psnr", "ssim", "ifc")
 
@@ -42,18 +44,6 @@ class EvalConfig:
     limit: int | None = None
     seed: int = 0
     progress: bool = True
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(name)
-    except RuntimeError as exc:
-        raise ValueError(f"--device: {exc}") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {name}: CUDA is not available on this machine")
-    return dev
 
 
 def _open(cfg: EvalConfig):

@@ -30,13 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny tensors: threads only add hand-off latency on a busy 2-core runner.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+from _threads import one_thread  # noqa: E402,F401  (autouse: tiny tensors, one thread)
 
 
 def _texture(h, w, seed):

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from .._atomic import atomic_path
+from .._device import resolve_device  # noqa: F401  (also used by the bench and demo commands)
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -37,20 +38,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--compile", action="store_true", help="run the model through torch.compile")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar over windows")
     return p
-
-
-def resolve_device(name: str):
-    import torch
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as exc:
-        raise ValueError(f"--device: {exc}") from exc
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device: CUDA was asked for but no CUDA device is visible")
-    return device
 
 
 def read_rgb(path: Path, arg: str) -> np.ndarray:
