@@ -57,6 +57,22 @@ inline void check_warp_inputs(at::TensorList feats, at::TensorList flows) {
   }
 }
 
+// pred and target of the Charbonnier ops: same shape, same float dtype, same device.
+inline void check_loss_inputs(const at::Tensor& pred, const at::Tensor& target) {
+  TORCH_CHECK_VALUE(pred.sizes() == target.sizes(), "target must have the shape of pred ", pred.sizes(), ", got ",
+                    target.sizes());
+  TORCH_CHECK_TYPE(pred.scalar_type() == target.scalar_type(), "pred and target must have the same dtype");
+  TORCH_CHECK_TYPE(is_supported_float(pred.scalar_type()), "pred must be a float tensor");
+  TORCH_CHECK(target.device() == pred.device(), "pred and target must be on one device");
+}
+
+// The (N, C, H, W) float input of the upsample ops and an integer scale >= 1.
+inline void check_upsample_input(const at::Tensor& t, int64_t scale, const char* name) {
+  TORCH_CHECK_VALUE(t.dim() == 4, name, " must be (N, C, H, W), got ", t.sizes());
+  TORCH_CHECK_VALUE(scale >= 1, "scale must be >= 1, got ", scale);
+  TORCH_CHECK_TYPE(is_supported_float(t.scalar_type()), name, " must be a float tensor");
+}
+
 // The dtype the kernels compute in: fp64 for fp64 features, fp32 otherwise.
 inline at::ScalarType accumulate_type(at::ScalarType t) {
   return t == at::kDouble ? at::kDouble : at::kFloat;

@@ -16,13 +16,6 @@ namespace {
 
 constexpr int64_t kChunk = 16384;
 
-void check_pair(const at::Tensor& pred, const at::Tensor& target) {
-  TORCH_CHECK_VALUE(pred.sizes() == target.sizes(), "target must have the shape of pred ", pred.sizes(), ", got ",
-                    target.sizes());
-  TORCH_CHECK_TYPE(pred.scalar_type() == target.scalar_type(), "pred and target must have the same dtype");
-  TORCH_CHECK_TYPE(is_supported_float(pred.scalar_type()), "pred must be a float tensor");
-}
-
 // Sum of sqrt((a-b)^2 + eps^2) over [begin, end), optionally writing each term and/or its
 // gradient. Eight independent partial sums (summed in a fixed order) let the compiler vectorise the
 // loop without reassociating one running sum, so results stay identical from run to run.
@@ -55,7 +48,7 @@ acc_t charbonnier_chunk(const scalar_t* a, const scalar_t* b, scalar_t* e_out, s
 
 std::tuple<at::Tensor, at::Tensor> charbonnier_cpu(const at::Tensor& pred, const at::Tensor& target, double eps,
                                                    c10::string_view reduction, bool compute_grad) {
-  check_pair(pred, target);
+  check_loss_inputs(pred, target);
   const Reduction red = parse_reduction(reduction);
   const at::Tensor p = pred.contiguous(), t = target.contiguous();
   const int64_t numel = p.numel();
@@ -95,7 +88,7 @@ std::tuple<at::Tensor, at::Tensor> charbonnier_cpu(const at::Tensor& pred, const
 
 at::Tensor charbonnier_backward_cpu(const at::Tensor& grad_loss, const at::Tensor& pred, const at::Tensor& target,
                                     double eps, c10::string_view reduction) {
-  check_pair(pred, target);
+  check_loss_inputs(pred, target);
   const Reduction red = parse_reduction(reduction);
   const at::Tensor p = pred.contiguous(), t = target.contiguous();
   const int64_t numel = p.numel();

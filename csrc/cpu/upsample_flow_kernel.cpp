@@ -47,14 +47,8 @@ Footprint<acc_t> transpose_taps(const std::vector<UpsampleTap<acc_t>>& taps, int
   return fp;
 }
 
-void check_upsample(const at::Tensor& t, int64_t scale, const char* name) {
-  TORCH_CHECK_VALUE(t.dim() == 4, name, " must be (N, C, H, W), got ", t.sizes());
-  TORCH_CHECK_VALUE(scale >= 1, "scale must be >= 1, got ", scale);
-  TORCH_CHECK_TYPE(is_supported_float(t.scalar_type()), name, " must be a float tensor");
-}
-
 at::Tensor upsample_flow_cpu(const at::Tensor& flow, int64_t scale) {
-  check_upsample(flow, scale, "flow");
+  check_upsample_input(flow, scale, "flow");
   const int64_t N = flow.size(0), C = flow.size(1), H = flow.size(2), W = flow.size(3);
   const int64_t Ho = H * scale, Wo = W * scale;
   const at::Tensor in = flow.contiguous();
@@ -95,7 +89,7 @@ at::Tensor upsample_flow_cpu(const at::Tensor& flow, int64_t scale) {
 }
 
 at::Tensor upsample_flow_backward_cpu(const at::Tensor& grad_out, int64_t scale) {
-  check_upsample(grad_out, scale, "grad_out");
+  check_upsample_input(grad_out, scale, "grad_out");
   const int64_t N = grad_out.size(0), C = grad_out.size(1), Ho = grad_out.size(2), Wo = grad_out.size(3);
   TORCH_CHECK_VALUE(Ho % scale == 0 && Wo % scale == 0, "grad_out size ", grad_out.sizes(),
                     " must be a multiple of scale ", scale);

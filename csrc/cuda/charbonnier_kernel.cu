@@ -83,11 +83,8 @@ __global__ void __launch_bounds__(kBlock) charbonnier_grad(const scalar_t* a, co
 }
 
 void check_pair(const at::Tensor& pred, const at::Tensor& target) {
-  TORCH_CHECK_VALUE(pred.sizes() == target.sizes(), "target must have the shape of pred ", pred.sizes(), ", got ",
-                    target.sizes());
-  TORCH_CHECK_TYPE(pred.scalar_type() == target.scalar_type(), "pred and target must have the same dtype");
-  TORCH_CHECK_TYPE(is_supported_float(pred.scalar_type()), "pred must be a float tensor");
-  TORCH_CHECK(pred.is_cuda() && target.device() == pred.device(), "pred and target must be on one CUDA device");
+  check_loss_inputs(pred, target);
+  TORCH_CHECK(pred.is_cuda(), "pred and target must be on one CUDA device");
 }
 
 // pred and target as two tensors of one dense layout (kept when they already share one, so

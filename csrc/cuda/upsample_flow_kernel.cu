@@ -73,9 +73,7 @@ unsigned grid_for(int64_t total) {
 }
 
 void check_upsample(const at::Tensor& t, int64_t scale, const char* name) {
-  TORCH_CHECK_VALUE(t.dim() == 4, name, " must be (N, C, H, W), got ", t.sizes());
-  TORCH_CHECK_VALUE(scale >= 1, "scale must be >= 1, got ", scale);
-  TORCH_CHECK_TYPE(is_supported_float(t.scalar_type()), name, " must be a float tensor");
+  check_upsample_input(t, scale, name);
   TORCH_CHECK(t.is_cuda(), name, " must be a CUDA tensor");
 }
 
