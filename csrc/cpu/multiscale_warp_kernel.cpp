@@ -16,42 +16,53 @@ namespace {
 
 constexpr int64_t kTile = 256;  // pixels whose taps are computed once and reused for all channels
 
+// The taps of pixel p (row-major in an H x W plane) displaced by its flow; flow_n points at one
+// image's (2, H, W) flow in the accumulate type.
+template <typename acc_t>
+inline BilinearTaps<acc_t, int64_t> pixel_taps(const acc_t* flow_n, int64_t p, int64_t H, int64_t W,
+                                               Padding padding) {
+  return bilinear_taps<acc_t, int64_t>(acc_t(p % W) + flow_n[p], acc_t(p / W) + flow_n[H * W + p], H, W, padding);
+}
+
+// Runs fn(n, p0, len) in parallel over tiles of kTile pixels of every image n < N.
+template <typename Fn>
+inline void for_each_tile(int64_t N, int64_t HW, const Fn& fn) {
+  const int64_t tiles = (HW + kTile - 1) / kTile;
+  at::parallel_for(0, N * tiles, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t p0 = (t % tiles) * kTile;
+      fn(t / tiles, p0, std::min(kTile, HW - p0));
+    }
+  });
+}
+
 at::Tensor warp_forward_one(const at::Tensor& feat, const at::Tensor& flow, Padding padding) {
   const int64_t N = feat.size(0), C = feat.size(1), H = feat.size(2), W = feat.size(3);
   const int64_t HW = H * W;
   const at::Tensor feat_c = feat.contiguous();
   const at::Tensor flow_c = flow.to(accumulate_type(feat.scalar_type())).contiguous();
   at::Tensor out = at::empty({N, C, H, W}, feat.options().memory_format(at::MemoryFormat::Contiguous));
-  const int64_t tiles = (HW + kTile - 1) / kTile;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, feat.scalar_type(), "multiscale_warp_cpu", [&] {
     using acc_t = at::opmath_type<scalar_t>;
     const scalar_t* src = feat_c.data_ptr<scalar_t>();
     const acc_t* fl = flow_c.data_ptr<acc_t>();
     scalar_t* dst = out.data_ptr<scalar_t>();
-    at::parallel_for(0, N * tiles, 1, [&](int64_t begin, int64_t end) {
+    for_each_tile(N, HW, [&](int64_t n, int64_t p0, int64_t len) {
       int64_t off[4][kTile];
       acc_t wt[4][kTile];
-      for (int64_t t = begin; t < end; ++t) {
-        const int64_t n = t / tiles;
-        const int64_t p0 = (t % tiles) * kTile;
-        const int64_t len = std::min(kTile, HW - p0);
-        const acc_t* fx = fl + n * 2 * HW;
-        const acc_t* fy = fx + HW;
-        for (int64_t i = 0; i < len; ++i) {
-          const int64_t p = p0 + i;
-          const auto taps = bilinear_taps<acc_t, int64_t>(acc_t(p % W) + fx[p], acc_t(p / W) + fy[p], H, W, padding);
-          for (int k = 0; k < 4; ++k) {
-            off[k][i] = taps.offset[k];
-            wt[k][i] = taps.weight[k];
-          }
+      for (int64_t i = 0; i < len; ++i) {
+        const auto taps = pixel_taps(fl + n * 2 * HW, p0 + i, H, W, padding);
+        for (int k = 0; k < 4; ++k) {
+          off[k][i] = taps.offset[k];
+          wt[k][i] = taps.weight[k];
         }
-        for (int64_t c = 0; c < C; ++c) {
-          const scalar_t* plane = src + (n * C + c) * HW;
-          scalar_t* o = dst + (n * C + c) * HW + p0;
-          for (int64_t i = 0; i < len; ++i) {
-            o[i] = static_cast<scalar_t>(wt[0][i] * acc_t(plane[off[0][i]]) + wt[1][i] * acc_t(plane[off[1][i]]) +
-                                         wt[2][i] * acc_t(plane[off[2][i]]) + wt[3][i] * acc_t(plane[off[3][i]]));
-          }
+      }
+      for (int64_t c = 0; c < C; ++c) {
+        const scalar_t* plane = src + (n * C + c) * HW;
+        scalar_t* o = dst + (n * C + c) * HW + p0;
+        for (int64_t i = 0; i < len; ++i) {
+          o[i] = static_cast<scalar_t>(wt[0][i] * acc_t(plane[off[0][i]]) + wt[1][i] * acc_t(plane[off[1][i]]) +
+                                       wt[2][i] * acc_t(plane[off[2][i]]) + wt[3][i] * acc_t(plane[off[3][i]]));
         }
       }
     });
@@ -69,50 +80,41 @@ at::Tensor warp_grad_flow_one(const at::Tensor& grad_out, const at::Tensor& feat
   const at::Tensor go_c = grad_out.to(feat.scalar_type()).contiguous();
   const at::Tensor flow_c = flow.to(acc_type).contiguous();
   at::Tensor grad_flow = at::empty({N, 2, H, W}, flow_c.options());
-  const int64_t tiles = (HW + kTile - 1) / kTile;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, feat.scalar_type(), "multiscale_warp_grad_flow_cpu", [&] {
     using acc_t = at::opmath_type<scalar_t>;
     const scalar_t* src = feat_c.data_ptr<scalar_t>();
     const scalar_t* go = go_c.data_ptr<scalar_t>();
     const acc_t* fl = flow_c.data_ptr<acc_t>();
     acc_t* gfl = grad_flow.data_ptr<acc_t>();
-    at::parallel_for(0, N * tiles, 1, [&](int64_t begin, int64_t end) {
+    for_each_tile(N, HW, [&](int64_t n, int64_t p0, int64_t len) {
       int64_t off[4][kTile];
       acc_t dx[4][kTile], dy[4][kTile];
       acc_t gx[kTile], gy[kTile];
-      for (int64_t t = begin; t < end; ++t) {
-        const int64_t n = t / tiles;
-        const int64_t p0 = (t % tiles) * kTile;
-        const int64_t len = std::min(kTile, HW - p0);
-        const acc_t* fx = fl + n * 2 * HW;
-        const acc_t* fy = fx + HW;
+      for (int64_t i = 0; i < len; ++i) {
+        const auto taps = pixel_taps(fl + n * 2 * HW, p0 + i, H, W, padding);
+        for (int k = 0; k < 4; ++k) {
+          off[k][i] = taps.offset[k];
+          dx[k][i] = taps.dweight_dx[k];
+          dy[k][i] = taps.dweight_dy[k];
+        }
+        gx[i] = acc_t(0);
+        gy[i] = acc_t(0);
+      }
+      for (int64_t c = 0; c < C; ++c) {
+        const scalar_t* plane = src + (n * C + c) * HW;
+        const scalar_t* g = go + (n * C + c) * HW + p0;
         for (int64_t i = 0; i < len; ++i) {
-          const int64_t p = p0 + i;
-          const auto taps = bilinear_taps<acc_t, int64_t>(acc_t(p % W) + fx[p], acc_t(p / W) + fy[p], H, W, padding);
-          for (int k = 0; k < 4; ++k) {
-            off[k][i] = taps.offset[k];
-            dx[k][i] = taps.dweight_dx[k];
-            dy[k][i] = taps.dweight_dy[k];
-          }
-          gx[i] = acc_t(0);
-          gy[i] = acc_t(0);
+          const acc_t v0 = plane[off[0][i]], v1 = plane[off[1][i]], v2 = plane[off[2][i]], v3 = plane[off[3][i]];
+          const acc_t gi = g[i];
+          gx[i] += gi * (dx[0][i] * v0 + dx[1][i] * v1 + dx[2][i] * v2 + dx[3][i] * v3);
+          gy[i] += gi * (dy[0][i] * v0 + dy[1][i] * v1 + dy[2][i] * v2 + dy[3][i] * v3);
         }
-        for (int64_t c = 0; c < C; ++c) {
-          const scalar_t* plane = src + (n * C + c) * HW;
-          const scalar_t* g = go + (n * C + c) * HW + p0;
-          for (int64_t i = 0; i < len; ++i) {
-            const acc_t v0 = plane[off[0][i]], v1 = plane[off[1][i]], v2 = plane[off[2][i]], v3 = plane[off[3][i]];
-            const acc_t gi = g[i];
-            gx[i] += gi * (dx[0][i] * v0 + dx[1][i] * v1 + dx[2][i] * v2 + dx[3][i] * v3);
-            gy[i] += gi * (dy[0][i] * v0 + dy[1][i] * v1 + dy[2][i] * v2 + dy[3][i] * v3);
-          }
-        }
-        acc_t* ox = gfl + n * 2 * HW + p0;
-        acc_t* oy = ox + HW;
-        for (int64_t i = 0; i < len; ++i) {
-          ox[i] = gx[i];
-          oy[i] = gy[i];
-        }
+      }
+      acc_t* ox = gfl + n * 2 * HW + p0;
+      acc_t* oy = ox + HW;
+      for (int64_t i = 0; i < len; ++i) {
+        ox[i] = gx[i];
+        oy[i] = gy[i];
       }
     });
   });
@@ -140,11 +142,9 @@ at::Tensor warp_grad_feat_one(const at::Tensor& grad_out, const at::Tensor& feat
     std::vector<int64_t> off(4 * HW);
     std::vector<acc_t> wt(4 * HW);
     for (int64_t n = 0; n < N; ++n) {
-      const acc_t* fx = fl + n * 2 * HW;
-      const acc_t* fy = fx + HW;
       at::parallel_for(0, HW, kTile, [&](int64_t begin, int64_t end) {
         for (int64_t p = begin; p < end; ++p) {
-          const auto taps = bilinear_taps<acc_t, int64_t>(acc_t(p % W) + fx[p], acc_t(p / W) + fy[p], H, W, padding);
+          const auto taps = pixel_taps(fl + n * 2 * HW, p, H, W, padding);
           for (int k = 0; k < 4; ++k) {
             off[k * HW + p] = taps.offset[k];
             wt[k * HW + p] = taps.weight[k];
