@@ -122,7 +122,7 @@ def load_model(path_or_name, device="cpu", backend: str = "auto", dtype=None) ->
     # Built on the meta device and given the stored tensors themselves (assign=True): no random
     # initialisation to throw away, and the (fp16 -> fp32 upcast) dtype is kept as it is.
     with torch.device("meta"):
-        model = CrossNet(scale=cfg.scale, config=cfg.config, sisr=cfg.sisr, width=cfg.width, backend=backend)
+        model = CrossNet.from_config(cfg, backend=backend)
     try:
         # clone(): fresh, aligned storage (safetensors may hand out views at odd offsets, and oneDNN
         # picks kernels, hence rounding, by alignment).

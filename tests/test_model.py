@@ -169,22 +169,24 @@ def _grid_warp(feat, flow):
     return F.grid_sample(feat, torch.stack((gx, gy), -1), "bilinear", "border", align_corners=True)
 
 
-def _functional_crossnet(sd, lr, ref, scale):
-    """CrossNet "official" with bicubic SISR, written from the CROSSNET.md tables."""
+def _functional_crossnet(sd, lr, ref, scale, flow_ref=None, return_fused=False):
+    """CrossNet "official" with bicubic SISR, written from the CROSSNET.md tables. ``flow_ref``: the
+    image the flow net compares the LR with (default: the reference itself, as in the paper)."""
+    flow_ref = ref if flow_ref is None else flow_ref
     lrelu = lambda x: F.leaky_relu(x, 0.1)  # noqa: E731
     conv = lambda x, k, s=1: F.conv2d(x, sd[k + ".weight"], sd[k + ".bias"], s,  # noqa: E731
                                       sd[k + ".weight"].shape[-1] // 2)
     up = lambda x, k: F.conv_transpose2d(x, sd[k + ".weight"], sd[k + ".bias"], 2, 1)  # noqa: E731
     lr_up = F.interpolate(lr, scale_factor=scale, mode="bicubic", align_corners=False).clamp(0, 1)
     f = "flownet."
-    c1 = lrelu(conv(torch.cat((lr_up, ref), 1), f + "conv1.0", 2))
+    c1 = lrelu(conv(torch.cat((lr_up, flow_ref), 1), f + "conv1.0", 2))
     c2 = lrelu(conv(c1, f + "conv2.0", 2))
     c3 = lrelu(conv(lrelu(conv(c2, f + "conv3.0", 2)), f + "conv3_1.0"))
     c4 = lrelu(conv(lrelu(conv(c3, f + "conv4.0", 2)), f + "conv4_1.0"))
     c5 = lrelu(conv(lrelu(conv(c4, f + "conv5.0", 2)), f + "conv5_1.0"))
     x = lrelu(conv(lrelu(conv(c5, f + "conv6.0", 2)), f + "conv6_1.0"))
     flows = {}
-    for level, skip in ((6, c5), (5, c4), (4, c3), (3, c2), (2, c1), (1, ref)):
+    for level, skip in ((6, c5), (5, c4), (4, c3), (3, c2), (2, c1), (1, flow_ref)):
         flows[level] = conv(x, f + f"flow{level}")
         x = torch.cat((skip, lrelu(up(x, f + f"deconv{level}.0")), up(flows[level], f + f"flow{level}_up")), 1)
     v0 = conv(F.selu(conv(F.selu(conv(x, f + "flow0.0")), f + "flow0.2")), f + "flow0.4")
@@ -204,6 +206,8 @@ def _functional_crossnet(sd, lr, ref, scale):
     x = F.selu(up(torch.cat((x, f_lr[2], warped[2]), 1), d + "deconv2.0"))
     x = F.selu(up(torch.cat((x, f_lr[1], warped[1]), 1), d + "deconv1.0"))
     x = F.selu(conv(torch.cat((x, f_lr[0], warped[0]), 1), d + "fusion1.0"))
+    if return_fused:
+        return conv(x, d + "out"), flows_used, x
     return conv(x, d + "out"), flows_used
 
 
@@ -315,3 +319,76 @@ def test_compact_width_configuration_roundtrips(tmp_path):
         assert torch.equal(loaded(lr, ref), out)
     with pytest.raises(ValueError, match="width"):
         CrossNet(scale=4, width=2.0)
+
+
+# ---------------------------------------------------------------- trainability options
+
+def _biased_flows(model):
+    with torch.no_grad():  # fractional, several-pixel flows at every scale
+        model.flownet.flow0[4].bias.copy_(torch.tensor([2.3, -1.6]))
+        model.flownet.flow1.bias.copy_(torch.tensor([-1.4, 0.7]))
+        model.flownet.flow2.bias.copy_(torch.tensor([0.6, 1.3]))
+        model.flownet.flow3.bias.copy_(torch.tensor([-0.45, -0.8]))
+
+
+def test_faithful_defaults_have_no_options():
+    model = CrossNet(4, "official", "bicubic", width=0.25)
+    assert model.config == {"scale": 4, "config": "official", "sisr": "bicubic", "width": 0.25,
+                            "residual": False, "flow_ref": "sharp", "ref_detail": False}
+    assert model.ref_detail is None and not any("ref_detail" in k for k in model.state_dict())
+
+
+def test_residual_model_starts_as_bicubic():
+    torch.manual_seed(0)
+    model = CrossNet(4, "official", "bicubic", width=0.25, residual=True).eval()
+    gen = torch.Generator().manual_seed(3)
+    lr, ref = torch.rand(2, 3, 16, 16, generator=gen), torch.rand(2, 3, 64, 64, generator=gen)
+    with torch.no_grad():
+        out = model(lr, ref)
+    bicubic = F.interpolate(lr, scale_factor=4, mode="bicubic", align_corners=False).clamp(0, 1)
+    assert torch.equal(out, bicubic)
+
+
+@pytest.mark.parametrize("scale", [4, 8])
+def test_options_match_functional_spec(scale):
+    """residual + flow_ref="degraded" + ref_detail against the functional model written from the
+    option definitions: out = bicubic + decoder + sigmoid(gate(fused, detail, mismatch)) * detail."""
+    from crossnet_fast import degrade
+
+    torch.manual_seed(4)
+    model = CrossNet(scale, "official", "bicubic", width=0.25, residual=True, flow_ref="degraded",
+                     ref_detail=True, backend="reference").eval()
+    _biased_flows(model)
+    with torch.no_grad():  # a gate and a decoder output that are not their zero initialisation
+        model.ref_detail.gate.weight.normal_(0, 0.1)
+        model.ref_detail.gate.bias.fill_(0.4)
+        model.decoder.out.weight.normal_(0, 0.01)
+    gen = torch.Generator().manual_seed(5)
+    ref = torch.rand(1, 3, 64, 128, generator=gen)
+    lr = torch.rand(1, 3, 64 // scale, 128 // scale, generator=gen)
+    up = lambda x: F.interpolate(x, scale_factor=scale, mode="bicubic", align_corners=False).clamp(0, 1)  # noqa: E731
+    ref_low = up(degrade(ref, scale))
+    with torch.no_grad():
+        dec, flows, fused = _functional_crossnet(model.state_dict(), lr, ref, scale, flow_ref=ref_low,
+                                                 return_fused=True)
+        detail = _grid_warp(ref - ref_low, flows[0])
+        mismatch = up(lr) - _grid_warp(ref_low, flows[0])
+        gate = torch.sigmoid(F.conv2d(torch.cat((fused, detail, mismatch), 1), model.ref_detail.gate.weight,
+                                      model.ref_detail.gate.bias, 1, 1))
+        expected = up(lr) + dec + gate * detail
+        parts = model(lr, ref, return_parts=True)
+    assert gate.std() > 0.01 and (detail.abs().mean() > 0.01)
+    torch.testing.assert_close(parts["out"], expected, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(parts["flow_ref"], ref_low)
+    torch.testing.assert_close(parts["lr_up"], up(lr))
+    for v, w in zip(parts["flows"], flows):
+        torch.testing.assert_close(v, w, rtol=1e-4, atol=1e-5)
+    with torch.no_grad():
+        assert torch.equal(model(lr, ref), parts["out"])
+
+
+def test_option_errors():
+    with pytest.raises(ValueError, match="flow_ref"):
+        CrossNet(4, sisr="bicubic", flow_ref="blurred")
+    with pytest.raises(ValueError, match="residual"):
+        CrossNet(4, sisr="bicubic", residual=1)

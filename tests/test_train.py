@@ -398,3 +398,77 @@ def test_cli_trains_crossnet_saves_resumes_and_evaluates(tmp_path, monkeypatch):
     assert len(rows) == 2 and rows[1].startswith("2,antinous_00-11,")
     model = load_model(out / "model.safetensors")
     assert isinstance(model, CrossNet) and model.scale == 4
+
+
+# -- trainability options of the shipped compact models ----------------------------------------------
+
+def _video(root):
+    """video/seq_a: 5 frames, video/seq_b: 4 frames (held out); frame k is the texture moved k px."""
+    base = _texture(72, 80, 21)
+    for name, n in (("seq_a", 5), ("seq_b", 4)):
+        for k in range(n):
+            _save(np.roll(base, k, axis=1), root / "video" / name / f"frame_{k + 1:03d}.png")
+    return root
+
+
+def test_video_sequences_give_frame_pairs_within_the_gap(data_root, tmp_path):
+    _video(data_root)
+    cfg = load_config(tiny_cfg(data_root, tmp_path, data={
+        "lightfields": [], "stereo": [], "holdout_lightfields": [], "holdout_stereo": [],
+        "video": ["video/seq_a", "video/seq_b"],
+        "holdout_video": ["video/seq_b"], "video_max_gap": 2, "video_repeats": 3}))
+    src = Sources(cfg.data, 4, cfg.val)
+    assert [e.kind for e in src.entries] == ["video"] * 3 and src.entries[0].name == "video/seq_a"
+    ds = TrainPairs(src, cfg)
+    frames = [torch.from_numpy(np.array(Image.open(p))).permute(2, 0, 1).float() / 255
+              for p in src.videos[0][1]]
+    seen = set()
+    for pos in range(40):
+        gen = torch.Generator().manual_seed(pos)
+        hr, ref = ds._pair(src.entries[0], gen)
+        i = next(k for k, f in enumerate(frames) if torch.equal(f, ref))
+        j = next(k for k, f in enumerate(frames) if torch.equal(f, hr))
+        assert i != j and abs(i - j) <= 2
+        seen.add(j - i)
+    assert seen == {-2, -1, 1, 2}
+    (val,) = src.validation_pairs("bicubic")
+    assert val["name"] == "seq_b_t0-t2"
+    # Reference = frame 1, ground truth = frame 3 (2 px further right).
+    assert torch.equal(val["hr"][..., 2:], val["ref"][..., :-2])
+
+
+def _compact_cfg(root, out, **sections):
+    cfg = tiny_cfg(root, out, model={"name": "crossnet", "sisr": "bicubic", "options": {
+        "width": 0.0625, "residual": True, "flow_ref": "degraded", "ref_detail": True}},
+        optim={"iterations": 4, "milestones": [2], "photometric": 1.0, "photometric_end": 0.1,
+               "smoothness": 0.01})
+    for sec, vals in sections.items():
+        cfg.setdefault(sec, {}).update(vals)
+    return cfg
+
+
+def test_resume_of_a_run_with_the_options(data_root, tmp_path):
+    straight = train(_compact_cfg(data_root, tmp_path / "a"), quiet=True)
+    part = train(_compact_cfg(data_root, tmp_path / "b"), max_steps=2, quiet=True)
+    rest = train(_compact_cfg(data_root, tmp_path / "b"), resume=tmp_path / "b", quiet=True)
+    assert [l for _, l in part["losses"] + rest["losses"]] == [l for _, l in straight["losses"]]
+    from crossnet_fast.checkpoint import load_model
+
+    model = load_model(rest["model"])
+    assert model.config == {"scale": 4, "config": "official", "sisr": "bicubic", "width": 0.0625,
+                            "residual": True, "flow_ref": "degraded", "ref_detail": True}
+    a, b = load_file(straight["model"]), load_file(rest["model"])
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_flow_losses_change_the_update_and_need_crossnet(data_root, tmp_path):
+    with_losses = train(_compact_cfg(data_root, tmp_path / "a", optim={"iterations": 2}), quiet=True)
+    without = train(_compact_cfg(data_root, tmp_path / "b", optim={"iterations": 2, "photometric": 0.0,
+                                                                   "smoothness": 0.0}), quiet=True)
+    # Step 1's reconstruction loss is the same (same weights and batch); the update is not.
+    assert with_losses["losses"][0] == without["losses"][0]
+    assert with_losses["losses"][1] != without["losses"][1]
+    with pytest.raises(ValueError, match="optim.photometric"):
+        load_config(tiny_cfg(data_root, tmp_path / "c", optim={"photometric": 1.0}))
+    with pytest.raises(ValueError, match="optim.smoothness"):
+        load_config(tiny_cfg(data_root, tmp_path / "c", optim={"smoothness": -1.0}))

@@ -16,8 +16,9 @@ import torch
 from torch import nn
 
 from ..backend import BACKENDS
-from ..ops import multiscale_warp
-from .decoder import Decoder
+from ..degrade import degrade
+from ..ops import backward_warp, multiscale_warp
+from .decoder import Decoder, ReferenceDetailGate
 from .encoder import Encoder
 from .flownet import FlowNetSPlus
 from .sisr import bicubic_upsample, build_sisr
@@ -25,6 +26,7 @@ from .sisr import bicubic_upsample, build_sisr
 CONFIGS = ("official", "paper")
 SISRS = ("mdsr", "bicubic", "srcnn", "vdsr")
 SCALES = (4, 8)
+FLOW_REFS = ("sharp", "degraded")
 # The flow net has six stride-2 convolutions: HR sizes must be multiples of 2^6.
 SIZE_MULTIPLE = 64
 
@@ -44,6 +46,17 @@ class CrossNetConfig:
     # Channel multiplier of the flow net, encoder and decoder: 1.0 is the paper's network; smaller
     # widths give the compact models shipped as weights (1/4 keeps ~1/16 of the parameters).
     width: float = 1.0
+    # Trainability options (docs/MODEL_CARD.md); all off in the faithful "official"/"paper" models.
+    # residual: output = bicubic(lr) + decoder (last conv zero-initialised), so an untrained model
+    #   is bicubic upsampling and training learns only the missing detail.
+    residual: bool = False
+    # flow_ref: what the flow net compares the upsampled LR with: "sharp" (the reference, as in the
+    #   paper) or "degraded" (the reference downsampled like the LR and bicubic-upsampled back, so
+    #   that it matches like with like, as patch matching does).
+    flow_ref: str = "sharp"
+    # ref_detail: add the reference's high frequencies (ref - degraded ref), warped by V0, through
+    #   a learned per-pixel gate in [0, 1] (zero-initialised: 0.5 at the start).
+    ref_detail: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.scale, bool) or not isinstance(self.scale, int) or self.scale not in SCALES:
@@ -54,6 +67,11 @@ class CrossNetConfig:
             raise ValueError(f"sisr must be one of {SISRS}, got {self.sisr!r}")
         if isinstance(self.width, bool) or not isinstance(self.width, (int, float)) or not 0.0625 <= self.width <= 1:
             raise ValueError(f"width must be a number in [1/16, 1], got {self.width!r}")
+        for name in ("residual", "ref_detail"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        if self.flow_ref not in FLOW_REFS:
+            raise ValueError(f"flow_ref must be one of {FLOW_REFS}, got {self.flow_ref!r}")
 
     @property
     def channels(self) -> int:
@@ -73,6 +91,10 @@ class CrossNetConfig:
     def padding(self) -> str:
         return "border"
 
+    @property
+    def needs_degraded_ref(self) -> bool:
+        return self.flow_ref == "degraded" or self.ref_detail
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -91,6 +113,8 @@ class CrossNet(nn.Module):
         freeze_sisr: stop gradients into the SISR front end (it then runs under ``no_grad``).
         width: channel multiplier of the flow net, encoder and decoder (1.0: the paper's network,
             the parameter counts above; 0.25: the compact configuration of the shipped weights).
+        residual, flow_ref, ref_detail: trainability options of the shipped compact models (see
+            :class:`CrossNetConfig`); the defaults are the faithful model.
 
     ``model(lr, ref)``: lr (N, 3, H/scale, W/scale) and ref (N, 3, H, W), float images in [0, 1],
     same dtype and device, H and W multiples of 64 (:func:`crossnet_fast.super_resolve` pads any
@@ -98,9 +122,11 @@ class CrossNet(nn.Module):
     """
 
     def __init__(self, scale: int = 4, config: str = "official", sisr: str = "mdsr",
-                 backend: str = "auto", freeze_sisr: bool = False, width: float = 1.0) -> None:
+                 backend: str = "auto", freeze_sisr: bool = False, width: float = 1.0,
+                 residual: bool = False, flow_ref: str = "sharp", ref_detail: bool = False) -> None:
         super().__init__()
-        self.cfg = CrossNetConfig(scale=scale, config=config, sisr=sisr, width=width)
+        self.cfg = CrossNetConfig(scale=scale, config=config, sisr=sisr, width=width, residual=residual,
+                                  flow_ref=flow_ref, ref_detail=ref_detail)
         self.backend = backend
         self.sisr = build_sisr(sisr, scale)
         self.flownet = FlowNetSPlus(width)
@@ -108,7 +134,18 @@ class CrossNet(nn.Module):
         # Registered only in the paper configuration, so that state dicts hold no duplicates.
         self.encoder_ref = None if self.cfg.shared_encoder else Encoder(self.cfg.channels)
         self.decoder = Decoder(self.cfg.channels)
+        if residual:
+            # The untrained residual model is exactly bicubic upsampling.
+            nn.init.zeros_(self.decoder.out.weight)
+            nn.init.zeros_(self.decoder.out.bias)
+        self.ref_detail = ReferenceDetailGate(self.cfg.channels) if ref_detail else None
         self.freeze_sisr(freeze_sisr)
+
+    @classmethod
+    def from_config(cls, cfg: "CrossNetConfig | dict", backend: str = "auto") -> "CrossNet":
+        """A freshly initialised model of a stored configuration (a CrossNetConfig or its dict)."""
+        d = cfg.to_dict() if isinstance(cfg, CrossNetConfig) else dict(cfg)
+        return cls(backend=backend, **d)
 
     @property
     def backend(self) -> str:
@@ -174,10 +211,24 @@ class CrossNet(nn.Module):
             lr_sr = self.sisr(lr)
         return lr_up, lr_sr
 
-    def forward(self, lr: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    def degraded_reference(self, ref: torch.Tensor) -> torch.Tensor:
+        """The reference as the LR input would look: MATLAB-bicubic x``scale`` downsampling (the
+        degradation of the training and evaluation LR images), bicubic-upsampled back exactly like
+        the LR. ref (N, 3, H, W) -> (N, 3, H, W), same dtype; no gradient (an input, not a weight)."""
+        with torch.no_grad():
+            low = degrade(ref.float(), self.scale)
+            return bicubic_upsample(low, self.scale).to(ref.dtype)
+
+    def forward(self, lr: torch.Tensor, ref: torch.Tensor, return_parts: bool = False):
+        """See the class docstring. ``return_parts=True`` returns a dict instead of the image:
+        ``out`` (N, 3, H, W); ``flows`` [V0..V3] (N, 2, H/2^i, W/2^i) px; ``lr_up`` (N, 3, H, W), the
+        bicubic LR; ``flow_ref`` (N, 3, H, W), the image the flow net compared it with (what a
+        photometric loss on the flows should warp)."""
         self.check_inputs(lr, ref)
         lr_up, lr_sr = self.upsample(lr)
-        flows = self.flownet(lr_up if self.cfg.flow_input == "bicubic" else lr_sr, ref)
+        ref_low = self.degraded_reference(ref) if self.cfg.needs_degraded_ref else None
+        flow_ref = ref_low if self.cfg.flow_ref == "degraded" else ref
+        flows = self.flownet(lr_up if self.cfg.flow_input == "bicubic" else lr_sr, flow_ref)
         if self.encoder_ref is None:
             # Shared weights: one encoder pass over the LR and reference batches together.
             feats = self.encoder(torch.cat((lr_sr, ref), 0))
@@ -189,7 +240,19 @@ class CrossNet(nn.Module):
             f_ref = self.encoder_ref(ref)
         # Under autocast the convs give half-precision flows; the warp samples in fp32 anyway.
         warped = self.warp(f_ref, flows)
-        return self.decoder(f_lr, warped)
+        fused = self.decoder.features(f_lr, warped)
+        out = self.decoder.out(fused)
+        if self.cfg.residual:
+            out = out + lr_up.to(out.dtype)
+        if self.ref_detail is not None:
+            # Detail and degraded reference warped together by V0 (6 channels, one warp).
+            both = torch.cat((ref - ref_low, ref_low), 1).float()
+            w = backward_warp(both, flows[0].float(), padding=self.cfg.padding, backend=self.backend)
+            detail, mismatch = w[:, :3], lr_up.float() - w[:, 3:]
+            out = out + self.ref_detail(fused, detail, mismatch).to(out.dtype)
+        if not return_parts:
+            return out
+        return {"out": out, "flows": flows, "lr_up": lr_up, "flow_ref": flow_ref}
 
     def save(self, path) -> None:
         """Write weights + configuration to a safetensors file, atomically (see crossnet_fast.checkpoint)."""

@@ -57,6 +57,12 @@ class DataConfig:
     num_workers: int = 0
     max_view_distance: int = 0        # 0: any two distinct views of the grid (index 7 included)
     stereo_swap: bool = True          # also use (ref = right, LR = left)
+    # Video sequences: folders of frames (sorted by name); a pair is (ref = frame t, LR = frame
+    # t + k) with 1 <= |k| <= video_max_gap. Held-out sequences are validated at t = 0, k = 2.
+    video: list = field(default_factory=list)
+    holdout_video: list = field(default_factory=list)
+    video_max_gap: int = 3
+    video_repeats: int = 4
     degradation: str = "bicubic"      # MATLAB imresize; "gaussian" also accepted by degrade()
     # Epoch = every training light field lightfield_repeats times (each item draws a fresh view
     # pair) + every stereo pair stereo_repeats times, shuffled.
@@ -100,6 +106,10 @@ class OptimConfig:
     grad_clip: float = 0.0            # max global grad norm (loss units); 0 = off
     loss_eps: float = 1e-3            # Charbonnier eps
     skip_nonfinite: bool = True       # skip an update whose gradient is inf/nan
+    # Auxiliary flow losses (train/losses.py; CrossNet only; 0 = off, the paper's recipe).
+    photometric: float = 0.0          # weight of the photometric loss on V0..V3 at step 0 ...
+    photometric_end: float = 0.1      # ... falling linearly to photometric * this at the last step
+    smoothness: float = 0.0           # weight of the flow smoothness loss (constant)
 
 
 @dataclass
@@ -160,7 +170,8 @@ class TrainConfig:
         _check(d.batch_size >= 1, "data.batch_size", d.batch_size, ">= 1")
         _check(0.0 <= d.synthetic_fraction <= 1.0, "data.synthetic_fraction", d.synthetic_fraction,
                "in [0, 1]")
-        _check(d.lightfields or d.stereo or d.synthetic_fraction > 0, "data", "no sources",
+        _check(d.video_max_gap >= 1, "data.video_max_gap", d.video_max_gap, ">= 1")
+        _check(d.lightfields or d.stereo or d.video or d.synthetic_fraction > 0, "data", "no sources",
                "at least one light field, stereo folder or synthetic_fraction > 0")
         _check(len(self.augment.color) == 2, "augment.color", self.augment.color, "[low, high]")
         _check(self.augment.parallax >= 0, "augment.parallax", self.augment.parallax, ">= 0")
@@ -169,6 +180,12 @@ class TrainConfig:
         if isinstance(o.gamma, list):
             _check(len(o.gamma) == len(o.milestones), "optim.gamma", o.gamma, "one per milestone")
         _check(len(o.betas) == 2, "optim.betas", o.betas, "[beta1, beta2]")
+        for key in ("photometric", "photometric_end", "smoothness"):
+            v = getattr(o, key)
+            _check(isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0, f"optim.{key}", v,
+                   "a number >= 0")
+        _check(not (o.photometric > 0 or o.smoothness > 0) or m.name == "crossnet", "optim.photometric",
+               o.photometric, "0 unless model.name = 'crossnet' (flow losses need CrossNet's flows)")
         _check(r.precision in ("auto", "fp32", "bf16"), "run.precision", r.precision, "auto, fp32 or bf16")
         _check(r.channels_last in ("auto", True, False), "run.channels_last", r.channels_last,
                "auto, true or false")

@@ -75,6 +75,14 @@ class TrainPairs(Dataset):
                 if i != j and (not maxd or max(abs(a[0] - b[0]), abs(a[1] - b[1])) <= maxd):
                     break
             return (self.cache.load(lf.path(b)), self.cache.load(lf.path(a)))
+        if entry.kind == "video":
+            frames = self.sources.videos[entry.index][1]
+            gap = self.cfg.data.video_max_gap
+            while True:  # reference frame t, LR frame t + k, 1 <= |k| <= gap (both directions)
+                i, j = torch.randint(len(frames), (2,), generator=gen).tolist()
+                if i != j and abs(i - j) <= gap:
+                    break
+            return self.cache.load(frames[j]), self.cache.load(frames[i])
         swap = bool(torch.rand((), generator=gen) < 0.5) and self.cfg.data.stereo_swap
         hr_p, ref_p = (entry.left, entry.right) if swap else (entry.right, entry.left)
         return self.cache.load(hr_p), self.cache.load(ref_p)

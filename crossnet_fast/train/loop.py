@@ -20,11 +20,13 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
+from ..models import CrossNet
 from ..ops import charbonnier
 from . import ckpt, distributed, rng
 from .config import TrainConfig, load_config
 from .dataset import StepBatchSampler, TrainPairs
 from .logs import RunLog
+from .losses import aux_weight, photometric_loss, smoothness_loss
 from .models import build_model
 from .schedule import lr_at, set_lr
 from .signals import StopRequest
@@ -115,6 +117,10 @@ class _Trainer:
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.aux_losses = cfg.optim.photometric > 0 or cfg.optim.smoothness > 0
+        if self.aux_losses and not isinstance(self.model, CrossNet):
+            raise ValueError("config optim.photometric/optim.smoothness: flow losses need model.name = "
+                             f"'crossnet', got {type(self.model).__name__}")
         o = cfg.optim
         # One Adam for the whole run: lr steps only change param_group["lr"] (moments kept).
         self.opt = torch.optim.Adam(self.params, lr=o.lr, betas=tuple(o.betas), eps=o.eps,
@@ -273,13 +279,30 @@ class _Trainer:
         lr_img = batch["lr"].to(dev, non_blocking=True).contiguous(memory_format=fmt)
         ref = batch["ref"].to(dev, non_blocking=True).contiguous(memory_format=fmt)
         hr = batch["hr"].to(dev, non_blocking=True)
+        o = cfg.optim
+        w_photo = aux_weight(self.step, o.iterations, o.photometric, o.photometric_end)
+        w_smooth = aux_weight(self.step, o.iterations, o.smoothness, 1.0)
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
-            out = self.ddp(lr_img, ref)  # the HR image is never an input
+            if self.aux_losses:
+                parts = self.ddp(lr_img, ref, return_parts=True)  # the HR image is never an input
+                out = parts["out"]
+            else:
+                out = self.ddp(lr_img, ref)
         # fp32 loss whatever the autocast dtype; plain layout for both operands (3 channels: cheap).
-        loss = charbonnier(out.float().contiguous(), hr.float().contiguous(), eps=cfg.optim.loss_eps,
+        loss = charbonnier(out.float().contiguous(), hr.float().contiguous(), eps=o.loss_eps,
                            reduction="batch")
+        if self.aux_losses:
+            # The reported loss stays the reconstruction loss alone (comparable across recipes).
+            total = loss
+            if w_photo > 0:
+                total = total + w_photo * photometric_loss(parts["flows"], parts["lr_up"], parts["flow_ref"],
+                                                           eps=o.loss_eps)
+            if w_smooth > 0:
+                total = total + w_smooth * smoothness_loss(parts["flows"], hr[0].numel())
+        else:
+            total = loss
         self.opt.zero_grad(set_to_none=True)
-        loss.backward()
+        total.backward()
         clip = cfg.optim.grad_clip if cfg.optim.grad_clip > 0 else float("inf")
         gn = torch.nn.utils.clip_grad_norm_(self.params, clip)
         # DDP has averaged the gradients, so every rank takes the same decision here.

@@ -17,7 +17,8 @@ from ..data.samples import make_sample
 @dataclass(frozen=True)
 class Entry:
     """One epoch slot. kind "lf": a light field (a fresh view pair is drawn per use);
-    kind "stereo": a rectified pair (``ref``, ``hr`` file paths; sides may be swapped per use)."""
+    kind "stereo": a rectified pair (``ref``, ``hr`` file paths; sides may be swapped per use);
+    kind "video": a frame sequence (``index`` into Sources.videos; a fresh frame pair per use)."""
     kind: str
     name: str
     index: int = -1              # light field index into Sources.lightfields
@@ -83,6 +84,18 @@ class Sources:
         unknown = hold_st - {n for n, _, _ in self.stereo + self.val_stereo}
         if unknown:
             raise ValueError(f"config data.holdout_stereo: no such stereo pairs {sorted(unknown)}")
+        hold_vid = {str(Path(h)) for h in data_cfg.holdout_video}
+        self.videos: list[tuple[str, list[Path]]] = []
+        self.val_videos: list[tuple[str, list[Path]]] = []
+        for rel in list(data_cfg.video) + sorted(hold_vid - {str(Path(r)) for r in data_cfg.video}):
+            folder = _resolve(root, rel)
+            if not folder.is_dir():
+                raise FileNotFoundError(f"config data.video: no such folder {folder}")
+            frames = list_images(folder)
+            if len(frames) < 2:
+                raise ValueError(f"config data.video: {folder} holds {len(frames)} frame(s), need >= 2")
+            name = str(Path(rel))
+            (self.val_videos if name in hold_vid else self.videos).append((name, frames))
         self.entries: list[Entry] = []
         for i, lf in enumerate(self.lightfields):
             if len(lf.views) < 2:
@@ -90,6 +103,8 @@ class Sources:
             self.entries += [Entry("lf", lf.name, index=i)] * int(data_cfg.lightfield_repeats)
         for name, lp, rp in self.stereo:
             self.entries += [Entry("stereo", name, left=str(lp), right=str(rp))] * int(data_cfg.stereo_repeats)
+        for i, (name, _) in enumerate(self.videos):
+            self.entries += [Entry("video", name, index=i)] * int(data_cfg.video_repeats)
         if not self.entries:
             raise ValueError("no training data: every light field and stereo pair is held out "
                              "(or the repeats are 0)")
@@ -115,6 +130,10 @@ class Sources:
             for name, lp, rp in self.val_stereo:
                 out.append(self._sample(load_image(rp), load_image(lp), f"{name}_left-right",
                                         degradation, max_size))
+        for name, frames in self.val_videos:
+            if len(frames) >= 3:  # the paper-style video protocol: reference frame t, LR frame t + 2
+                out.append(self._sample(load_image(frames[2]), load_image(frames[0]),
+                                        f"{Path(name).name}_t0-t2", degradation, max_size))
         return out
 
     def _sample(self, hr, ref, name, degradation, max_size):
