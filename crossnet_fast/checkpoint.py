@@ -77,7 +77,8 @@ def read_config(path) -> CrossNetConfig:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
     except SafetensorError as exc:
-        raise ValueError(f"path_or_name: {str(path)!r} is not a safetensors file ({exc}); crossnet_fast "
+        raise ValueError(f"path_or_name: {str(path)!r} is not a safetensors file (truncated, corrupt or "
+                         f"another format: {exc}); crossnet_fast "
                          "never unpickles .pth/.pt files: convert trusted weights with CrossNet.save") from exc
     if METADATA_KEY not in meta:
         raise ValueError(f"path_or_name: {str(path)!r} is not a crossnet_fast checkpoint "
@@ -94,7 +95,7 @@ def read_config(path) -> CrossNetConfig:
         raise ValueError(f"path_or_name: {str(path)!r} has an unreadable configuration: {exc}") from exc
 
 
-def load_model(path_or_name, device="cpu", backend: str = "auto", dtype=None) -> CrossNet:
+def load_model(path_or_name, device="cpu", backend: str = "auto", dtype=None, scale: int | None = None) -> CrossNet:
     """Rebuild a CrossNet from a checkpoint written by :meth:`CrossNet.save`.
 
     Args:
@@ -106,6 +107,8 @@ def load_model(path_or_name, device="cpu", backend: str = "auto", dtype=None) ->
             (float16 is how shipped weights are stored, to halve the file; CPU kernels compute in
             fp32, and GPU users pick bf16/fp16 with autocast); a torch floating dtype: every
             floating tensor is cast to it.
+        scale: None, or the scale the caller needs (4 or 8): weights for another scale raise a
+            ValueError naming the file, before any tensor is read.
 
     Returns the model in eval mode, with exactly the stored values (bit-exact: fp16 -> fp32 is
     exact; a bf16 or fp32 checkpoint keeps its dtype unless ``dtype`` is given).
@@ -113,9 +116,16 @@ def load_model(path_or_name, device="cpu", backend: str = "auto", dtype=None) ->
     """
     path = _resolve(path_or_name)
     cfg = read_config(path)
+    if scale is not None and cfg.scale != scale:
+        raise ValueError(f"path_or_name: {str(path)!r} holds x{cfg.scale} weights, expected x{scale} "
+                         f"(scale={scale}); use the x{scale} weights (e.g. crossnet-x{scale})")
     if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
         raise TypeError(f"dtype must be None or a floating torch.dtype, got {dtype!r}")
-    state = load_file(str(path), device="cpu")
+    try:
+        state = load_file(str(path), device="cpu")
+    except (SafetensorError, OSError) as exc:
+        raise ValueError(f"path_or_name: {str(path)!r} is truncated or corrupt: its header is readable but "
+                         f"its tensors are not ({exc})") from exc
     for k, v in state.items():
         if v.is_floating_point() and (dtype is not None or v.dtype == torch.float16):
             state[k] = v.to(dtype or torch.float32)

@@ -33,7 +33,8 @@ def test_save_reload_bit_exact(tmp_path, paper_x8):
     assert os.listdir(tmp_path) == ["m.safetensors"]  # no temporary file left behind
     header = _header(path)
     config = json.loads(header["__metadata__"]["crossnet_fast"])["config"]
-    assert config == {"scale": 8, "config": "paper", "sisr": "mdsr", "width": 1.0}
+    assert config == {"scale": 8, "config": "paper", "sisr": "mdsr", "width": 1.0, "residual": False,
+                      "flow_ref": "sharp", "ref_detail": False}
     assert len(header) - 1 == len(paper_x8.state_dict())
 
     loaded = load_model(path, backend="reference")
@@ -127,3 +128,32 @@ def test_saved_files_get_normal_permissions(tmp_path):
         assert stat.S_IMODE(path.stat().st_mode) == 0o644
     finally:
         os.umask(umask)
+
+
+def test_wrong_scale_truncated_and_corrupt_files(tmp_path):
+    model = CrossNet(8, "official", "bicubic", width=0.0625, residual=True, flow_ref="degraded", ref_detail=True)
+    path = tmp_path / "x8.safetensors"
+    model.save(path)
+    with pytest.raises(ValueError, match=r"x8\.safetensors.*holds x8 weights, expected x4"):
+        load_model(path, scale=4)
+    assert load_model(path, scale=8).config == model.config
+    data = path.read_bytes()
+    truncated = tmp_path / "truncated.safetensors"
+    truncated.write_bytes(data[: len(data) - 1000])  # header intact, body cut short
+    with pytest.raises(ValueError, match="truncated.safetensors.*truncated, corrupt"):
+        load_model(truncated)
+    header_too_long = tmp_path / "header.safetensors"
+    header_too_long.write_bytes((10 ** 9).to_bytes(8, "little") + data[8:200])  # header length > file
+    with pytest.raises(ValueError, match="header.safetensors.*not a safetensors file"):
+        load_model(header_too_long)
+    garbage = tmp_path / "garbage.safetensors"
+    garbage.write_bytes(b"\x00" * 3)
+    with pytest.raises(ValueError, match="garbage.safetensors"):
+        load_model(garbage)
+    # An option of a newer library version: a clear error, never a guess.
+    meta = {"crossnet_fast": json.dumps({"format": "crossnet_fast.CrossNet", "format_version": 1,
+                                         "config": dict(model.config, attention=True)})}
+    other = tmp_path / "other.safetensors"
+    save_file({"w": torch.zeros(1)}, str(other), metadata=meta)
+    with pytest.raises(ValueError, match="other.safetensors.*unreadable configuration"):
+        load_model(other)

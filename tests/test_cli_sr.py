@@ -63,19 +63,26 @@ def test_sr_end_to_end(files, capsys):
     assert "wrote" in capsys.readouterr().out
 
 
-def test_sr_requires_weights(files, capsys):
-    d = files[0]
-    with pytest.raises(SystemExit) as exc:
-        main(["sr", "--lr", str(d / "lr.png"), "--ref", str(d / "ref.png"), "--scale", "4",
-              "--out", str(d / "x.png")])
-    assert exc.value.code == 2
-    assert "--weights" in capsys.readouterr().err
+def test_sr_defaults_to_the_shipped_weights(files, capsys, tmp_path, monkeypatch):
+    import crossnet_fast.checkpoint as ckpt
+
+    d, model, _, _ = files
+    argv = ["sr", "--lr", str(d / "lr.png"), "--ref", str(d / "ref.png"), "--scale", "4",
+            "--device", "cpu", "--no-progress", "--window", "128"]
+    monkeypatch.setattr(ckpt, "WEIGHTS_DIR", tmp_path)
+    assert main(argv + ["--out", str(tmp_path / "a.png")]) == 1  # nothing shipped in this folder
+    assert "'crossnet-x4' is neither a file nor a shipped weights name" in capsys.readouterr().err
+    model.save(tmp_path / "crossnet-x4.safetensors")
+    assert main(argv + ["--out", str(tmp_path / "b.png")]) == 0
+    explicit = tmp_path / "c.png"
+    assert main(argv + ["--out", str(explicit), "--weights", str(d / "w.safetensors")]) == 0
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "b.png")), np.asarray(Image.open(explicit)))
 
 
 @pytest.mark.parametrize("change,message", [
     ({"--ref": "ref_bad.png"}, "--ref must be --scale"),
     ({"--lr": "missing.png"}, "--lr: no such file"),
-    ({"--scale": "8"}, "--scale 8 does not match"),
+    ({"--scale": "8"}, "holds x4 weights, expected x8"),
     ({"--weights": "crossnet-x3"}, "available names"),  # a name never shipped
     ({"--out": "sub/x.png"}, "--out: folder"),
     ({"--out": "x.weird"}, "--out: unknown image extension"),

@@ -21,8 +21,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--lr", required=True, type=Path, help="low-resolution input image (PNG, JPEG, ...)")
     p.add_argument("--ref", required=True, type=Path, help="high-resolution reference image")
     p.add_argument("--scale", required=True, type=int, choices=(4, 8), help="upscaling factor")
-    p.add_argument("--weights", required=True,
-                   help="CrossNet checkpoint (.safetensors written by CrossNet.save) or shipped name")
+    p.add_argument("--weights", default=None,
+                   help="CrossNet checkpoint (.safetensors written by CrossNet.save) or shipped name "
+                        "(default: the shipped crossnet-x<scale>)")
     p.add_argument("--out", required=True, type=Path, help="output image (written atomically; PNG by default)")
     p.add_argument("--window", type=int, default=512, help="HR window side, a multiple of 64 (default 512)")
     p.add_argument("--stride", type=int, default=None,
@@ -81,9 +82,11 @@ def run(args: argparse.Namespace) -> int:
 
     output_format(args.out)
     device = resolve_device(args.device)
-    model = load_model(args.weights, device=device, backend=args.backend)
-    if model.scale != args.scale:
-        raise ValueError(f"--scale {args.scale} does not match the weights, which are for x{model.scale}")
+    weights = args.weights or f"crossnet-x{args.scale}"
+    try:
+        model = load_model(weights, device=device, backend=args.backend, scale=args.scale)
+    except ValueError as exc:
+        raise ValueError(f"--weights: {exc}" if "scale" in str(exc) else str(exc)) from exc
     lr = read_rgb(args.lr, "--lr")
     ref = read_rgb(args.ref, "--ref")
     want = (lr.shape[0] * args.scale, lr.shape[1] * args.scale)
