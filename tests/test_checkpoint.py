@@ -34,7 +34,7 @@ def test_save_reload_bit_exact(tmp_path, paper_x8):
     header = _header(path)
     config = json.loads(header["__metadata__"]["crossnet_fast"])["config"]
     assert config == {"scale": 8, "config": "paper", "sisr": "mdsr", "width": 1.0, "residual": False,
-                      "flow_ref": "sharp", "ref_detail": False}
+                      "flow_ref": "sharp", "ref_detail": False, "refine_radius": 0}
     assert len(header) - 1 == len(paper_x8.state_dict())
 
     loaded = load_model(path, backend="reference")
@@ -131,7 +131,8 @@ def test_saved_files_get_normal_permissions(tmp_path):
 
 
 def test_wrong_scale_truncated_and_corrupt_files(tmp_path):
-    model = CrossNet(8, "official", "bicubic", width=0.0625, residual=True, flow_ref="degraded", ref_detail=True)
+    model = CrossNet(8, "official", "bicubic", width=0.0625, residual=True, flow_ref="degraded", ref_detail=True,
+                     refine_radius=1)
     path = tmp_path / "x8.safetensors"
     model.save(path)
     with pytest.raises(ValueError, match=r"x8\.safetensors.*holds x8 weights, expected x4"):

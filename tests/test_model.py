@@ -7,6 +7,7 @@ activation, concatenation order or warp direction in crossnet_fast.models fails 
 from __future__ import annotations
 
 import ast
+import math
 import os
 import pathlib
 
@@ -169,7 +170,7 @@ def _grid_warp(feat, flow):
     return F.grid_sample(feat, torch.stack((gx, gy), -1), "bilinear", "border", align_corners=True)
 
 
-def _functional_crossnet(sd, lr, ref, scale, flow_ref=None, return_fused=False):
+def _functional_crossnet(sd, lr, ref, scale, flow_ref=None, return_fused=False, v0=None):
     """CrossNet "official" with bicubic SISR, written from the CROSSNET.md tables. ``flow_ref``: the
     image the flow net compares the LR with (default: the reference itself, as in the paper)."""
     flow_ref = ref if flow_ref is None else flow_ref
@@ -189,8 +190,8 @@ def _functional_crossnet(sd, lr, ref, scale, flow_ref=None, return_fused=False):
     for level, skip in ((6, c5), (5, c4), (4, c3), (3, c2), (2, c1), (1, flow_ref)):
         flows[level] = conv(x, f + f"flow{level}")
         x = torch.cat((skip, lrelu(up(x, f + f"deconv{level}.0")), up(flows[level], f + f"flow{level}_up")), 1)
-    v0 = conv(F.selu(conv(F.selu(conv(x, f + "flow0.0")), f + "flow0.2")), f + "flow0.4")
-    flows_used = [v0, flows[1], flows[2], flows[3]]
+    raw_v0 = conv(F.selu(conv(F.selu(conv(x, f + "flow0.0")), f + "flow0.2")), f + "flow0.4")
+    flows_used = [raw_v0 if v0 is None else v0, flows[1], flows[2], flows[3]]
 
     def encode(img):
         e = "encoder."
@@ -334,8 +335,9 @@ def _biased_flows(model):
 def test_faithful_defaults_have_no_options():
     model = CrossNet(4, "official", "bicubic", width=0.25)
     assert model.config == {"scale": 4, "config": "official", "sisr": "bicubic", "width": 0.25,
-                            "residual": False, "flow_ref": "sharp", "ref_detail": False}
-    assert model.ref_detail is None and not any("ref_detail" in k for k in model.state_dict())
+                            "residual": False, "flow_ref": "sharp", "ref_detail": False, "refine_radius": 0}
+    assert model.ref_detail is None and model.refine is None
+    assert not any(k.startswith(("ref_detail", "refine")) for k in model.state_dict())
 
 
 def test_residual_model_starts_as_bicubic():
@@ -357,7 +359,7 @@ def test_options_match_functional_spec(scale):
 
     torch.manual_seed(4)
     model = CrossNet(scale, "official", "bicubic", width=0.25, residual=True, flow_ref="degraded",
-                     ref_detail=True, backend="reference").eval()
+                     ref_detail=True, refine_radius=1, backend="reference").eval()
     _biased_flows(model)
     with torch.no_grad():  # a gate and a decoder output that are not their zero initialisation
         model.ref_detail.gate.weight.normal_(0, 0.1)
@@ -369,10 +371,12 @@ def test_options_match_functional_spec(scale):
     up = lambda x: F.interpolate(x, scale_factor=scale, mode="bicubic", align_corners=False).clamp(0, 1)  # noqa: E731
     ref_low = up(degrade(ref, scale))
     with torch.no_grad():
+        raw = _functional_crossnet(model.state_dict(), lr, ref, scale, flow_ref=ref_low)[1]
+        v0 = _functional_refine(raw[0], up(lr), ref_low, 1, scale + 3, 0.01)
         dec, flows, fused = _functional_crossnet(model.state_dict(), lr, ref, scale, flow_ref=ref_low,
-                                                 return_fused=True)
-        detail = _grid_warp(ref - ref_low, flows[0])
-        mismatch = up(lr) - _grid_warp(ref_low, flows[0])
+                                                 return_fused=True, v0=v0)
+        detail = _grid_warp(ref - ref_low, v0)
+        mismatch = up(lr) - _grid_warp(ref_low, v0)
         gate = torch.sigmoid(F.conv2d(torch.cat((fused, detail, mismatch), 1), model.ref_detail.gate.weight,
                                       model.ref_detail.gate.bias, 1, 1))
         expected = up(lr) + dec + gate * detail
@@ -381,7 +385,9 @@ def test_options_match_functional_spec(scale):
     torch.testing.assert_close(parts["out"], expected, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(parts["flow_ref"], ref_low)
     torch.testing.assert_close(parts["lr_up"], up(lr))
-    for v, w in zip(parts["flows"], flows):
+    torch.testing.assert_close(parts["v0_used"], v0, rtol=1e-4, atol=1e-4)
+    assert (v0 - raw[0]).abs().mean() > 0.05  # the search moved the flow
+    for v, w in zip(parts["flows"], raw):  # the raw flows (what the photometric loss trains)
         torch.testing.assert_close(v, w, rtol=1e-4, atol=1e-5)
     with torch.no_grad():
         assert torch.equal(model(lr, ref), parts["out"])
@@ -392,3 +398,49 @@ def test_option_errors():
         CrossNet(4, sisr="bicubic", flow_ref="blurred")
     with pytest.raises(ValueError, match="residual"):
         CrossNet(4, sisr="bicubic", residual=1)
+    with pytest.raises(ValueError, match="refine_radius"):
+        CrossNet(4, sisr="bicubic", refine_radius=9)
+
+
+def _functional_refine(flow, lr_up, ref_low, radius, patch, temperature, steps=2):
+    """The local search written out: a loop over offsets, grid_sample warps, a box filter as a
+    convolution with a normalised ones kernel (counting only in-image pixels), soft-argmin."""
+    for _ in range(steps):
+        costs, offsets = [], []
+        ones = torch.ones(1, 1, patch, patch)
+        count = F.conv2d(torch.ones(1, 1, *flow.shape[-2:]), ones, padding=patch // 2)
+        for dy in range(-radius, radius + 1):
+            for dx in range(-radius, radius + 1):
+                d = torch.tensor([dx, dy], dtype=torch.float32).view(1, 2, 1, 1)
+                sq = (_grid_warp(ref_low, flow + d) - lr_up).square().sum(1, keepdim=True)
+                costs.append(F.conv2d(sq, ones, padding=patch // 2) / count)
+                offsets.append(d)
+        w = torch.softmax(-torch.cat(costs, 1) / temperature, 1)
+        flow = flow + sum(w[:, i:i + 1] * d for i, d in enumerate(offsets))
+    return flow
+
+
+def test_refinement_matches_its_formula_and_finds_a_shift():
+    from crossnet_fast.models.refine import LocalSearchRefinement
+
+    gen = torch.Generator().manual_seed(6)
+    small = torch.rand(1, 3, 24, 24, generator=gen)
+    big = F.interpolate(small, size=(48, 48), mode="bicubic", align_corners=False).clamp(0, 1)
+    lr_up = big[..., 8:40, 8:40]
+    ref_low = torch.roll(big, shifts=(1, -2), dims=(2, 3))[..., 8:40, 8:40]  # lr_up(y, x) = ref_low(y + 1, x - 2)
+    flow = torch.randn(1, 2, 32, 32, generator=gen) * 0.3
+    refine = LocalSearchRefinement(radius=2, steps=2, patch=5, backend="reference")
+    with torch.no_grad():
+        refine.log_temperature.fill_(math.log(1e-3))
+        got = refine(flow, lr_up, ref_low)
+    torch.testing.assert_close(got, _functional_refine(flow, lr_up, ref_low, 2, 5, 1e-3), rtol=1e-4, atol=1e-4)
+    # Non-learned: from zero flow the search lands on the true (-2, +1) px in the interior (an
+    # integer search keeps a start's sub-pixel noise, hence a clean start here).
+    with torch.no_grad():
+        found = refine(torch.zeros_like(flow), lr_up, ref_low)
+    err = (found - torch.tensor([-2.0, 1.0]).view(1, 2, 1, 1))[..., 4:-4, 4:-4].norm(dim=1)
+    assert err.mean() < 0.1, float(err.mean())
+    gradient = torch.autograd.grad(refine(flow.requires_grad_(), lr_up, ref_low).sum(), refine.log_temperature)[0]
+    assert torch.isfinite(gradient)
+    with pytest.raises(ValueError, match="patch odd"):
+        LocalSearchRefinement(radius=2, patch=4)

@@ -21,6 +21,7 @@ from ..ops import backward_warp, multiscale_warp
 from .decoder import Decoder, ReferenceDetailGate
 from .encoder import Encoder
 from .flownet import FlowNetSPlus
+from .refine import LocalSearchRefinement
 from .sisr import bicubic_upsample, build_sisr
 
 CONFIGS = ("official", "paper")
@@ -57,6 +58,10 @@ class CrossNetConfig:
     # ref_detail: add the reference's high frequencies (ref - degraded ref), warped by V0, through
     #   a learned per-pixel gate in [0, 1] (zero-initialised: 0.5 at the start).
     ref_detail: bool = False
+    # refine_radius: > 0 refines V0 by a local search of +-refine_radius px around it against the
+    #   degraded reference (models/refine.py; two searches, soft-argmin with a learned temperature);
+    #   the refined V0 warps the full-resolution features and the detail. 0 = off.
+    refine_radius: int = 0
 
     def __post_init__(self) -> None:
         if isinstance(self.scale, bool) or not isinstance(self.scale, int) or self.scale not in SCALES:
@@ -70,6 +75,9 @@ class CrossNetConfig:
         for name in ("residual", "ref_detail"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        if isinstance(self.refine_radius, bool) or not isinstance(self.refine_radius, int) or \
+                not 0 <= self.refine_radius <= 4:
+            raise ValueError(f"refine_radius must be an integer in [0, 4], got {self.refine_radius!r}")
         if self.flow_ref not in FLOW_REFS:
             raise ValueError(f"flow_ref must be one of {FLOW_REFS}, got {self.flow_ref!r}")
 
@@ -93,7 +101,7 @@ class CrossNetConfig:
 
     @property
     def needs_degraded_ref(self) -> bool:
-        return self.flow_ref == "degraded" or self.ref_detail
+        return self.flow_ref == "degraded" or self.ref_detail or self.refine_radius > 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -113,7 +121,7 @@ class CrossNet(nn.Module):
         freeze_sisr: stop gradients into the SISR front end (it then runs under ``no_grad``).
         width: channel multiplier of the flow net, encoder and decoder (1.0: the paper's network,
             the parameter counts above; 0.25: the compact configuration of the shipped weights).
-        residual, flow_ref, ref_detail: trainability options of the shipped compact models (see
+        residual, flow_ref, ref_detail, refine_radius: trainability options of the shipped compact models (see
             :class:`CrossNetConfig`); the defaults are the faithful model.
 
     ``model(lr, ref)``: lr (N, 3, H/scale, W/scale) and ref (N, 3, H, W), float images in [0, 1],
@@ -123,10 +131,11 @@ class CrossNet(nn.Module):
 
     def __init__(self, scale: int = 4, config: str = "official", sisr: str = "mdsr",
                  backend: str = "auto", freeze_sisr: bool = False, width: float = 1.0,
-                 residual: bool = False, flow_ref: str = "sharp", ref_detail: bool = False) -> None:
+                 residual: bool = False, flow_ref: str = "sharp", ref_detail: bool = False,
+                 refine_radius: int = 0) -> None:
         super().__init__()
         self.cfg = CrossNetConfig(scale=scale, config=config, sisr=sisr, width=width, residual=residual,
-                                  flow_ref=flow_ref, ref_detail=ref_detail)
+                                  flow_ref=flow_ref, ref_detail=ref_detail, refine_radius=refine_radius)
         self.backend = backend
         self.sisr = build_sisr(sisr, scale)
         self.flownet = FlowNetSPlus(width)
@@ -139,6 +148,8 @@ class CrossNet(nn.Module):
             nn.init.zeros_(self.decoder.out.weight)
             nn.init.zeros_(self.decoder.out.bias)
         self.ref_detail = ReferenceDetailGate(self.cfg.channels) if ref_detail else None
+        self.refine = (LocalSearchRefinement(refine_radius, steps=2, patch=scale + 3, backend=backend)
+                       if refine_radius else None)
         self.freeze_sisr(freeze_sisr)
 
     @classmethod
@@ -159,6 +170,8 @@ class CrossNet(nn.Module):
         if value != "auto" and value not in BACKENDS:
             raise ValueError(f"backend must be one of {('auto',) + BACKENDS}, got {value!r}")
         self._backend = value
+        if getattr(self, "refine", None) is not None:
+            self.refine.backend = value
 
     @property
     def scale(self) -> int:
@@ -223,7 +236,8 @@ class CrossNet(nn.Module):
         """See the class docstring. ``return_parts=True`` returns a dict instead of the image:
         ``out`` (N, 3, H, W); ``flows`` [V0..V3] (N, 2, H/2^i, W/2^i) px; ``lr_up`` (N, 3, H, W), the
         bicubic LR; ``flow_ref`` (N, 3, H, W), the image the flow net compared it with (what a
-        photometric loss on the flows should warp)."""
+        photometric loss on the flows should warp); ``v0_used`` (N, 2, H, W), the full-resolution
+        flow the warps used (V0, or V0 refined with ``refine_radius``)."""
         self.check_inputs(lr, ref)
         lr_up, lr_sr = self.upsample(lr)
         ref_low = self.degraded_reference(ref) if self.cfg.needs_degraded_ref else None
@@ -238,8 +252,14 @@ class CrossNet(nn.Module):
         else:
             f_lr = self.encoder(lr_sr)
             f_ref = self.encoder_ref(ref)
+        used = flows
+        if self.refine is not None:
+            # The refined V0 drives the full-resolution warps; the raw flows stay what a
+            # photometric loss trains (so the flow net learns to start the search close).
+            v0 = self.refine(flows[0], lr_up, ref_low).to(flows[0].dtype)
+            used = [v0] + list(flows[1:])
         # Under autocast the convs give half-precision flows; the warp samples in fp32 anyway.
-        warped = self.warp(f_ref, flows)
+        warped = self.warp(f_ref, used)
         fused = self.decoder.features(f_lr, warped)
         out = self.decoder.out(fused)
         if self.cfg.residual:
@@ -247,12 +267,12 @@ class CrossNet(nn.Module):
         if self.ref_detail is not None:
             # Detail and degraded reference warped together by V0 (6 channels, one warp).
             both = torch.cat((ref - ref_low, ref_low), 1).float()
-            w = backward_warp(both, flows[0].float(), padding=self.cfg.padding, backend=self.backend)
+            w = backward_warp(both, used[0].float(), padding=self.cfg.padding, backend=self.backend)
             detail, mismatch = w[:, :3], lr_up.float() - w[:, 3:]
             out = out + self.ref_detail(fused, detail, mismatch).to(out.dtype)
         if not return_parts:
             return out
-        return {"out": out, "flows": flows, "lr_up": lr_up, "flow_ref": flow_ref}
+        return {"out": out, "flows": flows, "v0_used": used[0], "lr_up": lr_up, "flow_ref": flow_ref}
 
     def save(self, path) -> None:
         """Write weights + configuration to a safetensors file, atomically (see crossnet_fast.checkpoint)."""
