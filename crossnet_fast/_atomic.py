@@ -12,11 +12,25 @@ from pathlib import Path
 from typing import Iterator
 
 
+def _naming_target(exc: OSError, path: Path) -> OSError:
+    """``exc`` re-worded to name ``path`` (not the temporary file), same errno and OSError subclass
+    (a full disk, a read-only folder: the user should learn which output could not be written)."""
+    if exc.errno is None:
+        return exc
+    return OSError(exc.errno, f"cannot write {str(path)!r}: {exc.strerror or exc}")
+
+
 @contextlib.contextmanager
 def atomic_path(path) -> Iterator[str]:
-    """Yield a temporary path next to ``path``; on success it replaces ``path``, on error it is removed."""
+    """Yield a temporary path next to ``path``; on success it replaces ``path``, on error it is removed.
+
+    An OSError with an errno (no space left, permission denied, ...) is re-raised naming ``path``.
+    """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise _naming_target(exc, path) from exc
     os.close(fd)
     try:
         yield tmp
@@ -24,7 +38,11 @@ def atomic_path(path) -> Iterator[str]:
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(exc, OSError):
+            new = _naming_target(exc, path)
+            if new is not exc:
+                raise new from exc
         raise

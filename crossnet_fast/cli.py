@@ -11,6 +11,8 @@ import importlib
 import pkgutil
 import sys
 
+from safetensors import SafetensorError
+
 from . import commands as _commands
 
 
@@ -40,10 +42,22 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args._run(args) or 0)
-    except (ValueError, TypeError, FileNotFoundError, RuntimeError) as exc:
-        # Bad input reaches the user as one clear line, not a traceback.
-        print(f"crossnet-fast {args.command}: error: {exc}", file=sys.stderr)
+    except (ValueError, TypeError, OSError, RuntimeError, SafetensorError) as exc:
+        # Bad input (and a full disk or a read-only folder: OSError, or SafetensorError from a
+        # safetensors write) reaches the user as one clear line, not a traceback.
+        print(f"crossnet-fast {args.command}: error: {error_line(exc)}", file=sys.stderr)
         return 1
+
+
+def error_line(exc: BaseException) -> str:
+    """The message of ``exc`` on one line. An exception re-raised from a DataLoader worker carries
+    the worker's whole traceback in its message: only its last line (the original error) is kept."""
+    text = str(exc).strip()
+    if "Traceback (most recent call last)" in text:
+        last = text.splitlines()[-1].strip()
+        name = f"{type(exc).__name__}: "
+        text = last[len(name):] if last.startswith(name) else last
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
 if __name__ == "__main__":

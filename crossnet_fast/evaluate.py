@@ -16,12 +16,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import time
 from pathlib import Path
 
 import torch
 
+from ._atomic import atomic_path
 from ._device import resolve_device
 
 METHODS = ("bicubic", "patchmatch", "crossnet")
@@ -194,13 +194,8 @@ def to_markdown(result: dict) -> str:
 
 def _atomic_write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_path(path) as tmp:  # removed on error; an OSError names ``path``
+        Path(tmp).write_text(text)
 
 
 def write_results(result: dict, out_dir) -> tuple[Path, Path]:
@@ -253,8 +248,9 @@ def save_plot(result: dict, path) -> str:
     ax.set_ylim(min(vals) - 2, max(vals) + 1)
     ax.set_title(f"x{result['config']['scale']}")
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        with atomic_path(path) as tmp:  # a failed write (full disk, ...) leaves no partial file
+            fig.savefig(tmp, format="png")
+    finally:
+        plt.close(fig)
     return f"wrote {path}"

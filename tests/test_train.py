@@ -30,19 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 
 
+from _images import save_png, texture  # noqa: E402
 from _threads import one_thread  # noqa: E402,F401  (autouse: tiny tensors, one thread)
-
-
-def _texture(h, w, seed):
-    g = np.random.default_rng(seed)
-    small = g.random((h // 8 + 2, w // 8 + 2, 3))
-    img = np.kron(small, np.ones((8, 8, 1)))[:h, :w]
-    return (0.6 * img + 0.4 * g.random((h, w, 3))).clip(0, 1)
-
-
-def _save(arr, path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray((arr * 255).round().astype(np.uint8)).save(path)
 
 
 @pytest.fixture(scope="module")
@@ -50,22 +39,22 @@ def data_root(tmp_path_factory):
     """lf_a: 3x3 views (1 px disparity per view), lf_val: 2x2 (held out), lf_8: an 8x8 grid of
     64x64 views, lf_same: 2 identical views, stereo/{left,right}/{p1,p2}.png."""
     root = tmp_path_factory.mktemp("train_data")
-    base = _texture(112, 120, 0)
+    base = texture(112, 120, 0)
     for name, n in (("lf_a", 3), ("lf_val", 2)):
         for r in range(n):
             for c in range(n):
                 view = np.roll(base, (r, c), axis=(0, 1))
-                _save(view, root / name / f"{name}_{r * n + c + 1}_{r + 1}_{c + 1}.png")
+                save_png(view, root / name / f"{name}_{r * n + c + 1}_{r + 1}_{c + 1}.png")
     for r in range(8):
         for c in range(8):
-            _save(_texture(64, 64, 100 + r * 8 + c), root / "lf_8" / f"x_{r * 8 + c + 1}_{r + 1}_{c + 1}.png")
+            save_png(texture(64, 64, 100 + r * 8 + c), root / "lf_8" / f"x_{r * 8 + c + 1}_{r + 1}_{c + 1}.png")
     noise = np.random.default_rng(5).random((96, 96, 3))
     for c in range(2):
-        _save(noise, root / "lf_same" / f"s_{c + 1}_1_{c + 1}.png")
+        save_png(noise, root / "lf_same" / f"s_{c + 1}_1_{c + 1}.png")
     for i, name in enumerate(("p1", "p2")):
-        left = _texture(72, 80, 10 + i)
-        _save(left, root / "stereo" / "left" / f"{name}.png")
-        _save(np.roll(left, 3, axis=1), root / "stereo" / "right" / f"{name}.png")
+        left = texture(72, 80, 10 + i)
+        save_png(left, root / "stereo" / "left" / f"{name}.png")
+        save_png(np.roll(left, 3, axis=1), root / "stereo" / "right" / f"{name}.png")
     return root
 
 
@@ -331,7 +320,7 @@ def test_ddp_two_processes_keep_identical_replicas(data_root, tmp_path):
 
 # -- checkpoints -----------------------------------------------------------------------------------
 
-def _crash_during_save(root, step, model, stage):
+def _crash_duringsave_png(root, step, model, stage):
     def child():
         ckpt._hook = lambda s: os._exit(17) if s == stage else None
         ckpt.save(root, step, model, {"x": torch.ones(2)})
@@ -345,10 +334,10 @@ def _crash_during_save(root, step, model, stage):
 def test_a_crash_mid_write_never_corrupts_latest(tmp_path):
     root, model = tmp_path / "checkpoints", TinyRefSR(4)
     ckpt.save(root, 1, model, {"x": torch.zeros(2)})
-    _crash_during_save(root, 2, model, "state")  # killed while writing state.safetensors
+    _crash_duringsave_png(root, 2, model, "state")  # killed while writing state.safetensors
     assert list(root.glob(".tmp-step_00000002-*")) and not (root / "step_00000002").exists()
     assert ckpt.find(root).name == "step_00000001"
-    _crash_during_save(root, 3, model, "before_latest")  # complete folder, latest not yet moved
+    _crash_duringsave_png(root, 3, model, "before_latest")  # complete folder, latest not yet moved
     assert ckpt.find(root).name == "step_00000001"
     state, weights = ckpt.load(ckpt.find(root))
     assert torch.equal(state["x"], torch.zeros(2)) and weights.is_file()
@@ -404,10 +393,10 @@ def test_cli_trains_crossnet_saves_resumes_and_evaluates(tmp_path, monkeypatch):
 
 def _video(root):
     """video/seq_a: 5 frames, video/seq_b: 4 frames (held out); frame k is the texture moved k px."""
-    base = _texture(72, 80, 21)
+    base = texture(72, 80, 21)
     for name, n in (("seq_a", 5), ("seq_b", 4)):
         for k in range(n):
-            _save(np.roll(base, k, axis=1), root / "video" / name / f"frame_{k + 1:03d}.png")
+            save_png(np.roll(base, k, axis=1), root / "video" / name / f"frame_{k + 1:03d}.png")
     return root
 
 

@@ -77,6 +77,11 @@ def run(args) -> int:
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
     crop = _pair(args.crop, "--crop") if args.crop else None
     views = parse_views(args.views) if args.views else None
+    # Checked before any work: --out (or the nearest of its parents that exists) must be a folder.
+    existing = next(p for p in (args.out, *args.out.absolute().parents) if p.exists())
+    if not existing.is_dir():
+        raise ValueError(f"--out: {str(existing)!r} is a file; expected a folder to write "
+                         "results.md and results.json into")
     cfg = ev.EvalConfig(dataset=args.dataset, layout=args.layout, scale=args.scale, views=views,
                         crop=crop, degradation=args.degradation, methods=methods,
                         metrics=metrics, weights=args.weights, device=args.device,

@@ -42,16 +42,22 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def read_rgb(path: Path, arg: str) -> np.ndarray:
-    """(H, W, 3) uint8 RGB array of the image at ``path`` (errors name the option ``arg``)."""
-    from PIL import Image, UnidentifiedImageError
+    """(H, W, 3) uint8 RGB array of the image at ``path`` (errors name the option ``arg``).
+
+    Read with :func:`crossnet_fast.data.io.load_image`, so grayscale, palette, RGBA and 16-bit
+    files are converted as everywhere else in the package (16-bit values rounded to 8 bits, not
+    clipped), and a truncated file is a ValueError, not a traceback."""
+    from ..data.io import load_image, to_uint8
 
     if not path.is_file():
         raise FileNotFoundError(f"{arg}: no such file: {str(path)!r}")
     try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
-    except UnidentifiedImageError as exc:
-        raise ValueError(f"{arg}: not an image Pillow can read: {str(path)!r}") from exc
+        return to_uint8(load_image(path))
+    except ValueError as exc:
+        # load_image's message names the file; its cause says why (truncated, not an image, ...).
+        why = exc.__cause__ if exc.__cause__ is not None else exc
+        raise ValueError(f"{arg}: cannot read image file {str(path)!r} ({why}); expected a PNG, "
+                         "JPEG or other image Pillow reads") from exc
 
 
 def output_format(path: Path) -> str:
@@ -64,6 +70,8 @@ def output_format(path: Path) -> str:
         raise ValueError(f"--out: unknown image extension {ext!r} (use .png)")
     if not path.parent.is_dir():
         raise FileNotFoundError(f"--out: folder {str(path.parent)!r} does not exist")
+    if path.is_dir():
+        raise ValueError(f"--out: {str(path)!r} is a folder; expected the path of an image file")
     return fmt
 
 
@@ -85,8 +93,10 @@ def run(args: argparse.Namespace) -> int:
     weights = args.weights or f"crossnet-x{args.scale}"
     try:
         model = load_model(weights, device=device, backend=args.backend, scale=args.scale)
-    except ValueError as exc:
-        raise ValueError(f"--weights: {exc}" if "scale" in str(exc) else str(exc)) from exc
+    except (ValueError, FileNotFoundError) as exc:
+        # load_model names its Python argument (path_or_name); the user gave --weights.
+        msg = str(exc).removeprefix("path_or_name: ")
+        raise type(exc)(f"--weights: {msg}") from exc
     lr = read_rgb(args.lr, "--lr")
     ref = read_rgb(args.ref, "--ref")
     want = (lr.shape[0] * args.scale, lr.shape[1] * args.scale)

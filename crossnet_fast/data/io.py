@@ -1,12 +1,13 @@
 """Reading and writing images as float tensors."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
+
+from .._atomic import atomic_path
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm", ".webp")
 
@@ -16,7 +17,8 @@ def load_image(path) -> torch.Tensor:
 
     Args:
         path: file path (str or Path). Grayscale, palette and RGBA images are converted to RGB
-            (alpha dropped); 16-bit images are scaled by 1/65535.
+            (alpha dropped); 16-bit grayscale images are scaled by 1/65535. 16-bit colour PNGs
+            are read at 8-bit precision (Pillow keeps the high byte of each sample).
 
     Returns:
         (3, H, W) float32 tensor in [0, 1] on the CPU.
@@ -54,14 +56,10 @@ def save_image(img: torch.Tensor, path) -> None:
     (a temporary file in the same folder, then renamed), creating the folder if needed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
+    # atomic_path removes the temporary file on any error and names ``path`` in an OSError.
+    with atomic_path(path) as tmp:
         Image.fromarray(to_uint8(img)).save(tmp, format=Image.registered_extensions().get(
             path.suffix.lower(), "PNG"))
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def list_images(folder) -> list[Path]:

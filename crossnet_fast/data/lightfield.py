@@ -131,8 +131,8 @@ class MosaicLightField(_SingleFileLightField):
     """A lenslet mosaic: view (u, v) is ``img[:, u + offset :: pitch, v + offset :: pitch]``.
 
     Args:
-        path: the mosaic image (H = pitch * view_H, W = pitch * view_W; extra rows/columns are
-            dropped so all views have the same size).
+        path: the mosaic image (H = pitch * view_H, W = pitch * view_W exactly: any other size
+            means another pitch or a cropped file, and reading a view raises a ValueError).
         pitch: pixels per microlens (14 for the Lytro Illum Flower dataset).
         offset: first view kept under each lens (3: the central 8x8 of 14x14).
         size: views kept per axis (8).
@@ -151,9 +151,13 @@ class MosaicLightField(_SingleFileLightField):
         if h < 1 or w < 1:
             raise ValueError(f"{self.path}: a {tuple(img.shape[-2:])} image is smaller than one "
                              f"{self.pitch}x{self.pitch} lens")
+        H, W = img.shape[-2:]
+        if H % self.pitch or W % self.pitch:
+            raise ValueError(f"{self.path}: size {W}x{H} (width x height) is not a multiple of the "
+                             f"lenslet pitch {self.pitch}; expected a whole number of "
+                             f"{self.pitch}x{self.pitch} lenses (is the pitch right?)")
         u, v = view
-        out = img[:, u + self.offset::self.pitch, v + self.offset::self.pitch]
-        return out[:, :h, :w].contiguous()
+        return img[:, u + self.offset::self.pitch, v + self.offset::self.pitch].contiguous()
 
 
 class TiledLightField(_SingleFileLightField):

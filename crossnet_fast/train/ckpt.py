@@ -22,6 +22,7 @@ import re
 import shutil
 from pathlib import Path
 
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from . import state_io
@@ -68,12 +69,29 @@ def write_json_atomic(path: Path, obj) -> None:
     """Write JSON to ``path`` through a fsynced temporary file and ``os.replace``."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            json.dump(obj, f, indent=1, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():  # a failed write (full disk, ...) leaves the old file and no partial one
+            tmp.unlink()
     _fsync_dir(path.parent)
+
+
+def _save_file(tensors: dict, path: Path, metadata=None) -> None:
+    """``safetensors.torch.save_file``, whose write errors (a full disk: SafetensorError "... No
+    space left on device (os error 28) ...") become an OSError naming ``path``, with that errno."""
+    try:
+        save_file(tensors, str(path), metadata=metadata)
+    except SafetensorError as exc:
+        m = re.search(r"os error (\d+)", str(exc))
+        if m:
+            code = int(m.group(1))
+            raise OSError(code, os.strerror(code), str(path)) from exc
+        raise OSError(f"cannot write {str(path)!r}: {exc}") from exc
 
 
 def save_weights(model, path: Path) -> None:
@@ -89,7 +107,7 @@ def save_weights(model, path: Path) -> None:
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
     meta = {"crossnet_fast.train": json.dumps({"class": type(model).__name__,
                                                "config": getattr(model, "config", None)})}
-    save_file(tensors, str(path), metadata=meta)
+    _save_file(tensors, path, metadata=meta)
 
 
 def load_weights(model, path: Path, strict: bool = True, prefix_map: tuple[str, str] | None = None) -> list[str]:
@@ -136,7 +154,7 @@ def save(ckpt_root, step: int, model, state: dict) -> Path:
             _stage("model")
             tensors: dict = {}
             tree = state_io.encode(state, tensors)
-            save_file(tensors, str(tmp / "state.safetensors"))
+            _save_file(tensors, tmp / "state.safetensors")
             _stage("state")
             files = {}
             for name in ("model.safetensors", "state.safetensors"):
@@ -170,11 +188,13 @@ def list_checkpoints(ckpt_root) -> list[tuple[int, Path]]:
 
 def prune(ckpt_root, keep_last: int) -> None:
     """Delete all but the newest ``keep_last`` checkpoints (never the one ``latest.json`` names)
-    and leftover temporary folders of crashed saves."""
+    and leftover temporary folders and files of crashed saves."""
     root = Path(ckpt_root)
     latest = _read_latest(root)
     for p in root.glob(".tmp-step_*"):
         shutil.rmtree(p, ignore_errors=True)
+    for p in root.glob(f".{LATEST}.tmp*"):  # a crash while latest.json was being replaced
+        p.unlink(missing_ok=True)
     ckpts = list_checkpoints(root)
     for step, path in ckpts[:max(0, len(ckpts) - keep_last)]:
         if latest is None or path.name != latest:

@@ -206,7 +206,7 @@ def _check(ok, key, value, want):
 
 def _from_dict(cls, data: dict, where: str):
     if not isinstance(data, dict):
-        raise ValueError(f"config {where or 'root'}: expected a table, got {type(data).__name__}")
+        raise ValueError(f"config {where.rstrip('.') or 'root'}: expected a table, got {type(data).__name__}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
     kwargs = {}
     for key, value in data.items():
@@ -217,8 +217,33 @@ def _from_dict(cls, data: dict, where: str):
         if dataclasses.is_dataclass(default):
             kwargs[key] = _from_dict(type(default), value, f"{where}{key}.")
         else:
+            _check_type(where + key, value, default)
             kwargs[key] = value
     return cls(**kwargs)
+
+
+# What a value must be, by the type of its default: (type of the default, accepted types,
+# description). Booleans are never numbers; an integer is a fine float.
+_KINDS = ((bool, (bool,), "true or false"), (int, (int,), "an integer"),
+          (float, (int, float), "a number"), (str, (str,), "a string"),
+          (list, (list, tuple), "a list"), (dict, (dict,), "a table"))
+# Keys that also take another kind of value than their default's (see the dataclasses above).
+_ALSO_ACCEPTED = {"run.channels_last": bool, "optim.gamma": list}
+
+
+def _check_type(key: str, value, default) -> None:
+    """ValueError naming ``key`` if ``value`` is not of the kind of its ``default``."""
+    wants = []
+    for kind in (type(default), _ALSO_ACCEPTED.get(key)):
+        for base, accepted, what in _KINDS:
+            if kind is not None and issubclass(kind, base):
+                if isinstance(value, accepted) and not (base is not bool and isinstance(value, bool)):
+                    return
+                wants.append(what)
+                break
+    if wants:
+        raise ValueError(f"config {key}: got {value!r} ({type(value).__name__}), expected "
+                         f"{' or '.join(wants)}")
 
 
 def _merge(base: dict, patch: dict) -> dict:
@@ -244,13 +269,21 @@ def read_file(path) -> dict:
             import yaml
         except ImportError:
             raise ValueError(f"{path}: YAML configs need PyYAML; use TOML instead") from None
-        data = yaml.safe_load(path.read_text()) or {}
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            raise ValueError(f"config file {path}: not valid YAML ({exc})") from None
     else:
         if tomllib is None:
             raise ValueError(f"{path}: reading TOML needs Python 3.11+ (tomllib) or `pip install tomli`; "
                              "a .yaml config works with PyYAML")
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
+        try:
+            with open(path, "rb") as f:
+                data = tomllib.load(f)
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ValueError(f"config file {path}: not valid TOML ({exc})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"config file {path}: expected a table of sections, got {type(data).__name__}")
     base = data.pop("base", None)
     if base:
         bpath = (path.parent / base) if (path.parent / base).is_file() else Path(base)
@@ -280,8 +313,11 @@ def apply_overrides(data: dict, overrides) -> dict:
         key, text = item.split("=", 1)
         parts = key.strip().split(".")
         node = data
-        for p in parts[:-1]:
+        for i, p in enumerate(parts[:-1]):
             node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"override {item!r}: {'.'.join(parts[:i + 1])} is a value, not a "
+                                 "section; expected section.key=value")
         node[parts[-1]] = _parse_value(text.strip())
     return data
 

@@ -20,13 +20,19 @@ def _truncate_after(path: Path, fields, step: int) -> None:
     if not path.is_file():
         return
     with open(path, newline="") as f:
-        rows = [r for r in csv.DictReader(f) if int(r["step"]) <= step]
+        # A row cut short by a crash (missing fields) is dropped with the rows after the checkpoint.
+        rows = [r for r in csv.DictReader(f) if None not in r and None not in r.values()
+                and r["step"].isdigit() and int(r["step"]) <= step]
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=fields)
-        w.writeheader()
-        w.writerows(rows)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=fields)
+            w.writeheader()
+            w.writerows(rows)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():  # a failed write leaves the old log and no partial copy
+            tmp.unlink()
 
 
 class RunLog:

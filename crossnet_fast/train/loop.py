@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
+from .._atomic import atomic_path
 from ..models import CrossNet
 from ..ops import charbonnier
 from . import ckpt, distributed, rng
@@ -265,9 +266,9 @@ class _Trainer:
         if not self.info.main:
             return None
         path = self.out / "model.safetensors"
-        tmp = self.out / f".model.safetensors.tmp{os.getpid()}"
-        ckpt.save_weights(_unwrap(self.model), tmp)
-        os.replace(tmp, path)
+        # A failed write (full disk, ...) leaves the old file and no partial one, and names ``path``.
+        with atomic_path(path) as tmp:
+            ckpt.save_weights(_unwrap(self.model), Path(tmp))
         return path
 
     # -- the loop ------------------------------------------------------------------------------
@@ -329,6 +330,7 @@ class _Trainer:
         if self.step >= iterations:
             self.note(f"already at step {self.step} of {iterations}: nothing to train")
         with StopRequest() as stop:
+            batches = None
             try:
                 batches = iter(self.loader)
                 while self.step < iterations:
@@ -361,6 +363,12 @@ class _Trainer:
                 self.save()
                 raise
             finally:
+                # Stop the DataLoader workers now. After an error (a bad image read in a worker) the
+                # iterator is kept alive by a reference cycle through the traceback, and when the
+                # garbage collector gets to it, stopping the workers waits for a 5 s timeout.
+                shutdown = getattr(batches, "_shutdown_workers", None)
+                if shutdown is not None:
+                    shutdown()
                 if self.bar is not None:
                     self.bar.close()
         self._flush()
@@ -409,6 +417,13 @@ def train(config=None, *, model=None, resume=None, out=None, overrides=None, max
         raise TypeError("model must have an int `scale` attribute (the validation needs it)")
     if model is not None and getattr(model, "scale") != cfg.model.scale:
         raise ValueError(f"model.scale is {model.scale} but config model.scale is {cfg.model.scale}")
+    latest = Path(cfg.run.out) / "checkpoints" / ckpt.LATEST
+    if resume is None and latest.is_file():
+        # A fresh run there would delete the old run's logs and keep its checkpoints of the same
+        # steps (a later resume would mix the two runs): never destroy an existing run.
+        raise ValueError(f"run.out: {cfg.run.out} already holds a training run ({latest}); continue "
+                         f"it with --resume {cfg.run.out} (resume=...), or choose another output "
+                         "folder (--out / run.out)")
     if cfg.run.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     info, device = distributed.setup(cfg.run.device)
