@@ -4,7 +4,8 @@ iteration and wall time, as CSV and a PNG plot (docs/training/).
 Reads each run's ``val.csv`` (written every ``val.every`` steps) and ``train.csv`` (wall time), and
 runs patch matching once on the same validation pairs (the run's config: held-out pairs, crops).
 
-    python scripts/learning_curve.py runs/compact_x4 runs/compact_x8 --out docs/training/learning_curve
+    python scripts/learning_curve.py runs/stage1_x4 runs/compact_x4 runs/stage1_x8 runs/compact_x8 \
+        --out docs/training/learning_curve      # runs of one scale chain in the order given
 """
 from __future__ import annotations
 
@@ -40,16 +41,25 @@ def patchmatch_psnr(run: Path) -> tuple[int, dict]:
     return cfg.model.scale, out
 
 
-def curve(run: Path) -> list[dict]:
-    """One row per (validation step, pair): scale, step, wall_min, pair, crossnet, bicubic, patchmatch."""
-    scale, pm = patchmatch_psnr(run)
-    wall = {int(r["step"]): float(r["elapsed_s"]) / 60 for r in _rows(run / "train.csv")}
-    rows = []
-    for r in _rows(run / "val.csv"):
-        step = int(r["step"])
-        rows.append({"scale": scale, "step": step, "wall_min": round(wall.get(step, float("nan")), 2),
-                     "pair": r["name"], "crossnet": float(r["psnr"]), "bicubic": float(r["psnr_bicubic"]),
-                     "patchmatch": pm[r["name"]]})
+def curves(runs: list[Path]) -> list[dict]:
+    """One row per (scale, validation step, pair): scale, run, step, wall_min, pair, crossnet,
+    bicubic, patchmatch. Runs of one scale are chained in the order given (a run warm-started
+    from the previous one's last checkpoint): its steps and wall time continue the previous run's."""
+    rows, offset, pm_cache = [], {}, {}
+    for run in runs:
+        scale, pm = patchmatch_psnr(run)
+        pm_cache.setdefault(scale, pm)
+        step0, wall0 = offset.get(scale, (0, 0.0))
+        train = _rows(run / "train.csv")
+        wall = {int(r["step"]): float(r["elapsed_s"]) / 60 for r in train}
+        for r in _rows(run / "val.csv"):
+            step = int(r["step"])
+            rows.append({"scale": scale, "run": str(run), "step": step0 + step,
+                         "wall_min": round(wall0 + wall.get(step, float("nan")), 2), "pair": r["name"],
+                         "crossnet": float(r["psnr"]), "bicubic": float(r["psnr_bicubic"]),
+                         "patchmatch": pm[r["name"]]})
+        if train:
+            offset[scale] = (step0 + int(train[-1]["step"]), wall0 + float(train[-1]["elapsed_s"]) / 60)
     return rows
 
 
@@ -91,12 +101,11 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, default=Path("docs/training/learning_curve"),
                    help="writes OUT.csv and OUT.png")
     args = p.parse_args(argv)
-    rows = []
     for run in args.runs:
         if not (run / "val.csv").is_file():
             print(f"learning_curve: {run} has no val.csv", file=sys.stderr)
             return 2
-        rows += curve(run)
+    rows = curves(args.runs)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     csv_path = args.out.with_suffix(".csv")
     tmp = csv_path.with_name(f".{csv_path.name}.tmp{os.getpid()}")

@@ -361,9 +361,9 @@ def test_options_match_functional_spec(scale):
     model = CrossNet(scale, "official", "bicubic", width=0.25, residual=True, flow_ref="degraded",
                      ref_detail=True, refine_radius=1, backend="reference").eval()
     _biased_flows(model)
-    with torch.no_grad():  # a gate and a decoder output that are not their zero initialisation
-        model.ref_detail.gate.weight.normal_(0, 0.1)
-        model.ref_detail.gate.bias.fill_(0.4)
+    with torch.no_grad():  # a gate and a decoder output that are not their initialisation
+        model.ref_detail.trust.weight.normal_(0, 0.1)
+        model.ref_detail.trust.bias.fill_(0.4)
         model.decoder.out.weight.normal_(0, 0.01)
     gen = torch.Generator().manual_seed(5)
     ref = torch.rand(1, 3, 64, 128, generator=gen)
@@ -377,8 +377,11 @@ def test_options_match_functional_spec(scale):
                                                  return_fused=True, v0=v0)
         detail = _grid_warp(ref - ref_low, v0)
         mismatch = up(lr) - _grid_warp(ref_low, v0)
-        gate = torch.sigmoid(F.conv2d(torch.cat((fused, detail, mismatch), 1), model.ref_detail.gate.weight,
-                                      model.ref_detail.gate.bias, 1, 1))
+        box = torch.ones(1, 1, scale + 3, scale + 3)
+        count = F.conv2d(torch.ones(1, 1, *mismatch.shape[-2:]), box, padding=(scale + 3) // 2)
+        cost = F.conv2d(mismatch.square().sum(1, keepdim=True), box, padding=(scale + 3) // 2) / count
+        gate = torch.sigmoid(F.conv2d(torch.cat((fused, detail, mismatch, torch.log(cost + 1e-6)), 1),
+                                      model.ref_detail.trust.weight, model.ref_detail.trust.bias, 1, 1))
         expected = up(lr) + dec + gate * detail
         parts = model(lr, ref, return_parts=True)
     assert gate.std() > 0.01 and (detail.abs().mean() > 0.01)
@@ -444,3 +447,16 @@ def test_refinement_matches_its_formula_and_finds_a_shift():
     assert torch.isfinite(gradient)
     with pytest.raises(ValueError, match="patch odd"):
         LocalSearchRefinement(radius=2, patch=4)
+
+
+def test_detail_gate_starts_open_where_the_reference_matches():
+    from crossnet_fast.models.decoder import ReferenceDetailGate
+
+    gate = ReferenceDetailGate(4, patch=3)
+    fused, detail = torch.randn(1, 4, 8, 8), torch.ones(1, 3, 8, 8)
+    mismatch = torch.zeros(1, 3, 8, 8)
+    mismatch[..., :, 4:] = 0.1  # right half: 3 * 0.01 = 0.03 squared difference, 30 x c0
+    with torch.no_grad():
+        g = gate(fused, detail, mismatch)[0, 0]
+    torch.testing.assert_close(g[:, :3], torch.full((8, 3), 1e-3 / (1e-3 + 1e-6)))
+    torch.testing.assert_close(g[:, 5:], torch.full((8, 3), 1e-3 / (1e-3 + 0.03 + 1e-6)))

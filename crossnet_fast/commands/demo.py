@@ -1,7 +1,8 @@
 """``crossnet-fast demo``: bicubic vs patch matching vs CrossNet on a small real example pair.
 
 With no arguments it uses the example shipped in ``crossnet_fast/examples/`` (a 192x192 crop of two
-views of a real Lytro light field, held out from the shipped weights' training data), makes the LR
+views of a real Lytro light field, held out from the shipped weights' training data) and the
+shipped weights ``crossnet-x4`` / ``crossnet-x8`` (docs/MODEL_CARD.md), makes the LR
 input from the HR view with ``crossnet_fast.degrade``, super-resolves it three ways, prints PSNR /
 SSIM / seconds, and writes a side-by-side PNG. It needs no network access.
 """
@@ -58,9 +59,9 @@ def resolve_weights(weights, scale: int) -> tuple[str | None, str | None]:
     if name in available_weights():
         return name, None
     return None, (
-        f"no trained CrossNet weights are shipped for x{scale} yet ({WEIGHTS_DIR / (name + '.safetensors')}); "
-        f"showing the baselines only. Train them with `bash scripts/train_gpu.sh train` (GPU) or "
-        f"`crossnet-fast train --config preview_cpu_x{scale}` (a CPU preview), then run "
+        f"no CrossNet weights found for x{scale} ({WEIGHTS_DIR / (name + '.safetensors')} is missing); "
+        f"showing the baselines only. Reinstall the package, or train weights with "
+        f"`crossnet-fast train --config compact_cpu_x{scale}` (CPU, see docs/MODEL_CARD.md), then run "
         f"`crossnet-fast demo --scale {scale} --weights <run folder>/model.safetensors`")
 
 

@@ -56,7 +56,7 @@ class CrossNetConfig:
     #   that it matches like with like, as patch matching does).
     flow_ref: str = "sharp"
     # ref_detail: add the reference's high frequencies (ref - degraded ref), warped by V0, through
-    #   a learned per-pixel gate in [0, 1] (zero-initialised: 0.5 at the start).
+    #   a learned per-pixel gate in [0, 1] that also sees the local matching cost (decoder.py).
     ref_detail: bool = False
     # refine_radius: > 0 refines V0 by a local search of +-refine_radius px around it against the
     #   degraded reference (models/refine.py; two searches, soft-argmin with a learned temperature);
@@ -147,7 +147,7 @@ class CrossNet(nn.Module):
             # The untrained residual model is exactly bicubic upsampling.
             nn.init.zeros_(self.decoder.out.weight)
             nn.init.zeros_(self.decoder.out.bias)
-        self.ref_detail = ReferenceDetailGate(self.cfg.channels) if ref_detail else None
+        self.ref_detail = ReferenceDetailGate(self.cfg.channels, patch=scale + 3) if ref_detail else None
         self.refine = (LocalSearchRefinement(refine_radius, steps=2, patch=scale + 3, backend=backend)
                        if refine_radius else None)
         self.freeze_sisr(freeze_sisr)

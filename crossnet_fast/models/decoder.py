@@ -3,7 +3,10 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import math
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -51,17 +54,33 @@ class ReferenceDetailGate(nn.Module):
 
     ``forward(fused, detail, mismatch)``: fused (N, C, H, W) decoder features; detail (N, 3, H, W)
     the warped ``ref - degraded ref`` (image units); mismatch (N, 3, H, W) ``bicubic LR - warped
-    degraded ref`` (large where the warp is wrong or the view is occluded). Returns
-    ``sigmoid(conv3x3(cat(...))) * detail`` (N, 3, H, W), fp32. The conv is zero-initialised, so
-    every pixel starts by taking half the detail and the gate learns where the warp can be trusted.
+    degraded ref``. The gate also sees the log of the local matching cost, ``log(mean over a
+    patch x patch window of sum_c mismatch^2 + 1e-6)``: a linear layer cannot compute a magnitude
+    from the signed mismatch, and the cost is what says where the warp can be trusted. Returns
+    ``sigmoid(trust(cat(fused, detail, mismatch, log cost))) * detail`` (N, 3, H, W), fp32, with
+    ``trust`` a 3x3 convolution.
+
+    Initialised to ``c0 / (c0 + cost)`` with ``c0 = 1e-3`` (every weight 0 except -1 on the centre
+    tap of the cost channel, bias log c0): the detail is taken where the degraded reference matches
+    the LR image (an RGB difference of ~0.02) and left out where it does not.
     """
 
-    def __init__(self, channels: int) -> None:
+    C0 = 1e-3
+
+    def __init__(self, channels: int, patch: int = 7) -> None:
         super().__init__()
-        self.gate = nn.Conv2d(channels + 6, 1, 3, 1, 1)
-        nn.init.zeros_(self.gate.weight)
-        nn.init.zeros_(self.gate.bias)
+        if patch < 1 or patch % 2 == 0:
+            raise ValueError(f"patch must be odd and >= 1, got {patch}")
+        self.patch = int(patch)
+        self.trust = nn.Conv2d(channels + 7, 1, 3, 1, 1)
+        with torch.no_grad():
+            self.trust.weight.zero_()
+            self.trust.weight[0, channels + 6, 1, 1] = -1.0
+            self.trust.bias.fill_(math.log(self.C0))
 
     def forward(self, fused: torch.Tensor, detail: torch.Tensor, mismatch: torch.Tensor) -> torch.Tensor:
-        x = torch.cat((fused.float(), detail, mismatch), 1)
-        return torch.sigmoid(self.gate(x.to(self.gate.weight.dtype)).float()) * detail
+        mismatch = mismatch.float()
+        cost = F.avg_pool2d(mismatch.square().sum(1, keepdim=True), self.patch, 1, self.patch // 2,
+                            count_include_pad=False)
+        x = torch.cat((fused.float(), detail, mismatch, torch.log(cost + 1e-6)), 1)
+        return torch.sigmoid(self.trust(x.to(self.trust.weight.dtype)).float()) * detail
