@@ -80,12 +80,11 @@ def _make_runners(cfg: EvalConfig, device: torch.device):
             runners[m] = lambda lr, ref: patchmatch_sr(lr, ref, cfg.scale, seed=cfg.seed,
                                                        degradation=cfg.degradation)
         elif m == "crossnet":
-            if not cfg.weights:
-                raise ValueError("method crossnet needs --weights PATH (a CrossNet checkpoint)")
             from .checkpoint import load_model  # only now: the model code is heavy
             from .infer import super_resolve
 
-            model = load_model(cfg.weights, device=device)
+            # Default: the shipped weights of this scale (docs/MODEL_CARD.md).
+            model = load_model(cfg.weights or f"crossnet-x{cfg.scale}", device=device)
             if getattr(model, "scale", cfg.scale) != cfg.scale:
                 raise ValueError(f"--weights {cfg.weights} is a x{model.scale} model but --scale "
                                  f"is {cfg.scale}")

@@ -164,9 +164,9 @@ def main(argv=None) -> int:
     summary = summarise(rows)
     import platform
 
+    weights = ", ".join(f"x{s} {getattr(args, f'weights_x{s}')}" for s in sorted({r['scale'] for r in rows}))
     header = (f"Held-out evaluation (scripts/eval_heldout.py), device: CPU ({platform.processor() or platform.machine()}, "
-              f"{torch.get_num_threads()} threads), torch {torch.__version__}; weights x4 {args.weights_x4}, "
-              f"x8 {args.weights_x8}.")
+              f"{torch.get_num_threads()} threads), torch {torch.__version__}; weights {weights}.")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     for suffix, text in ((".json", json.dumps({"rows": rows, "summary": summary}, indent=1)),
                          (".md", to_markdown(rows, summary, header))):

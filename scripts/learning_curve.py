@@ -41,6 +41,19 @@ def patchmatch_psnr(run: Path) -> tuple[int, dict]:
     return cfg.model.scale, out
 
 
+def _wall_minutes(train: list[dict]) -> dict:
+    """step -> minutes of training wall time since the run began. ``elapsed_s`` restarts at each
+    resumption of a run, so the time before a restart is added to the rows after it."""
+    out, base, last = {}, 0.0, 0.0
+    for r in train:
+        t = float(r["elapsed_s"])
+        if t < last:  # a resumed segment
+            base += last
+        last = t
+        out[int(r["step"])] = (base + t) / 60
+    return out
+
+
 def curves(runs: list[Path]) -> list[dict]:
     """One row per (scale, validation step, pair): scale, run, step, wall_min, pair, crossnet,
     bicubic, patchmatch. Runs of one scale are chained in the order given (a run warm-started
@@ -51,7 +64,7 @@ def curves(runs: list[Path]) -> list[dict]:
         pm_cache.setdefault(scale, pm)
         step0, wall0 = offset.get(scale, (0, 0.0))
         train = _rows(run / "train.csv")
-        wall = {int(r["step"]): float(r["elapsed_s"]) / 60 for r in train}
+        wall = _wall_minutes(train)
         for r in _rows(run / "val.csv"):
             step = int(r["step"])
             rows.append({"scale": scale, "run": str(run), "step": step0 + step,
@@ -59,7 +72,7 @@ def curves(runs: list[Path]) -> list[dict]:
                          "crossnet": float(r["psnr"]), "bicubic": float(r["psnr_bicubic"]),
                          "patchmatch": pm[r["name"]]})
         if train:
-            offset[scale] = (step0 + int(train[-1]["step"]), wall0 + float(train[-1]["elapsed_s"]) / 60)
+            offset[scale] = (step0 + int(train[-1]["step"]), wall0 + wall[int(train[-1]["step"])])
     return rows
 
 

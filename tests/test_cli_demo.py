@@ -111,6 +111,6 @@ def test_demo_with_shipped_weights(tmp_path, capsys):
     assert main(["demo", "--out", str(out), "--device", "cpu"]) == 0
     rows = _table_rows(capsys.readouterr().out)
     assert set(rows) == set(METHODS) and out.is_file()
-    # A sanity bar, not a quality claim (the model card of shipped weights has those): random or mis-loaded weights give
-    # ~7 dB here, the CPU preview ~0.7 dB under bicubic. Raise it when the GPU-trained weights ship.
-    assert float(rows["CrossNet"][0]) > float(rows["bicubic"][0]) - 2.0
+    # The main job prints CrossNet above bicubic (+4.0 dB at x4 when shipped; the model card has the
+    # held-out figures, and test_shipped_weights.py the margins).
+    assert float(rows["CrossNet"][0]) > float(rows["bicubic"][0])

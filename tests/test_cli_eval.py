@@ -42,7 +42,8 @@ def test_eval_writes_tables(scene, tmp_path, capsys):
     md = (out / "results.md").read_text()
     assert md.count("| s1 |") == 2 and "s/image" in md
     assert (out / "crops" / "s1.png").is_file()
-    assert "plot" in printed  # written, or skipped with a message when matplotlib is absent
+    # Written (with matplotlib), or skipped with a message saying why (without it).
+    assert f"wrote {out / 'psnr.png'}" in printed if (out / "psnr.png").is_file() else "skipping the bar plot" in printed
 
 
 def test_eval_limit_methods_metrics(scene, tmp_path, capsys):
@@ -54,7 +55,7 @@ def test_eval_limit_methods_metrics(scene, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv,message", [
-    (["--methods", "crossnet"], "--weights"),
+    (["--methods", "crossnet", "--weights", "crossnet-x3"], "neither a file nor a shipped weights name"),
     (["--methods", "magic"], "unknown method"),
     (["--views", "0,0"], "REF:LR"),
     (["--views", "0,0:7,7"], r"\(7, 7\)"),

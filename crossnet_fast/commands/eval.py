@@ -53,7 +53,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="how LR images are made (default: MATLAB-style bicubic)")
     p.add_argument("--methods", default="bicubic,patchmatch",
                    help=f"comma-separated, from: {', '.join(METHODS)} (default bicubic,patchmatch)")
-    p.add_argument("--weights", default=None, help="CrossNet checkpoint (needed by method crossnet)")
+    p.add_argument("--weights", default=None,
+                   help="CrossNet checkpoint or shipped name for method crossnet (default: crossnet-x<scale>)")
     p.add_argument("--device", default="auto", help="auto (CUDA when visible), cpu, cuda, cuda:N")
     p.add_argument("--metrics", default="psnr,ssim,ifc", help="comma-separated subset of psnr,ssim,ifc")
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N images")
