@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+
+from crossnet_fast._atomic import atomic_path
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -64,9 +65,7 @@ def evaluate_scale(scale: int, weights: str, data: Path, only: str = "", log=pri
     from crossnet_fast.baselines import bicubic, patchmatch_sr
     from crossnet_fast.metrics import ifc, psnr, ssim
 
-    model = load_model(weights)
-    if model.scale != scale:
-        raise ValueError(f"--weights-x{scale} {weights} is a x{model.scale} model")
+    model = load_model(weights, scale=scale)
     samples = []
     for name, group, kind, where, a, b in PAIRS:
         hr, ref = load_pair(kind, where, a, b, data)
@@ -171,9 +170,8 @@ def main(argv=None) -> int:
     for suffix, text in ((".json", json.dumps({"rows": rows, "summary": summary}, indent=1)),
                          (".md", to_markdown(rows, summary, header))):
         path = args.out.with_suffix(suffix)
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        tmp.write_text(text)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            Path(tmp).write_text(text)
         print(f"wrote {path}")
     return 0
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import sys
 from pathlib import Path
+
+from crossnet_fast._atomic import atomic_path
 
 
 def _rows(path: Path) -> list[dict]:
@@ -102,10 +103,11 @@ def plot(rows: list[dict], png: Path) -> None:
             ax.grid(alpha=0.3)
             ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
-    tmp = png.with_name(f".{png.name}.tmp{os.getpid()}.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, png)
+    try:
+        with atomic_path(png) as tmp:
+            fig.savefig(tmp, dpi=110, format="png")
+    finally:
+        plt.close(fig)
 
 
 def main(argv=None) -> int:
@@ -121,12 +123,10 @@ def main(argv=None) -> int:
     rows = curves(args.runs)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     csv_path = args.out.with_suffix(".csv")
-    tmp = csv_path.with_name(f".{csv_path.name}.tmp{os.getpid()}")
-    with open(tmp, "w", newline="") as f:
+    with atomic_path(csv_path) as tmp, open(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
-    os.replace(tmp, csv_path)
     plot(rows, args.out.with_suffix(".png"))
     print(f"wrote {csv_path} and {args.out.with_suffix('.png')}")
     return 0

@@ -6,8 +6,9 @@ from typing import Sequence
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from .refine import patch_cost
 
 
 def _deconv_selu(cin: int, cout: int) -> nn.Sequential:
@@ -80,7 +81,6 @@ class ReferenceDetailGate(nn.Module):
 
     def forward(self, fused: torch.Tensor, detail: torch.Tensor, mismatch: torch.Tensor) -> torch.Tensor:
         mismatch = mismatch.float()
-        cost = F.avg_pool2d(mismatch.square().sum(1, keepdim=True), self.patch, 1, self.patch // 2,
-                            count_include_pad=False)
+        cost = patch_cost(mismatch, self.patch)[:, None]
         x = torch.cat((fused.float(), detail, mismatch, torch.log(cost + 1e-6)), 1)
         return torch.sigmoid(self.trust(x.to(self.trust.weight.dtype)).float()) * detail

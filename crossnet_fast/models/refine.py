@@ -18,6 +18,19 @@ from torch import nn
 from ..ops import backward_warp
 
 
+def patch_cost(diff: torch.Tensor, patch: int) -> torch.Tensor:
+    """Local matching cost: ``sum_c diff^2`` averaged over a ``patch`` x ``patch`` window (odd
+    side; windows at the border average only the pixels inside the image).
+
+    diff (..., C, H, W) float image difference -> (..., H, W) in squared image units. Used by the
+    search below and by the detail gate (decoder.py), so both judge a match the same way.
+    """
+    sq = diff.square().sum(-3)
+    flat = sq.reshape(-1, 1, *sq.shape[-2:])
+    cost = F.avg_pool2d(flat, patch, 1, patch // 2, count_include_pad=False)
+    return cost.reshape(sq.shape)
+
+
 class LocalSearchRefinement(nn.Module):
     """``forward(flow, lr_up, ref_low)`` -> refined flow.
 
@@ -54,8 +67,7 @@ class LocalSearchRefinement(nn.Module):
         cand = (flow[:, None] + offsets.view(1, k, 2, 1, 1)).reshape(n * k, 2, h, w)
         src = ref_low[:, None].expand(n, k, 3, h, w).reshape(n * k, 3, h, w)
         warped = backward_warp(src.contiguous(), cand.contiguous(), padding="border", backend=self.backend)
-        diff = (warped.view(n, k, 3, h, w) - lr_up[:, None]).square().sum(2)
-        return F.avg_pool2d(diff, self.patch, 1, self.patch // 2, count_include_pad=False)
+        return patch_cost(warped.view(n, k, 3, h, w) - lr_up[:, None], self.patch)
 
     def forward(self, flow: torch.Tensor, lr_up: torch.Tensor, ref_low: torch.Tensor) -> torch.Tensor:
         flow, lr_up, ref_low = flow.float(), lr_up.float(), ref_low.float()

@@ -25,6 +25,7 @@ from pathlib import Path
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from .._atomic import atomic_path
 from . import state_io
 
 LATEST = "latest.json"
@@ -68,16 +69,12 @@ def _stage(name: str) -> None:
 def write_json_atomic(path: Path, obj) -> None:
     """Write JSON to ``path`` through a fsynced temporary file and ``os.replace``."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
+    # atomic_path: a failed write (full disk, ...) leaves the old file and no partial one.
+    with atomic_path(path) as tmp:
         with open(tmp, "w") as f:
             json.dump(obj, f, indent=1, sort_keys=True)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():  # a failed write (full disk, ...) leaves the old file and no partial one
-            tmp.unlink()
     _fsync_dir(path.parent)
 
 
@@ -193,7 +190,7 @@ def prune(ckpt_root, keep_last: int) -> None:
     latest = _read_latest(root)
     for p in root.glob(".tmp-step_*"):
         shutil.rmtree(p, ignore_errors=True)
-    for p in root.glob(f".{LATEST}.tmp*"):  # a crash while latest.json was being replaced
+    for p in root.glob(f".{LATEST}.*.tmp"):  # a crash while latest.json was being replaced
         p.unlink(missing_ok=True)
     ckpts = list_checkpoints(root)
     for step, path in ckpts[:max(0, len(ckpts) - keep_last)]:

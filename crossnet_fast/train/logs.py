@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import csv
 import importlib.util
-import os
 from pathlib import Path
+
+from .._atomic import atomic_path
 
 TRAIN_FIELDS = ["step", "lr", "loss", "grad_norm", "skipped", "it_s", "elapsed_s", "max_mem_gb"]
 VAL_FIELDS = ["step", "name", "psnr", "psnr_bicubic", "gain"]
@@ -23,16 +24,11 @@ def _truncate_after(path: Path, fields, step: int) -> None:
         # A row cut short by a crash (missing fields) is dropped with the rows after the checkpoint.
         rows = [r for r in csv.DictReader(f) if None not in r and None not in r.values()
                 and r["step"].isdigit() and int(r["step"]) <= step]
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
+    with atomic_path(path) as tmp:  # a failed write leaves the old log and no partial copy
         with open(tmp, "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=fields)
             w.writeheader()
             w.writerows(rows)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():  # a failed write leaves the old log and no partial copy
-            tmp.unlink()
 
 
 class RunLog:
