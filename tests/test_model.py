@@ -335,7 +335,8 @@ def _biased_flows(model):
 def test_faithful_defaults_have_no_options():
     model = CrossNet(4, "official", "bicubic", width=0.25)
     assert model.config == {"scale": 4, "config": "official", "sisr": "bicubic", "width": 0.25,
-                            "residual": False, "flow_ref": "sharp", "ref_detail": False, "refine_radius": 0}
+                            "residual": False, "flow_ref": "sharp", "ref_detail": False, "refine_radius": 0,
+                            "flow_init": "net"}
     assert model.ref_detail is None and model.refine is None
     assert not any(k.startswith(("ref_detail", "refine")) for k in model.state_dict())
 
@@ -351,15 +352,18 @@ def test_residual_model_starts_as_bicubic():
     assert torch.equal(out, bicubic)
 
 
-@pytest.mark.parametrize("scale", [4, 8])
-def test_options_match_functional_spec(scale):
+@pytest.mark.parametrize("scale,flow_init", [(4, "net"), (8, "net"), (4, "patchmatch")])
+def test_options_match_functional_spec(scale, flow_init):
     """residual + flow_ref="degraded" + ref_detail against the functional model written from the
-    option definitions: out = bicubic + decoder + sigmoid(gate(fused, detail, mismatch)) * detail."""
+    option definitions: out = bicubic + decoder + sigmoid(gate(fused, detail, mismatch)) * detail.
+    flow_init="patchmatch": the search starts from the PatchMatch field instead of the net's V0
+    (the field itself is tested against a known shift in test_nearest_neighbour_flow_*)."""
     from crossnet_fast import degrade
+    from crossnet_fast.baselines import nearest_neighbour_flow
 
     torch.manual_seed(4)
     model = CrossNet(scale, "official", "bicubic", width=0.25, residual=True, flow_ref="degraded",
-                     ref_detail=True, refine_radius=1, backend="reference").eval()
+                     ref_detail=True, refine_radius=1, flow_init=flow_init, backend="reference").eval()
     _biased_flows(model)
     with torch.no_grad():  # a gate and a decoder output that are not their initialisation
         model.ref_detail.trust.weight.normal_(0, 0.1)
@@ -372,7 +376,8 @@ def test_options_match_functional_spec(scale):
     ref_low = up(degrade(ref, scale))
     with torch.no_grad():
         raw = _functional_crossnet(model.state_dict(), lr, ref, scale, flow_ref=ref_low)[1]
-        v0 = _functional_refine(raw[0], up(lr), ref_low, 1, scale + 3, 0.01)
+        start = raw[0] if flow_init == "net" else nearest_neighbour_flow(up(lr), ref_low, scale)[0]
+        v0 = _functional_refine(start, up(lr), ref_low, 1, scale + 3, 0.01)
         dec, flows, fused = _functional_crossnet(model.state_dict(), lr, ref, scale, flow_ref=ref_low,
                                                  return_fused=True, v0=v0)
         detail = _grid_warp(ref - ref_low, v0)
@@ -403,6 +408,36 @@ def test_option_errors():
         CrossNet(4, sisr="bicubic", residual=1)
     with pytest.raises(ValueError, match="refine_radius"):
         CrossNet(4, sisr="bicubic", refine_radius=9)
+    with pytest.raises(ValueError, match="flow_init must be one of"):
+        CrossNet(4, sisr="bicubic", flow_init="sift")
+
+
+def test_nearest_neighbour_flow_finds_a_large_shift_and_reports_its_cost():
+    """A textured image against itself shifted by (+13, -5) px: PatchMatch must find that integer
+    flow almost everywhere away from the wrapped border, and its cost must be the mean squared luma
+    difference of the matched patches, recomputed here with unfold at the returned matches."""
+    from crossnet_fast.baselines import nearest_neighbour_flow
+
+    gen = torch.Generator().manual_seed(8)
+    small = torch.rand(1, 3, 24, 36, generator=gen)
+    big = F.interpolate(small, size=(96, 144), mode="bicubic", align_corners=False).clamp(0, 1)
+    sx, sy = 13, -5
+    ref_low = torch.roll(big, shifts=(sy, sx), dims=(2, 3))  # big(y, x) = ref_low(y + sy, x + sx)
+    flow, cost = nearest_neighbour_flow(big, ref_low, 4)
+    assert flow.shape == (1, 2, 96, 144) and flow.dtype == torch.float32 and cost.shape == (1, 96, 144)
+    inner = flow[..., 12:-12, 20:-20]
+    hit = (inner[:, 0] == sx) & (inner[:, 1] == sy)
+    assert hit.float().mean() > 0.97, float(hit.float().mean())
+    luma = (big * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    luma_ref = (ref_low * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    pad = lambda y: F.pad(y, (4, 4, 4, 4), mode="replicate")  # noqa: E731  5 taps, dilation 2
+    pa = F.unfold(pad(luma), 5, dilation=2).view(25, 96, 144)
+    pb = F.unfold(pad(luma_ref), 5, dilation=2).view(25, 96, 144)
+    ys, xs = torch.meshgrid(torch.arange(96), torch.arange(144), indexing="ij")
+    qy, qx = ys + flow[0, 1].long(), xs + flow[0, 0].long()
+    assert qy.min() >= 0 and qx.min() >= 0 and qy.max() < 96 and qx.max() < 144
+    expected = (pb[:, qy, qx] - pa).square().mean(0)
+    torch.testing.assert_close(cost[0], expected, rtol=1e-5, atol=1e-7)
 
 
 def _functional_refine(flow, lr_up, ref_low, radius, patch, temperature, steps=2):

@@ -3,6 +3,6 @@ networks SRCNN, VDSR and MDSR (defined in ``crossnet_fast.models.sisr``, re-expo
 """
 from ..models.sisr import MDSR, SRCNN, VDSR
 from .bicubic import bicubic
-from .patchmatch import patchmatch, patchmatch_sr
+from .patchmatch import nearest_neighbour_flow, patchmatch, patchmatch_sr
 
-__all__ = ["bicubic", "patchmatch", "patchmatch_sr", "SRCNN", "VDSR", "MDSR"]
+__all__ = ["bicubic", "nearest_neighbour_flow", "patchmatch", "patchmatch_sr", "SRCNN", "VDSR", "MDSR"]

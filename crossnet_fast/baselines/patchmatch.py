@@ -119,6 +119,38 @@ def patchmatch(fa: torch.Tensor, fb: torch.Tensor, size_a, size_b, iterations: i
     return best
 
 
+def nearest_neighbour_flow(up: torch.Tensor, ref_low: torch.Tensor, scale: int, *, taps: int = 5,
+                           dilation: int | None = None, iterations: int = 4, seed: int = 0):
+    """PatchMatch correspondences from an upsampled LR image to a degraded reference, as a flow.
+
+    Matches luma patches of ``taps x taps`` samples ``dilation`` px apart (default
+    ``max(1, scale // 2)``, about two LR pixels) of ``up`` against those of ``ref_low``.
+
+    Args:
+        up: (N, 3, H, W) float32 bicubic-upsampled LR image, values in [0, 1].
+        ref_low: (N, 3, Hr, Wr) float32 reference degraded and upsampled like ``up``.
+        scale: the LR-to-HR factor (sets the default dilation).
+        iterations, seed: PatchMatch rounds and the seed of its random initialisation and search
+            (a fixed seed makes the field a deterministic function of the images).
+
+    Returns:
+        (flow, cost): flow (N, 2, H, W) float32 integer displacements in HR pixels, channel 0 = x,
+        1 = y (the match of pixel p is ``p + flow[p]``, CrossNet's backward-warp convention);
+        cost (N, H, W) float32 mean squared luma difference of each match.
+    """
+    dilation = max(1, scale // 2) if dilation is None else int(dilation)
+    (h, w), size_b = up.shape[-2:], tuple(ref_low.shape[-2:])
+    fa = _patch_features(_luma(up), taps, dilation)
+    fb = _patch_features(_luma(ref_low), taps, dilation)
+    gen = torch.Generator(device=up.device)
+    gen.manual_seed(int(seed))
+    cost, qy, qx = patchmatch(fa, fb, (h, w), size_b, iterations, gen)
+    ys = torch.arange(h, device=up.device).view(1, h, 1)
+    xs = torch.arange(w, device=up.device).view(1, 1, w)
+    flow = torch.stack(((qx - xs).float(), (qy - ys).float()), 1)
+    return flow, cost
+
+
 def _transfer(hf: torch.Tensor, qy, qx, weight: torch.Tensor, patch: int) -> torch.Tensor:
     """Blend overlapping high-frequency patches.
 
@@ -205,11 +237,10 @@ def patchmatch_sr(lr: torch.Tensor, ref: torch.Tensor, scale: int, *, taps: int 
     ref_low = upsample_bicubic(degrade(ref, scale, method=degradation), scale,
                                size=ref.shape[-2:], clamp=False)
     ref_high = ref - ref_low
-    fa = _patch_features(_luma(up), taps, dilation)
-    fb = _patch_features(_luma(ref_low), taps, dilation)
-    gen = torch.Generator(device=lr.device)
-    gen.manual_seed(int(seed))
-    cost, qy, qx = patchmatch(fa, fb, (H, W), tuple(ref.shape[-2:]), iterations, gen)
+    flow, cost = nearest_neighbour_flow(up, ref_low, scale, taps=taps, dilation=dilation,
+                                        iterations=iterations, seed=seed)
+    qx = flow[:, 0].long() + torch.arange(W, device=lr.device).view(1, 1, W)
+    qy = flow[:, 1].long() + torch.arange(H, device=lr.device).view(1, H, 1)
     weight = torch.exp(-cost / (tau * tau))
     sr = up + _transfer(ref_high, qy, qx, weight, patch)
     for _ in range(backprojection):

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from ..backend import BACKENDS
+from ..baselines.patchmatch import nearest_neighbour_flow
 from ..degrade import degrade
 from ..ops import backward_warp, multiscale_warp
 from .decoder import Decoder, ReferenceDetailGate
@@ -28,6 +29,7 @@ CONFIGS = ("official", "paper")
 SISRS = ("mdsr", "bicubic", "srcnn", "vdsr")
 SCALES = (4, 8)
 FLOW_REFS = ("sharp", "degraded")
+FLOW_INITS = ("net", "patchmatch")
 # The flow net has six stride-2 convolutions: HR sizes must be multiples of 2^6.
 SIZE_MULTIPLE = 64
 
@@ -62,6 +64,13 @@ class CrossNetConfig:
     #   degraded reference (models/refine.py; two searches, soft-argmin with a learned temperature);
     #   the refined V0 warps the full-resolution features and the detail. 0 = off.
     refine_radius: int = 0
+    # flow_init: where the full-resolution flow V0 starts: "net" (the flow net's V0, as in the
+    #   paper) or "patchmatch" (a PatchMatch nearest-neighbour field of the bicubic LR against the
+    #   degraded reference, baselines/patchmatch.py, then the local search if refine_radius > 0).
+    #   The flow net still gives V1..V3 and is still trained by the photometric loss. Explicit
+    #   search finds the large stereo disparities and the exact integer matches that the compact
+    #   flow net misses (docs/MODEL_CARD.md); no gradient flows into the search itself.
+    flow_init: str = "net"
 
     def __post_init__(self) -> None:
         if isinstance(self.scale, bool) or not isinstance(self.scale, int) or self.scale not in SCALES:
@@ -80,6 +89,8 @@ class CrossNetConfig:
             raise ValueError(f"refine_radius must be an integer in [0, 4], got {self.refine_radius!r}")
         if self.flow_ref not in FLOW_REFS:
             raise ValueError(f"flow_ref must be one of {FLOW_REFS}, got {self.flow_ref!r}")
+        if self.flow_init not in FLOW_INITS:
+            raise ValueError(f"flow_init must be one of {FLOW_INITS}, got {self.flow_init!r}")
 
     @property
     def channels(self) -> int:
@@ -101,7 +112,8 @@ class CrossNetConfig:
 
     @property
     def needs_degraded_ref(self) -> bool:
-        return self.flow_ref == "degraded" or self.ref_detail or self.refine_radius > 0
+        return (self.flow_ref == "degraded" or self.ref_detail or self.refine_radius > 0
+                or self.flow_init == "patchmatch")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -121,7 +133,7 @@ class CrossNet(nn.Module):
         freeze_sisr: stop gradients into the SISR front end (it then runs under ``no_grad``).
         width: channel multiplier of the flow net, encoder and decoder (1.0: the paper's network,
             the parameter counts above; 0.25: the compact configuration of the shipped weights).
-        residual, flow_ref, ref_detail, refine_radius: trainability options of the shipped compact models (see
+        residual, flow_ref, ref_detail, refine_radius, flow_init: trainability options of the shipped compact models (see
             :class:`CrossNetConfig`); the defaults are the faithful model.
 
     ``model(lr, ref)``: lr (N, 3, H/scale, W/scale) and ref (N, 3, H, W), float images in [0, 1],
@@ -132,10 +144,11 @@ class CrossNet(nn.Module):
     def __init__(self, scale: int = 4, config: str = "official", sisr: str = "mdsr",
                  backend: str = "auto", freeze_sisr: bool = False, width: float = 1.0,
                  residual: bool = False, flow_ref: str = "sharp", ref_detail: bool = False,
-                 refine_radius: int = 0) -> None:
+                 refine_radius: int = 0, flow_init: str = "net") -> None:
         super().__init__()
         self.cfg = CrossNetConfig(scale=scale, config=config, sisr=sisr, width=width, residual=residual,
-                                  flow_ref=flow_ref, ref_detail=ref_detail, refine_radius=refine_radius)
+                                  flow_ref=flow_ref, ref_detail=ref_detail, refine_radius=refine_radius,
+                                  flow_init=flow_init)
         self.backend = backend
         self.sisr = build_sisr(sisr, scale)
         self.flownet = FlowNetSPlus(width)
@@ -232,6 +245,14 @@ class CrossNet(nn.Module):
             low = degrade(ref.float(), self.scale)
             return bicubic_upsample(low, self.scale).to(ref.dtype)
 
+    def initial_flow(self, lr_up: torch.Tensor, ref_low: torch.Tensor) -> torch.Tensor:
+        """The ``flow_init="patchmatch"`` start of V0: (N, 2, H, W) float32 integer px, the
+        PatchMatch nearest-neighbour field of lr_up against ref_low (both (N, 3, H, W) images in
+        [0, 1]); fixed seed, so a deterministic function of the images; no gradient."""
+        with torch.no_grad():
+            flow, _ = nearest_neighbour_flow(lr_up.float(), ref_low.float(), self.scale)
+        return flow
+
     def forward(self, lr: torch.Tensor, ref: torch.Tensor, return_parts: bool = False):
         """See the class docstring. ``return_parts=True`` returns a dict instead of the image:
         ``out`` (N, 3, H, W); ``flows`` [V0..V3] (N, 2, H/2^i, W/2^i) px; ``lr_up`` (N, 3, H, W), the
@@ -253,11 +274,13 @@ class CrossNet(nn.Module):
             f_lr = self.encoder(lr_sr)
             f_ref = self.encoder_ref(ref)
         used = flows
+        v0 = self.initial_flow(lr_up, ref_low) if self.cfg.flow_init == "patchmatch" else flows[0]
         if self.refine is not None:
             # The refined V0 drives the full-resolution warps; the raw flows stay what a
             # photometric loss trains (so the flow net learns to start the search close).
-            v0 = self.refine(flows[0], lr_up, ref_low).to(flows[0].dtype)
-            used = [v0] + list(flows[1:])
+            v0 = self.refine(v0, lr_up, ref_low)
+        if v0 is not flows[0]:
+            used = [v0.to(flows[0].dtype)] + list(flows[1:])
         # Under autocast the convs give half-precision flows; the warp samples in fp32 anyway.
         warped = self.warp(f_ref, used)
         fused = self.decoder.features(f_lr, warped)
