@@ -2,7 +2,9 @@
 
 CUDA kernels are compiled when torch is a CUDA build and nvcc is found (no GPU needed), unless
 CROSSNET_FAST_CUDA=0; CROSSNET_FAST_CUDA=1 makes a missing CUDA toolchain an error.
-TORCH_CUDA_ARCH_LIST is respected (default "8.0;9.0"). The decision is printed, and recorded with
+TORCH_CUDA_ARCH_LIST is respected; the default is every architecture from 7.5 (Turing) up that the
+installed nvcc can build, plus PTX of the newest, so that a newer GPU JIT-compiles the PTX instead of
+failing with "no kernel image" (with nvcc 13.0: 7.5;8.0;8.6;8.7;8.9;9.0;10.0;10.3;11.0;12.0;12.1+PTX). The decision is printed, and recorded with
 the torch version in crossnet_fast/_build_info.py so the package can tell a stale build at import.
 """
 from __future__ import annotations
@@ -17,6 +19,8 @@ import torch
 from torch.utils import cpp_extension
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, ROOT)
+from build_support import default_arch_list, nvcc_archs  # noqa: E402
 
 
 def _want_cuda() -> tuple[bool, str]:
@@ -55,7 +59,8 @@ def _extension():
     # -fno-math-errno: sqrt need not set errno, so loops with it can be vectorised.
     cxx_flags = ["-O3", "-fno-math-errno", "-fdiagnostics-color=always"]
     if use_cuda:
-        os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "8.0;9.0")
+        if not os.environ.get("TORCH_CUDA_ARCH_LIST"):
+            os.environ["TORCH_CUDA_ARCH_LIST"] = default_arch_list(nvcc_archs(cpp_extension.CUDA_HOME))
         sources += sorted(glob.glob("csrc/cuda/*.cu"))
         nvcc_flags = ["-O3", "--expt-relaxed-constexpr", "-lineinfo"]
         ext = cpp_extension.CUDAExtension(

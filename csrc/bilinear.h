@@ -16,7 +16,10 @@ enum class Padding : int { Border = 0, Zeros = 1 };
 
 // The four taps of one bilinear sample, in the order (x0,y0), (x1,y0), (x0,y1), (x1,y1).
 // Every offset is inside the image (a tap outside gets weight 0 and offset 0), so a kernel can read
-// all four without bounds checks, whatever the flow holds (NaN, inf, 1e30).
+// all four without bounds checks, whatever the flow holds (NaN, inf, 1e30). A kernel must combine a
+// tap only through weighted(coefficient, value): a tap whose coefficient is 0 (outside the image,
+// or exactly on a pixel row/column) is then not used, so an inf or NaN in the features reaches only
+// the samples that weight it (0 * inf would be NaN).
 template <typename acc_t, typename index_t>
 struct BilinearTaps {
   index_t offset[4];    // y * W + x of the tap inside one (H, W) plane
@@ -30,6 +33,13 @@ struct BilinearTaps {
 template <typename acc_t>
 C10_HOST_DEVICE inline bool is_finite(acc_t v) {
   return (v - v) == acc_t(0);
+}
+
+// coef * value, or exactly 0 where coef is 0 whatever value holds (inf, NaN): the one rule by
+// which a tap is "not read". A select, not a branch, so loops still vectorise.
+template <typename acc_t>
+C10_HOST_DEVICE inline acc_t weighted(acc_t coef, acc_t value) {
+  return coef != acc_t(0) ? coef * value : acc_t(0);
 }
 
 template <typename acc_t>

@@ -18,7 +18,7 @@ PY="$VENV/bin/python"
 "$PY" -m pip install -q --upgrade pip setuptools wheel ninja 2>&1 | grep -v "^WARNING: Location" || true
 "$PY" -m pip install -q "$TORCH_SPEC" numpy pillow safetensors tqdm 2>&1 | grep -v "^WARNING: Location" || true
 if [ "${WITH_TEST_DEPS:-0}" = "1" ]; then
-  "$PY" -m pip install -q pytest pytest-benchmark scikit-image scipy pyyaml matplotlib 2>&1 | grep -v "^WARNING: Location" || true
+  "$PY" -m pip install -q pytest pytest-benchmark hypothesis scikit-image scipy pyyaml matplotlib 2>&1 | grep -v "^WARNING: Location" || true
 fi
 if [ -z "${CUDA_HOME:-}" ] && [ -x /usr/local/cuda/bin/nvcc ]; then
   export CUDA_HOME=/usr/local/cuda

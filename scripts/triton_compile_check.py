@@ -6,9 +6,13 @@ compiled-mode failures (type errors the interpreter tolerates, layout conversion
 script runs Triton's real compiler (TTIR -> TTGIR -> LLVM -> PTX -> cubin with the bundled ptxas)
 for sm_90 on every dtype/padding/layout/flag combination the launchers can request, and checks
 that the channels_last warp kernels use 128-bit vector loads and vector atomics (the point of
-the alignment hints). Needs no GPU and no CUDA driver.
+the alignment hints). Triton specialises an integer argument equal to 1 into a constant (one
+scale, scale 1, one channel, one tile): those variants are compiled too. Each variant's PTX goes
+through Triton's bundled ptxas with -v: registers and spill bytes per thread are reported, and a
+variant that spills more than --max-spill bytes fails. Needs no GPU and no CUDA driver; CI runs it
+(tests/test_triton_compile.py).
 
-    python scripts/triton_compile_check.py [--arch 90] [--quick]
+    python scripts/triton_compile_check.py [--arch 90] [--quick] [--max-spill 0]
 
 Uses ``triton.compiler.ASTSource`` (an internal API, stable across Triton 3.2-3.8); exit status 0
 when all variants compile, 1 otherwise.
@@ -16,9 +20,13 @@ when all variants compile, 1 otherwise.
 from __future__ import annotations
 
 import argparse
+import itertools
+import multiprocessing
 import os
 import re
+import subprocess
 import sys
+import tempfile
 import time
 
 if os.environ.get("TRITON_INTERPRET", "0") not in ("", "0"):
@@ -26,6 +34,7 @@ if os.environ.get("TRITON_INTERPRET", "0") not in ("", "0"):
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import torch  # noqa: E402
 import triton  # noqa: E402
 import triton.language as tl  # noqa: E402
 from triton.backends.compiler import GPUTarget  # noqa: E402
@@ -36,13 +45,18 @@ from crossnet_fast.triton import multiscale_warp as MW  # noqa: E402
 from crossnet_fast.triton import upsample_flow as UP  # noqa: E402
 
 ACC = {"fp64": tl.float64}
-I32 = ("C", "H", "W", "s_n", "s_c", "s_h", "s_w", "g_n", "g_c", "g_h", "g_w", "scale", "S", "count", "numel")
+I32 = ("C", "H", "W", "s_n", "s_c", "s_h", "s_w", "g_n", "g_c", "g_h", "g_w", "scale", "S", "count", "numel",
+       "tiles")
+# Integer arguments that can be 1 at run time (Triton then compiles them as the constant 1).
+CAN_BE_ONE = ("S", "scale", "C", "tiles", "count", "numel")
 
 
-def compile_one(fn, pointer_types, consts, target, num_warps=4):
+def compile_one(fn, pointer_types, consts, target, num_warps=4, ones=()):
     """Compile ``fn`` with pointer args typed as given (16-byte aligned, as Triton specialises
-    them at run time), int args i32, float args fp32; returns the compiled kernel."""
+    them at run time), int args i32 (those named in ``ones`` as the constant 1), float args fp32;
+    returns the compiled kernel."""
     names = fn.arg_names
+    consts = dict(consts, **{k: 1 for k in ones if k in names})
     signature, attrs = {}, {}
     for i, name in enumerate(names):
         if name in consts:
@@ -58,18 +72,24 @@ def compile_one(fn, pointer_types, consts, target, num_warps=4):
     return triton.compile(src, target=target, options={"num_warps": num_warps})
 
 
+TORCH_DTYPE = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16, "fp64": torch.float64}
+
+
 def variants(quick):
-    """(name, kernel, pointer dtypes, constexprs, num_warps, expect_vector) for every variant."""
+    """(name, kernel, pointer dtypes, constexprs, num_warps, expect_vector) for every variant:
+    every warp configuration the launcher may time (all of them for wide channel counts; --quick:
+    the first), every dtype (--quick: fp32 and bf16), layout, padding and gradient flag."""
     dtypes = ["fp32", "bf16"] if quick else ["fp32", "fp16", "bf16", "fp64"]
     for dt in dtypes:
         acc = ACC.get(dt, tl.float32)
         buf = "fp64" if dt == "fp64" else "fp32"
         for cl in (False, True):
-            (bp, bc, nw) = MW._CONFIGS_CL[0] if cl else MW._CONFIGS_NCHW[0]
+            configs = MW._configs(1 << 12, cl, TORCH_DTYPE[dt])
             align = 4 if cl and dt != "fp64" else 1
-            for border in (False, True):
+            for (bp, bc, nw), border in itertools.product(
+                    [(c["BLOCK_P"], c["BLOCK_C"], c["num_warps"]) for c in configs[:1 if quick else None]], (False, True)):
                 common = dict(BORDER=border, CL=cl, ACC=acc, ALIGN=align, BLOCK_P=bp, BLOCK_C=bc)
-                tag = f"{dt} {'cl' if cl else 'nchw'} {'border' if border else 'zeros'}"
+                tag = f"{dt} {'cl' if cl else 'nchw'} {'border' if border else 'zeros'} {bp}x{bc}/{nw}"
                 yield (f"warp fwd {tag}", MW._warp_fwd_kernel,
                        dict(feat_base=dt, flow_base="fp32", out_base=dt, meta_ptr="i64"), common, nw,
                        cl and dt == "fp32")
@@ -86,7 +106,8 @@ def variants(quick):
             for grad in (True, False):
                 yield (f"charbonnier {dt} reduce={reduce} grad={grad}", CH._charbonnier_kernel,
                        dict(pred_ptr=dt, target_ptr=dt, loss_ptr=buf if reduce else dt, grad_ptr=dt),
-                       dict(REDUCE=reduce, GRAD=grad, ACC=acc, BLOCK=CH._BLOCKS[0][0]), CH._BLOCKS[0][1], False)
+                       dict(REDUCE=reduce, GRAD=grad, ACC=acc, BLOCK=CH.PARTIAL if reduce else CH._BLOCKS[0][0]),
+                       CH._BLOCKS[0][1], False)
         yield (f"charbonnier finish {dt}", CH._finish_kernel, dict(partial_ptr=buf, out_ptr=dt),
                dict(ACC=acc, BLOCK=CH._FINISH_BLOCK), 4, False)
         for scalar in (True, False):
@@ -95,31 +116,87 @@ def variants(quick):
                    dict(SCALAR_GRAD=scalar, ACC=acc, BLOCK=CH._BLOCKS[0][0]), CH._BLOCKS[0][1], False)
 
 
+def ptxas_usage(ptx: str, arch: int) -> tuple[int, int]:
+    """(registers, spill bytes per thread: stores + loads) that ptxas -v reports for ``ptx``."""
+    ptxas = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "ptxas")
+    m = re.search(r"^\.target\s+(sm_\w+)", ptx, re.M)  # Triton targets sm_90a on Hopper
+    sm = m.group(1) if m else f"sm_{arch}"
+    with tempfile.TemporaryDirectory() as tmp:
+        src = os.path.join(tmp, "k.ptx")
+        with open(src, "w") as fh:
+            fh.write(ptx)
+        res = subprocess.run([ptxas, f"-arch={sm}", "-v", src, "-o", os.path.join(tmp, "k.cubin")],
+                             capture_output=True, text=True, timeout=300)
+    if res.returncode:
+        raise RuntimeError(f"ptxas failed: {res.stderr.strip()[:300]}")
+    regs = max((int(r) for r in re.findall(r"Used (\d+) registers", res.stderr)), default=0)
+    spill = sum(int(a) + int(b) for a, b in re.findall(r"(\d+) bytes spill stores, (\d+) bytes spill loads", res.stderr))
+    return regs, spill
+
+
+def expanded(quick):
+    """Every variant, then each again with its can-be-1 integer arguments compiled as 1."""
+    for v in variants(quick):
+        yield v + ((),)
+        ones = tuple(k for k in CAN_BE_ONE if k in v[1].arg_names)
+        if ones:
+            yield (v[0] + " [" + ",".join(f"{k}=1" for k in ones) + "]",) + v[1:] + (ones,)
+
+
+_WORK = {}
+
+
+def _init_worker(todo, arch):
+    _WORK["todo"], _WORK["target"], _WORK["arch"] = todo, GPUTarget("cuda", arch, 32), arch
+
+
+def _check_variant(i):
+    """(name, expect_vector, error or "", registers, spill bytes, vector accesses) of variant i."""
+    name, fn, ptrs, consts, nw, expect_vec, ones = _WORK["todo"][i]
+    try:
+        k = compile_one(fn, ptrs, consts, _WORK["target"], nw, ones)
+        regs, spill = ptxas_usage(k.asm["ptx"], _WORK["arch"])
+    except Exception as exc:
+        return name, expect_vec, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", 0, 0, 0
+    vec = len(re.findall(r"(?:ld\.global|atom\.global|red\.global)[^\n]*\.v[24]", k.asm.get("ptx", "")))
+    return name, expect_vec, "", regs, spill, vec
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--arch", type=int, default=90, help="CUDA compute capability to target (default 90)")
     ap.add_argument("--quick", action="store_true", help="fp32 and bf16 only")
+    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="compiler processes")
+    ap.add_argument("--max-spill", type=int, default=0,
+                    help="fail a variant whose ptxas spill stores + loads exceed this many bytes per thread")
     args = ap.parse_args(argv)
-    target = GPUTarget("cuda", args.arch, 32)
     failures = 0
     t0 = time.time()
-    for name, fn, ptrs, consts, nw, expect_vec in variants(args.quick):
-        try:
-            k = compile_one(fn, ptrs, consts, target, nw)
-        except Exception as exc:  # report every failing variant, not just the first
+    worst = (0, "")
+    todo = list(expanded(args.quick))
+    # Compiling is single-threaded per kernel: a forked pool (the kernels are module globals, so
+    # workers get them by index) cuts the wall time by the number of cores.
+    with multiprocessing.get_context("fork").Pool(args.jobs, initializer=_init_worker, initargs=(todo, args.arch)) as pool:
+        results = pool.map(_check_variant, range(len(todo)), chunksize=1)
+    for name, expect_vec, error, regs, spill, vec in results:
+        if error:  # report every failing variant, not just the first
             failures += 1
-            print(f"FAIL {name}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+            print(f"FAIL {name}: {error}")
             continue
-        ptx = k.asm.get("ptx", "")
-        note = ""
+        note = f"regs {regs:3d} spill {spill:4d} B"
+        worst = max(worst, (spill, name))
+        if spill > args.max_spill:
+            failures += 1
+            print(f"FAIL {name}: {note} (limit {args.max_spill} B)")
+            continue
         if expect_vec:
-            vec = len(re.findall(r"(?:ld\.global|atom\.global|red\.global)[^\n]*\.v[24]", ptx))
-            note = f"vector accesses: {vec}"
+            note += f", vector accesses: {vec}"
             if vec == 0:
                 failures += 1
                 print(f"FAIL {name}: no vector loads/atomics in channels_last mode (alignment hints lost)")
                 continue
         print(f"ok   {name} {note}")
+    print(f"largest spill: {worst[0]} B ({worst[1] or '-'})")
     print(f"{'FAILED' if failures else 'all compiled'} ({failures} failures) in {time.time() - t0:.0f} s")
     return 1 if failures else 0
 

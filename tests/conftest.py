@@ -5,6 +5,12 @@ import pytest
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))  # for `import oracles`
+# A fresh Inductor cache per session: its on-disk cache does not key on a custom op's Python
+# backward, so an artefact compiled before a change to ops/_registration.py would be reused.
+if "TORCHINDUCTOR_CACHE_DIR" not in os.environ:
+    import tempfile
+
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="crossnet_fast_inductor_")
 
 import crossnet_fast  # noqa: E402
 from crossnet_fast import _extension  # noqa: E402

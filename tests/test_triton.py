@@ -382,6 +382,14 @@ def test_charbonnier_unfused_backward(reduction):
     _assert_close(got, want)
 
 
+def test_charbonnier_fp16_mean_gradient_survives_loss_scaling():
+    from test_upsample_charbonnier import charbonnier_fp16_mean_under_loss_scaling
+
+    rel, zeros = charbonnier_fp16_mean_under_loss_scaling("triton")
+    assert zeros == 0, f"{zeros:.3%} of the gradient is 0 where the formula's is not"
+    assert rel < 4e-3, rel
+
+
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("reduction", ["mean", "none"])
 def test_charbonnier_half_within_reference_error(dtype, reduction):
@@ -502,6 +510,57 @@ def test_import_without_triton():
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, env.get("PYTHONPATH")]))
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300, cwd=ROOT)
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-3000:]
+
+
+def test_charbonnier_reduction_partials_do_not_depend_on_the_tuned_config(monkeypatch):
+    """Issue 10 item 6: every configuration the timing may pick for a reduced loss sums the same
+    fixed-size partials, so the loss is bit-identical whichever one a process chose."""
+    from crossnet_fast.triton import _common as common
+    from crossnet_fast.triton import charbonnier as tc
+
+    monkeypatch.setattr(common, "interpreting", lambda: False)  # the GPU's configuration list
+    assert {c["BLOCK"] for c in tc._configs(reduce=True)} == {tc.PARTIAL}
+    assert len({c["BLOCK"] for c in tc._configs(reduce=False)}) > 1  # elementwise: free to tune
+
+
+def test_upsample_launches_on_grid_axis_0_only(monkeypatch):
+    """Issue 10 item 7: N * C planes must not go on grid axis 1 (at most 65535 on a GPU)."""
+    from crossnet_fast.triton import upsample_flow as tu
+
+    grids = []
+
+    class Recorder:
+        def __getitem__(self, grid):
+            grids.append(grid)
+            return lambda *args, **kwargs: None
+
+    monkeypatch.setattr(tu, "_upsample_fwd_kernel", Recorder())
+    monkeypatch.setattr(tu, "_upsample_bwd_kernel", Recorder())
+    tu.upsample_flow(torch.zeros(35000, 2, 1, 1), 2)
+    tu.upsample_flow_backward(torch.zeros(35000, 2, 2, 2), 2)
+    assert grids and all(len(g) == 1 and g[0] >= 70000 for g in grids), grids
+
+
+def test_upsample_many_planes_matches_interpolate():
+    flow = torch.randn(3, 70, 2, 3, generator=_gen(9))
+    out = cf.upsample_flow(flow, 3, backend="triton")
+    torch.testing.assert_close(out, F.interpolate(flow, scale_factor=3, mode="bilinear", align_corners=False) * 3,
+                               rtol=1e-5, atol=1e-5)
+    g = torch.randn(out.shape, generator=_gen(10))
+    f = flow.clone().requires_grad_()
+    (got,) = torch.autograd.grad(cf.upsample_flow(f, 3, backend="triton"), f, g)
+    f2 = flow.clone().requires_grad_()
+    (want,) = torch.autograd.grad(F.interpolate(f2, scale_factor=3, mode="bilinear", align_corners=False) * 3, f2, g)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_feature_gradient_of_thousands_of_samples_on_one_pixel(dtype):
+    """Issue 10 item 2 (see tests/test_warp.py): 4096 contributions onto one pixel sum exactly."""
+    feat = torch.randn(1, 2, 64, 64, dtype=dtype, requires_grad=True)
+    out = cf.backward_warp(feat, torch.full((1, 2, 64, 64), -1000.0), "border", backend="triton")
+    (g,) = torch.autograd.grad(out, feat, torch.ones_like(out))
+    assert g[0, :, 0, 0].tolist() == [4096.0, 4096.0]
 
 
 if not IN_PROCESS:

@@ -84,3 +84,30 @@ def test_charbonnier_layouts_and_large_sum(backend, gen):
     big = torch.full((4, 3, 256, 256), 0.5, dtype=torch.bfloat16)
     loss = cf.charbonnier(big, torch.zeros_like(big), 1e-3, "sum", backend=backend)
     assert abs(loss.float().item() - 0.5 * big.numel()) / (0.5 * big.numel()) < 1e-2
+
+
+def charbonnier_fp16_mean_under_loss_scaling(backend):
+    """fp16 pred/target, reduction "mean" over 2^17 elements, the loss scaled by 2^15 before
+    backward (as torch.amp.GradScaler does). The true gradient 2^15 * (d / rho) / 2^17 is a normal
+    fp16 number, but the reduction's factor times d / rho alone (~1e-8) is below fp16's smallest
+    subnormal: a fused gradient stored with the factor already applied was all zeros (issue 10,
+    item 3). Returns (max relative error against the float64 formula, fraction of zeros)."""
+    g = torch.Generator().manual_seed(7)
+    shape = (2, 4, 128, 128)
+    target = torch.rand(shape, generator=g, dtype=torch.float64)
+    delta = (torch.rand(shape, generator=g, dtype=torch.float64) - 0.5) * 4e-3  # d / rho ~ 0.1 - 0.9
+    pred16, target16 = (target + delta).half(), target.half()
+    p = pred16.clone().requires_grad_()
+    (cf.charbonnier(p, target16, 1e-3, "mean", backend=backend) * 2.0**15).backward()
+    p64 = pred16.double().requires_grad_()
+    (charbonnier_formula(p64, target16.double(), 1e-3, "mean") * 2.0**15).backward()
+    rel = ((p.grad.double() - p64.grad).abs() / p64.grad.abs().clamp_min(1e-4)).max().item()
+    lost = (p.grad == 0) & (p64.grad != 0)  # fp16 rounding makes some d exactly 0: those are right
+    return rel, lost.double().mean().item()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_charbonnier_fp16_mean_gradient_survives_loss_scaling(backend):
+    rel, zeros = charbonnier_fp16_mean_under_loss_scaling(backend)
+    assert zeros == 0, f"{zeros:.3%} of the gradient is 0 where the formula's is not"
+    assert rel < 4e-3, rel  # a couple of fp16 ulps

@@ -196,3 +196,17 @@ def test_nan_flow_gradients_follow_the_reference(backend, padding, gen):
     torch.testing.assert_close(got[1], want[1], equal_nan=True)
     defined = ~torch.isnan(flow).any(dim=1, keepdim=True).expand_as(flow)
     torch.testing.assert_close(got[2][defined], want[2][defined])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_feature_gradient_of_thousands_of_samples_on_one_pixel(backend, dtype):
+    """Issue 10 item 2: every sample clamped onto pixel (0, 0) (border padding, a far flow): its
+    gradient is the sum of 4096 contributions of 1. A 16-bit accumulator stalls at 256 (bf16) or
+    2048 (fp16); an fp32 one gives 4096 exactly."""
+    feat = torch.randn(1, 2, 64, 64, dtype=dtype, requires_grad=True)
+    flow = torch.full((1, 2, 64, 64), -1000.0)
+    out = cf.backward_warp(feat, flow, "border", backend=backend)
+    (g,) = torch.autograd.grad(out, feat, torch.ones_like(out))
+    assert g[0, :, 0, 0].tolist() == [4096.0, 4096.0]
+    assert (g.flatten(2)[..., 1:] == 0).all()

@@ -101,7 +101,7 @@ def _autograd_for(namespace: str):
         ctx.eps, ctx.reduction = eps, reduction
         ctx.mark_non_differentiable(output[1])
         if compute_grad:
-            # The forward already produced d(loss)/d(pred): keep it instead of the inputs.
+            # The forward already produced d rho/d pred (unscaled): keep it instead of the inputs.
             ctx.save_for_backward(output[1])
             ctx.fused = True
         else:
@@ -110,8 +110,15 @@ def _autograd_for(namespace: str):
 
     def charbonnier_backward(ctx, grad_loss, _grad_of_grad):
         if ctx.fused:
-            (dloss_dpred,) = ctx.saved_tensors
-            grad_pred = (grad_loss * dloss_dpred).to(dloss_dpred.dtype)
+            (drho_dpred,) = ctx.saved_tensors
+            # The reduction's factor, applied here in fp32 (in fp16, 1/numel times d / rho
+            # underflows); the saved tensor has pred's shape.
+            if ctx.reduction == "mean":
+                grad_loss = grad_loss / max(drho_dpred.numel(), 1)
+            elif ctx.reduction == "batch" and drho_dpred.dim():
+                grad_loss = grad_loss / max(drho_dpred.shape[0], 1)
+            acc = torch.float64 if drho_dpred.dtype == torch.float64 else torch.float32
+            grad_pred = (grad_loss.to(acc) * drho_dpred.to(acc)).to(drho_dpred.dtype)
         else:
             pred, target = ctx.saved_tensors
             grad_pred = ops_of(namespace).charbonnier_backward(grad_loss, pred, target, ctx.eps, ctx.reduction)

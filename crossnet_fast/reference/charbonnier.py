@@ -23,7 +23,7 @@ def charbonnier(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-3, red
         raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
     compute = torch.float64 if pred.dtype == torch.float64 else torch.float32
     d = pred.to(compute) - target.to(compute)
-    rho = torch.sqrt(d * d + eps * eps)
+    rho = torch.hypot(d, torch.tensor(eps, dtype=compute))  # sqrt(d^2 + eps^2), no overflow of d^2
     if reduction == "none":
         return rho.to(pred.dtype)
     total = rho.sum()

@@ -16,7 +16,8 @@ def upsample_flow(flow: torch.Tensor, scale: int = 2) -> torch.Tensor:
         resolution, i.e. the interpolated values multiplied by ``scale``. Sampling uses the
         pixel-centre convention (``align_corners=False``), source coordinate
         ``(dst + 0.5) / scale - 0.5`` clamped at 0, written out here instead of calling
-        ``F.interpolate`` so that the tests can compare the two.
+        ``F.interpolate`` so that the tests can compare the two. Non-finite values reach only
+        the outputs that weight them (see crossnet_fast/reference/multiscale_warp.py).
     """
     n, ch, h, w = flow.shape
     compute = torch.float64 if flow.dtype == torch.float64 else torch.float32
@@ -32,6 +33,12 @@ def upsample_flow(flow: torch.Tensor, scale: int = 2) -> torch.Tensor:
 
     y0, y1, fy = axis(h)
     x0, x1, fx = axis(w)
-    rows = f[:, :, y0] * (1 - fy).view(-1, 1) + f[:, :, y1] * fy.view(-1, 1)
-    out = rows[:, :, :, x0] * (1 - fx) + rows[:, :, :, x1] * fx
+    rows = _weighted((1 - fy).view(-1, 1), f[:, :, y0]) + _weighted(fy.view(-1, 1), f[:, :, y1])
+    out = _weighted(1 - fx, rows[:, :, :, x0]) + _weighted(fx, rows[:, :, :, x1])
     return (out * scale).to(flow.dtype)
+
+
+def _weighted(weight: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """weight * values, but exactly 0 where the weight is 0: a tap of weight 0 is not used, so an
+    inf or NaN there does not become NaN (F.interpolate reads it at the clamped first row/column)."""
+    return torch.where(weight != 0, weight * values, torch.zeros_like(values))

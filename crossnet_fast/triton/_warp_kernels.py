@@ -161,6 +161,12 @@ def _tap(x0, y0, DX: tl.constexpr, DY: tl.constexpr, H, W, finite, pmask, BORDER
 
 
 @triton.jit
+def _weighted(coef, value):
+    """coef * value, but exactly 0 where coef is 0 (the tap is not read: 0 * inf would be NaN)."""
+    return tl.where(coef != 0, coef * value, 0.0)
+
+
+@triton.jit
 def _pixels(meta_ptr, S, BLOCK_P: tl.constexpr, ALIGN: tl.constexpr):
     """Scale row, sizes and per-pixel indices (n, y, x) of this program's pixels."""
     scale, local = _locate(meta_ptr, S, BLOCK_P)
@@ -222,10 +228,10 @@ def _warp_fwd_kernel(feat_base, flow_base, out_base, meta_ptr, S,
         c = c0 + tl.arange(0, BLOCK_C)
         cm = _ch(c < C, CL)
         fc = _chan_off(c, sfc, CL)
-        acc = w00 * tl.load(feat_base + _px(a00, CL) + fc, mask=m00 & cm, other=0.0).to(ACC)
-        acc += w01 * tl.load(feat_base + _px(a01, CL) + fc, mask=m01 & cm, other=0.0).to(ACC)
-        acc += w10 * tl.load(feat_base + _px(a10, CL) + fc, mask=m10 & cm, other=0.0).to(ACC)
-        acc += w11 * tl.load(feat_base + _px(a11, CL) + fc, mask=m11 & cm, other=0.0).to(ACC)
+        acc = _weighted(w00, tl.load(feat_base + _px(a00, CL) + fc, mask=m00 & cm, other=0.0).to(ACC))
+        acc += _weighted(w01, tl.load(feat_base + _px(a01, CL) + fc, mask=m01 & cm, other=0.0).to(ACC))
+        acc += _weighted(w10, tl.load(feat_base + _px(a10, CL) + fc, mask=m10 & cm, other=0.0).to(ACC))
+        acc += _weighted(w11, tl.load(feat_base + _px(a11, CL) + fc, mask=m11 & cm, other=0.0).to(ACC))
         tl.store(out_base + _px(ao, CL) + _chan_off(c, soc, CL),
                  acc.to(out_base.dtype.element_ty), mask=mp & cm)
 
@@ -271,10 +277,10 @@ def _warp_bwd_kernel(gout_base, feat_base, flow_base, gfeat_base, gflow_base, me
         g = tl.load(gout_base + _px(ag, CL) + _chan_off(c, sgc, CL), mask=mp & cm, other=0.0).to(ACC)
         if NEED_FEAT:
             bc = _chan_off(c, sbc, CL)
-            tl.atomic_add(gfeat_base + _px(b00, CL) + bc, w00 * g, mask=m00 & cm, sem="relaxed")
-            tl.atomic_add(gfeat_base + _px(b01, CL) + bc, w01 * g, mask=m01 & cm, sem="relaxed")
-            tl.atomic_add(gfeat_base + _px(b10, CL) + bc, w10 * g, mask=m10 & cm, sem="relaxed")
-            tl.atomic_add(gfeat_base + _px(b11, CL) + bc, w11 * g, mask=m11 & cm, sem="relaxed")
+            tl.atomic_add(gfeat_base + _px(b00, CL) + bc, _weighted(w00, g), mask=m00 & cm, sem="relaxed")
+            tl.atomic_add(gfeat_base + _px(b01, CL) + bc, _weighted(w01, g), mask=m01 & cm, sem="relaxed")
+            tl.atomic_add(gfeat_base + _px(b10, CL) + bc, _weighted(w10, g), mask=m10 & cm, sem="relaxed")
+            tl.atomic_add(gfeat_base + _px(b11, CL) + bc, _weighted(w11, g), mask=m11 & cm, sem="relaxed")
         if NEED_FLOW:
             fc = _chan_off(c, sfc, CL)
             d00 += _sum_ch(g * tl.load(feat_base + _px(a00, CL) + fc, mask=m00 & cm, other=0.0).to(ACC), CL)
@@ -282,20 +288,19 @@ def _warp_bwd_kernel(gout_base, feat_base, flow_base, gfeat_base, gflow_base, me
             d10 += _sum_ch(g * tl.load(feat_base + _px(a10, CL) + fc, mask=m10 & cm, other=0.0).to(ACC), CL)
             d11 += _sum_ch(g * tl.load(feat_base + _px(a11, CL) + fc, mask=m11 & cm, other=0.0).to(ACC), CL)
     if NEED_FLOW:
-        # d(weight)/d(ax) and d(weight)/d(ay) per tap; an invalid tap has weight 0 everywhere.
-        gx = tl.where(v00, -(1 - ay) * d00, 0.0) + tl.where(v01, (1 - ay) * d01, 0.0)
-        gx += tl.where(v10, -ay * d10, 0.0) + tl.where(v11, ay * d11, 0.0)
-        gy = tl.where(v00, -(1 - ax) * d00, 0.0) + tl.where(v01, -ax * d01, 0.0)
-        gy += tl.where(v10, (1 - ax) * d10, 0.0) + tl.where(v11, ax * d11, 0.0)
+        # d(weight)/d(ax) and d(weight)/d(ay) per tap; an invalid tap has weight 0 everywhere,
+        # and a tap whose derivative is 0 is not used (its dot product may be inf or NaN).
+        gx = _weighted(tl.where(v00, -(1 - ay), 0.0), d00) + _weighted(tl.where(v01, 1 - ay, 0.0), d01)
+        gx += _weighted(tl.where(v10, -ay, 0.0), d10) + _weighted(tl.where(v11, ay, 0.0), d11)
+        gy = _weighted(tl.where(v00, -(1 - ax), 0.0), d00) + _weighted(tl.where(v01, -ax, 0.0), d01)
+        gy += _weighted(tl.where(v10, 1 - ax, 0.0), d10) + _weighted(tl.where(v11, ax, 0.0), d11)
         if BORDER:
-            # The clamp has zero derivative where it clamped (and for a NaN point).
-            gx = tl.where(mask_x, gx, 0.0)
-            gy = tl.where(mask_y, gy, 0.0)
-        else:
-            # As the reference: a non-finite point (only possible with zeros padding) has a NaN
-            # flow gradient on the axis whose partner coordinate is non-finite (d w/d ax = +-wy).
-            gx += 0.0 * ay
-            gy += 0.0 * ax
+            # The clamp has zero derivative where it clamped; a NaN point has a NaN gradient on
+            # both axes (NaN in, NaN out, as csrc/bilinear.h and the reference define it).
+            nan_point = (fx != fx) | (fy != fy)
+            nan = (fx - fx) + (fy - fy)  # NaN exactly where nan_point holds
+            gx = tl.where(nan_point, nan, tl.where(mask_x, gx, 0.0))
+            gy = tl.where(nan_point, nan, tl.where(mask_y, gy, 0.0))
         af, sfl = _tensor(row, 24, n, y, x)
         ty = gflow_base.dtype.element_ty
         tl.store(gflow_base + af, gx.to(ty), mask=pmask)

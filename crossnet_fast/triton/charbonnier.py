@@ -16,6 +16,14 @@ from . import _common
 
 
 @triton.jit
+def _rho(d, eps2, ACC: tl.constexpr):
+    """sqrt(d^2 + eps2) without overflow: beyond 2^60 it is |d| to the last bit (fp32 and fp64),
+    and in fp32 d * d would overflow a little further on (csrc/charbonnier.h)."""
+    ad = tl.abs(d)
+    return tl.where(ad > 1.152921504606847e18, ad, tl.sqrt(d * d + eps2))
+
+
+@triton.jit
 def _charbonnier_kernel(pred_ptr, target_ptr, loss_ptr, grad_ptr, numel, eps2, norm,
                         REDUCE: tl.constexpr, GRAD: tl.constexpr, ACC: tl.constexpr,
                         BLOCK: tl.constexpr):
@@ -23,14 +31,15 @@ def _charbonnier_kernel(pred_ptr, target_ptr, loss_ptr, grad_ptr, numel, eps2, n
     offs = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < numel
     d = tl.load(pred_ptr + offs, mask=mask, other=0.0).to(ACC) - tl.load(target_ptr + offs, mask=mask, other=0.0).to(ACC)
-    rho = tl.sqrt(d * d + eps2)
+    rho = _rho(d, eps2, ACC)
     if REDUCE:
         # One partial per program, summed by _finish_kernel in program order.
         tl.store(loss_ptr + pid, tl.sum(tl.where(mask, rho, 0.0), axis=0))
     else:
         tl.store(loss_ptr + offs, rho.to(loss_ptr.dtype.element_ty), mask=mask)
     if GRAD:
-        tl.store(grad_ptr + offs, (d / rho * norm).to(grad_ptr.dtype.element_ty), mask=mask)
+        # d rho / d pred, not scaled by the reduction (1/numel underflows fp16): autograd scales it.
+        tl.store(grad_ptr + offs, (d / rho).to(grad_ptr.dtype.element_ty), mask=mask)
 
 
 @triton.jit
@@ -52,7 +61,7 @@ def _charbonnier_bwd_kernel(gl_ptr, pred_ptr, target_ptr, grad_ptr, numel, eps2,
         gl = tl.load(gl_ptr).to(ACC)  # read on the device: no host sync for the 0-d upstream grad
     else:
         gl = tl.load(gl_ptr + offs, mask=mask, other=0.0).to(ACC)
-    g = gl * d / tl.sqrt(d * d + eps2) * norm
+    g = gl * d / _rho(d, eps2, ACC) * norm
     tl.store(grad_ptr + offs, g.to(grad_ptr.dtype.element_ty), mask=mask)
 
 
@@ -61,9 +70,17 @@ _INTERP_BLOCK = 1024
 _FINISH_BLOCK = 1024
 
 
-def _configs():
+# Elements per partial sum of a reduced loss: fixed, so that the loss's summation order (and so its
+# bits) never depends on which configuration the timing chose in this process.
+PARTIAL = 2048
+
+
+def _configs(reduce: bool = False):
+    """Launch configurations to time. A reduction keeps BLOCK = PARTIAL and tunes only num_warps."""
     if _common.interpreting():
-        return [dict(BLOCK=_INTERP_BLOCK, num_warps=1)]
+        return [dict(BLOCK=PARTIAL if reduce else _INTERP_BLOCK, num_warps=1)]
+    if reduce:
+        return [dict(BLOCK=PARTIAL, num_warps=w) for w in (8, 4)]
     return [dict(BLOCK=b, num_warps=w) for b, w in _BLOCKS]
 
 
@@ -99,11 +116,13 @@ def charbonnier(pred: torch.Tensor, target: torch.Tensor, eps: float, reduction:
     Args:
         pred, target: float tensors of one shape and dtype, any layout.
         eps: smoothing constant (units of the inputs). reduction: "mean" | "sum" | "batch" | "none".
-        compute_grad: also produce d(loss)/d(pred) (for a scalar upstream gradient of 1).
+        compute_grad: also produce d rho / d pred = d / rho elementwise, *not* scaled by the
+            reduction (the autograd backward multiplies by the upstream gradient and the
+            reduction's 1/numel or 1/N in fp32: that factor alone underflows fp16).
 
     Returns:
-        (loss, dloss_dpred): loss is 0-d (pred-shaped for "none") in ``pred.dtype``, summed in
-        fp32 (fp64 for fp64); dloss_dpred is ``empty_like(pred)`` when ``compute_grad`` else an
+        (loss, drho_dpred): loss is 0-d (pred-shaped for "none") in ``pred.dtype``, summed in
+        fp32 (fp64 for fp64); drho_dpred is ``empty_like(pred)`` when ``compute_grad`` else an
         empty (0,) tensor.
     """
     _common.check_device("charbonnier", pred, target)
@@ -128,7 +147,7 @@ def charbonnier(pred: torch.Tensor, target: torch.Tensor, eps: float, reduction:
                                   numel, float(eps) * float(eps), norm, REDUCE=reduce, GRAD=compute_grad, ACC=acc,
                                   BLOCK=cfg["BLOCK"], num_warps=cfg["num_warps"])
 
-    configs = _configs()
+    configs = _configs(reduce)
     max_partials = triton.cdiv(numel, min(c["BLOCK"] for c in configs))
     scratch = torch.empty(max(max_partials, 1), dtype=acc_t, device=pred.device) if reduce else None
     key = ("charbonnier", pred.device.index, pred.dtype, reduce, compute_grad, _common.next_pow2(numel))

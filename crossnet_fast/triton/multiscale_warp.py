@@ -28,19 +28,24 @@ from ._warp_kernels import _warp_bwd_kernel, _warp_fwd_kernel
 # (BLOCK_P, BLOCK_C, num_warps). channels_last tiles are channel-major rows; NCHW tiles are long
 # pixel runs. The first entry is the untimed default.
 # Kept short: every entry is one more compilation (1-3 s) per new shape/dtype/layout key.
+# At most one NCHW pixel per thread in the backward: (256, 4, 4) held two and spilled ~1 KB per
+# thread (ptxas, fp32/fp16; scripts/triton_compile_check.py), (256, 4, 8) does not.
 _CONFIGS_CL = [(16, 64, 4), (32, 32, 4), (8, 64, 2), (32, 64, 8)]
-_CONFIGS_NCHW = [(128, 8, 4), (256, 4, 4), (64, 16, 4), (256, 8, 8)]
+_CONFIGS_NCHW = [(128, 8, 4), (256, 4, 8), (64, 16, 4), (256, 8, 8)]
 _INTERP_CONFIG = (64, 16, 1)  # the interpreter runs programs one by one: few, wide ones are fastest
 
 
-def _configs(max_c: int, cl: bool) -> list[dict]:
+def _configs(max_c: int, cl: bool, dtype: torch.dtype = torch.float32) -> list[dict]:
+    """The configurations to time for up to ``max_c`` channels. fp64 tiles take a quarter of the
+    channels (twice the registers per value: full fp64 channels_last tiles spilled up to 1.9 KB
+    per thread in ptxas, half-width ones 136 B; scripts/triton_compile_check.py)."""
     if _common.interpreting():
         bp, bc, nw = _INTERP_CONFIG
         return [dict(BLOCK_P=bp, BLOCK_C=min(bc, _common.next_pow2(max_c)), num_warps=nw)]
     cap = _common.next_pow2(max(max_c, 1))
     seen, out = set(), []
     for bp, bc, nw in _CONFIGS_CL if cl else _CONFIGS_NCHW:
-        bc = min(bc, cap)
+        bc = min(bc if dtype != torch.float64 else max(bc // 4, 1), cap)
         if (bp, bc, nw) not in seen:
             seen.add((bp, bc, nw))
             out.append(dict(BLOCK_P=bp, BLOCK_C=bc, num_warps=nw))
@@ -178,7 +183,7 @@ def multiscale_warp(feats: list[torch.Tensor], flows: list[torch.Tensor], paddin
 
     key = ("warp_fwd", feats[0].device.index, feats[0].dtype, kflows[0].dtype, cl, align, padding,
            len(feats), _common.next_pow2(sum(total)), max_c)
-    launch(_common.choose_config(key, _configs(max_c, cl), launch))
+    launch(_common.choose_config(key, _configs(max_c, cl, feats[0].dtype), launch))
     for o, k in zip(outs, kouts):
         if o is not k:
             o.copy_(k)
@@ -242,7 +247,7 @@ def multiscale_warp_backward(grad_outs, feats, flows, padding: str, output_mask)
 
     key = ("warp_bwd", feats[0].device.index, feats[0].dtype, kflows[0].dtype, cl, align, padding, need_feat,
            need_flow, len(feats), _common.next_pow2(sum(total)), max_c)
-    launch(_common.choose_config(key, _configs(max_c, cl), launch, reset))
+    launch(_common.choose_config(key, _configs(max_c, cl, feats[0].dtype), launch, reset))
 
     # Hand the kernel's buffers out directly when they already are what the fake promises
     # (empty_like of the input: same dtype, same strides); otherwise one cast/relayout copy.

@@ -1,7 +1,9 @@
 """Triton flow upsampling: bilinear x``scale`` (align_corners=False) with values times ``scale``.
 
 Forward: one program per BLOCK output pixels of one (n, channel) plane; each output reads its 4
-source taps. Backward: a gather, not a scatter. With an integer factor, source row ``i`` is read
+source taps. Programs are numbered along grid axis 0 only (plane-major: ``pid = plane * tiles +
+tile``), since axes 1 and 2 stop at 65535 on a GPU and N * C can exceed that; positions inside a
+plane are int64, so a plane may span more than 2^31 elements. Backward: a gather, not a scatter. With an integer factor, source row ``i`` is read
 only by output rows ``d`` whose source coordinate ``(d + 0.5)/s - 0.5`` lies in ``(i - 1, i + 1)``,
 all inside ``[s*i - (s+1)//2, s*i - (s+1)//2 + 2s]``; so each input gradient sums a fixed window of
 ``(2s+1) x (2s+1)`` output gradients with the forward's weights recomputed (candidates that do
@@ -21,36 +23,38 @@ def _src(d, scale, size_in, ACC: tl.constexpr):
     """Source index pair and weight of output coordinate ``d`` along one axis (reference formula)."""
     src = (d.to(ACC) + 0.5) / scale - 0.5
     src = tl.maximum(src, 0.0)
-    i0 = tl.minimum(tl.floor(src).to(tl.int32), size_in - 1)
+    i0 = tl.minimum(tl.floor(src).to(tl.int64), size_in - 1)
     i1 = tl.minimum(i0 + 1, size_in - 1)
     frac = src - i0.to(ACC)
     return i0, i1, frac
 
 
 @triton.jit
-def _upsample_fwd_kernel(in_ptr, out_ptr, C, H, W, s_n, s_c, s_h, s_w, scale,
+def _upsample_fwd_kernel(in_ptr, out_ptr, C, H, W, s_n, s_c, s_h, s_w, scale, tiles,
                          ACC: tl.constexpr, BLOCK: tl.constexpr):
-    plane = tl.program_id(1)  # n * C + c
+    pid = tl.program_id(0).to(tl.int64)
+    plane = pid // tiles  # n * C + c
     n = plane // C
     c = plane - n * C
-    HO = H * scale
-    WO = W * scale
-    q = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    HO = H.to(tl.int64) * scale
+    WO = W.to(tl.int64) * scale
+    q = (pid - plane * tiles) * BLOCK + tl.arange(0, BLOCK)
     mask = q < HO * WO
     oy = q // WO
     ox = q - oy * WO
     y0, y1, fy = _src(oy, scale, H, ACC)
     x0, x1, fx = _src(ox, scale, W, ACC)
-    base = in_ptr + n.to(tl.int64) * s_n + c.to(tl.int64) * s_c
+    base = in_ptr + n * s_n + c * s_c
     v00 = tl.load(base + y0 * s_h + x0 * s_w, mask=mask, other=0.0).to(ACC)
     v01 = tl.load(base + y0 * s_h + x1 * s_w, mask=mask, other=0.0).to(ACC)
     v10 = tl.load(base + y1 * s_h + x0 * s_w, mask=mask, other=0.0).to(ACC)
     v11 = tl.load(base + y1 * s_h + x1 * s_w, mask=mask, other=0.0).to(ACC)
-    # Rows first, then columns, as the reference does.
-    top = v00 * (1 - fy) + v10 * fy
-    bot = v01 * (1 - fy) + v11 * fy
-    val = (top * (1 - fx) + bot * fx) * scale
-    out = out_ptr + plane.to(tl.int64) * HO * WO
+    # Rows first, then columns, as the reference does; a tap of weight 0 is not used (where, not
+    # multiply: an inf there must not become NaN).
+    top = tl.where(fy != 1, v00 * (1 - fy), 0.0) + tl.where(fy != 0, v10 * fy, 0.0)
+    bot = tl.where(fy != 1, v01 * (1 - fy), 0.0) + tl.where(fy != 0, v11 * fy, 0.0)
+    val = (tl.where(fx != 1, top * (1 - fx), 0.0) + tl.where(fx != 0, bot * fx, 0.0)) * scale
+    out = out_ptr + plane * HO * WO
     tl.store(out + q, val.to(out_ptr.dtype.element_ty), mask=mask)
 
 
@@ -63,18 +67,19 @@ def _axis_weight(i, d, scale, size_in, ACC: tl.constexpr):
 
 
 @triton.jit
-def _upsample_bwd_kernel(gout_ptr, gin_ptr, C, H, W, g_n, g_c, g_h, g_w, scale,
+def _upsample_bwd_kernel(gout_ptr, gin_ptr, C, H, W, g_n, g_c, g_h, g_w, scale, tiles,
                          ACC: tl.constexpr, BLOCK: tl.constexpr):
-    plane = tl.program_id(1)
+    pid = tl.program_id(0).to(tl.int64)
+    plane = pid // tiles
     n = plane // C
     c = plane - n * C
-    HO = H * scale
-    WO = W * scale
-    q = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    mask = q < H * W
+    HO = H.to(tl.int64) * scale
+    WO = W.to(tl.int64) * scale
+    q = (pid - plane * tiles) * BLOCK + tl.arange(0, BLOCK)
+    mask = q < H.to(tl.int64) * W
     iy = q // W
     ix = q - iy * W
-    base = gout_ptr + n.to(tl.int64) * g_n + c.to(tl.int64) * g_c
+    base = gout_ptr + n * g_n + c * g_c
     acc = tl.zeros([BLOCK], dtype=ACC)
     lo = (scale + 1) // 2
     for ky in range(0, 2 * scale + 1):
@@ -87,7 +92,7 @@ def _upsample_bwd_kernel(gout_ptr, gin_ptr, C, H, W, g_n, g_c, g_h, g_w, scale,
             ok = row_ok & (dx >= 0) & (dx < WO) & (wx * wy != 0)
             g = tl.load(base + dy * g_h + dx * g_w, mask=ok, other=0.0).to(ACC)
             acc += tl.where(ok, wx * wy * g, 0.0)
-    out = gin_ptr + plane.to(tl.int64) * H * W
+    out = gin_ptr + plane * H * W
     tl.store(out + q, (acc * scale).to(gin_ptr.dtype.element_ty), mask=mask)
 
 
@@ -120,8 +125,8 @@ def upsample_flow(flow: torch.Tensor, scale: int) -> torch.Tensor:
     acc = _common.acc_dtype(flow.dtype)
 
     def launch(cfg):
-        grid = (triton.cdiv(h * scale * w * scale, cfg["BLOCK"]), n * c)
-        _upsample_fwd_kernel[grid](flow, out, c, h, w, *flow.stride(), scale,
+        tiles = triton.cdiv(h * scale * w * scale, cfg["BLOCK"])
+        _upsample_fwd_kernel[(n * c * tiles,)](flow, out, c, h, w, *flow.stride(), scale, tiles,
                                    ACC=acc, BLOCK=cfg["BLOCK"], num_warps=cfg["num_warps"])
 
     key = ("upsample_fwd", flow.device.index, flow.dtype, scale, _common.next_pow2(out.numel()))
@@ -150,8 +155,8 @@ def upsample_flow_backward(grad_out: torch.Tensor, scale: int) -> torch.Tensor:
     acc = _common.acc_dtype(grad_out.dtype)
 
     def launch(cfg):
-        grid = (triton.cdiv(h * w, cfg["BLOCK"]), n * c)
-        _upsample_bwd_kernel[grid](grad_out, gin, c, h, w, *grad_out.stride(), scale,
+        tiles = triton.cdiv(h * w, cfg["BLOCK"])
+        _upsample_bwd_kernel[(n * c * tiles,)](grad_out, gin, c, h, w, *grad_out.stride(), scale, tiles,
                                    ACC=acc, BLOCK=cfg["BLOCK"], num_warps=cfg["num_warps"])
 
     key = ("upsample_bwd", grad_out.device.index, grad_out.dtype, scale, _common.next_pow2(gin.numel()))

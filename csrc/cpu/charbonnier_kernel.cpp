@@ -9,6 +9,7 @@
 #include <cmath>
 #include <vector>
 
+#include "../charbonnier.h"
 #include "../common.h"
 
 namespace crossnet_fast {
@@ -28,7 +29,7 @@ acc_t charbonnier_chunk(const scalar_t* a, const scalar_t* b, scalar_t* e_out, s
   for (; i + kLanes <= end; i += kLanes) {
     for (int j = 0; j < kLanes; ++j) {
       const acc_t d = acc_t(a[i + j]) - acc_t(b[i + j]);
-      const acc_t rho = std::sqrt(d * d + eps2);
+      const acc_t rho = charbonnier_rho(d, eps2);
       lane[j] += rho;
       if constexpr (kElementwise) e_out[i + j] = static_cast<scalar_t>(rho);
       if constexpr (kGrad) g_out[i + j] = static_cast<scalar_t>(gscale * d / rho);
@@ -36,7 +37,7 @@ acc_t charbonnier_chunk(const scalar_t* a, const scalar_t* b, scalar_t* e_out, s
   }
   for (; i < end; ++i) {
     const acc_t d = acc_t(a[i]) - acc_t(b[i]);
-    const acc_t rho = std::sqrt(d * d + eps2);
+    const acc_t rho = charbonnier_rho(d, eps2);
     lane[0] += rho;
     if constexpr (kElementwise) e_out[i] = static_cast<scalar_t>(rho);
     if constexpr (kGrad) g_out[i] = static_cast<scalar_t>(gscale * d / rho);
@@ -63,7 +64,9 @@ std::tuple<at::Tensor, at::Tensor> charbonnier_cpu(const at::Tensor& pred, const
     scalar_t* e_out = red == Reduction::None ? elementwise.data_ptr<scalar_t>() : nullptr;
     scalar_t* g_out = compute_grad ? grad.data_ptr<scalar_t>() : nullptr;
     const acc_t eps2 = static_cast<acc_t>(eps * eps);
-    const acc_t gscale = static_cast<acc_t>(scale);
+    // The fused gradient is d rho / d pred, not scaled by the reduction: 1/numel in fp16 would be
+    // subnormal or 0 for large inputs; the autograd backward applies the scale in fp32.
+    const acc_t gscale = acc_t(1);
     const int64_t chunks = (numel + kChunk - 1) / kChunk;
     std::vector<acc_t> partial(chunks, acc_t(0));
     at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
@@ -109,7 +112,7 @@ at::Tensor charbonnier_backward_cpu(const at::Tensor& grad_loss, const at::Tenso
       for (int64_t i = begin; i < end; ++i) {
         const acc_t d = acc_t(a[i]) - acc_t(b[i]);
         const acc_t upstream = elementwise ? acc_t(gv[i]) : acc_t(gv[0]);
-        out[i] = static_cast<scalar_t>(upstream * gscale * d / std::sqrt(d * d + eps2));
+        out[i] = static_cast<scalar_t>(upstream * gscale * d / charbonnier_rho(d, eps2));
       }
     });
   });

@@ -61,8 +61,9 @@ at::Tensor warp_forward_one(const at::Tensor& feat, const at::Tensor& flow, Padd
         const scalar_t* plane = src + (n * C + c) * HW;
         scalar_t* o = dst + (n * C + c) * HW + p0;
         for (int64_t i = 0; i < len; ++i) {
-          o[i] = static_cast<scalar_t>(wt[0][i] * acc_t(plane[off[0][i]]) + wt[1][i] * acc_t(plane[off[1][i]]) +
-                                       wt[2][i] * acc_t(plane[off[2][i]]) + wt[3][i] * acc_t(plane[off[3][i]]));
+          o[i] = static_cast<scalar_t>(
+              weighted(wt[0][i], acc_t(plane[off[0][i]])) + weighted(wt[1][i], acc_t(plane[off[1][i]])) +
+              weighted(wt[2][i], acc_t(plane[off[2][i]])) + weighted(wt[3][i], acc_t(plane[off[3][i]])));
         }
       }
     });
@@ -106,8 +107,10 @@ at::Tensor warp_grad_flow_one(const at::Tensor& grad_out, const at::Tensor& feat
         for (int64_t i = 0; i < len; ++i) {
           const acc_t v0 = plane[off[0][i]], v1 = plane[off[1][i]], v2 = plane[off[2][i]], v3 = plane[off[3][i]];
           const acc_t gi = g[i];
-          gx[i] += gi * (dx[0][i] * v0 + dx[1][i] * v1 + dx[2][i] * v2 + dx[3][i] * v3);
-          gy[i] += gi * (dy[0][i] * v0 + dy[1][i] * v1 + dy[2][i] * v2 + dy[3][i] * v3);
+          gx[i] += gi * (weighted(dx[0][i], v0) + weighted(dx[1][i], v1) + weighted(dx[2][i], v2) +
+                         weighted(dx[3][i], v3));
+          gy[i] += gi * (weighted(dy[0][i], v0) + weighted(dy[1][i], v1) + weighted(dy[2][i], v2) +
+                         weighted(dy[3][i], v3));
         }
       }
       acc_t* ox = gfl + n * 2 * HW + p0;
@@ -160,7 +163,7 @@ at::Tensor warp_grad_feat_one(const at::Tensor& grad_out, const at::Tensor& feat
             for (int k = 0; k < 4; ++k) {
               const int64_t* o = off.data() + k * HW;
               const acc_t* w = wt.data() + k * HW;
-              for (int64_t p = p0; p < p1; ++p) plane[o[p]] += w[p] * acc_t(g[p]);
+              for (int64_t p = p0; p < p1; ++p) plane[o[p]] += weighted(w[p], acc_t(g[p]));
             }
           }
         }

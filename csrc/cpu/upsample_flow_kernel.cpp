@@ -71,7 +71,7 @@ at::Tensor upsample_flow_cpu(const at::Tensor& flow, int64_t scale) {
           acc_t* o = rows.data() + i * Wo;
           for (int64_t x = 0; x < Wo; ++x) {
             const auto& t = tx[x];
-            o[x] = s * (acc_t(r[t.i0]) * (acc_t(1) - t.frac) + acc_t(r[t.i1]) * t.frac);
+            o[x] = s * (weighted(acc_t(1) - t.frac, acc_t(r[t.i0])) + weighted(t.frac, acc_t(r[t.i1])));
           }
         }
         scalar_t* out_plane = dst + plane * Ho * Wo;
@@ -80,7 +80,7 @@ at::Tensor upsample_flow_cpu(const at::Tensor& flow, int64_t scale) {
           const acc_t* r1 = rows.data() + ty[y].i1 * Wo;
           const acc_t fy = ty[y].frac, gy = acc_t(1) - fy;
           scalar_t* o = out_plane + y * Wo;
-          for (int64_t x = 0; x < Wo; ++x) o[x] = static_cast<scalar_t>(r0[x] * gy + r1[x] * fy);
+          for (int64_t x = 0; x < Wo; ++x) o[x] = static_cast<scalar_t>(weighted(gy, r0[x]) + weighted(fy, r1[x]));
         }
       }
     });

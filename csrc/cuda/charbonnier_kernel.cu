@@ -1,7 +1,8 @@
 // CUDA kernels of the Charbonnier loss rho = sqrt((pred - target)^2 + eps^2).
 //
 // Forward: one pass reads pred and target once, writes rho (reduction "none") and, when asked,
-// d(loss)/d(pred) = scale * d / rho in the same pass, and leaves one fp32 (fp64) partial sum per
+// d rho/d pred = d / rho (not scaled by the reduction: the autograd backward applies the scale in
+// fp32, since 1/numel underflows fp16) in the same pass, and leaves one fp32 (fp64) partial sum per
 // block; a single-block kernel adds the partials in a fixed order. The grid size depends only on
 // numel and the device, so the loss is bit-identical from run to run (no atomics).
 #include <ATen/Dispatch.h>
@@ -10,6 +11,7 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
+#include "../charbonnier.h"
 #include "../common.h"
 #include "cuda_common.cuh"
 
@@ -44,7 +46,7 @@ __global__ void __launch_bounds__(kBlock) charbonnier_fused(const scalar_t* a, c
   const int64_t stride = int64_t(gridDim.x) * kBlock;
   for (int64_t i = blockIdx.x * int64_t(kBlock) + threadIdx.x; i < numel; i += stride) {
     const acc_t d = static_cast<acc_t>(a[i]) - static_cast<acc_t>(b[i]);
-    const acc_t rho = sqrt(d * d + eps2);
+    const acc_t rho = charbonnier_rho(d, eps2);
     sum += rho;
     if (elementwise != nullptr) elementwise[i] = static_cast<scalar_t>(rho);
     if (grad != nullptr) grad[i] = static_cast<scalar_t>(gscale * d / rho);
@@ -78,7 +80,7 @@ __global__ void __launch_bounds__(kBlock) charbonnier_grad(const scalar_t* a, co
   for (int64_t i = blockIdx.x * int64_t(kBlock) + threadIdx.x; i < numel; i += stride) {
     const acc_t d = static_cast<acc_t>(a[i]) - static_cast<acc_t>(b[i]);
     const acc_t u = upstream_elementwise ? upstream[i] : u0;
-    grad[i] = static_cast<scalar_t>(u * gscale * d / sqrt(d * d + eps2));
+    grad[i] = static_cast<scalar_t>(u * gscale * d / charbonnier_rho(d, eps2));
   }
 }
 
@@ -125,7 +127,7 @@ std::tuple<at::Tensor, at::Tensor> charbonnier_cuda(const at::Tensor& pred, cons
       at::Tensor partial = none ? at::Tensor() : at::empty({blocks}, pred.options().dtype(accumulate_type(pred.scalar_type())));
       charbonnier_fused<scalar_t><<<static_cast<unsigned>(blocks), kBlock, 0, stream>>>(
           p.data_ptr<scalar_t>(), t.data_ptr<scalar_t>(), numel, static_cast<acc_t>(eps * eps),
-          static_cast<acc_t>(scale), none ? elementwise.data_ptr<scalar_t>() : nullptr,
+          acc_t(1), none ? elementwise.data_ptr<scalar_t>() : nullptr,
           compute_grad ? grad.data_ptr<scalar_t>() : nullptr, none ? nullptr : partial.data_ptr<acc_t>());
       C10_CUDA_KERNEL_LAUNCH_CHECK();
       if (!none) {

@@ -63,15 +63,20 @@ struct alignas(sizeof(scalar_t) * V) Vec {
 
 // dst[0..V) += val[0..V) with as few atomic instructions as the architecture allows. dst is
 // 16-byte aligned (the host checks it before choosing the vector path).
+// Used for the fp32 gradient buffers of fp32, fp16 and bf16 features (V = 4 or 8 values): there
+// are no 16-bit atomics in the library, so nothing needs sm_80 (bf16 atomics) to build.
 template <typename acc_t, int V>
 __device__ __forceinline__ void atomic_add_vec(float* dst, const acc_t (&val)[V]) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  constexpr bool kVector4 = V == 4;  // sm_90 has 16-byte float4 atomics: one instruction per vector
+  constexpr bool kVector4 = V % 4 == 0;  // sm_90 has 16-byte float4 atomics: one per 4 values
 #else
   constexpr bool kVector4 = false;
 #endif
   if constexpr (kVector4) {
-    atomicAdd(reinterpret_cast<float4*>(dst), make_float4(val[0], val[1], val[2], val[3]));
+#pragma unroll
+    for (int i = 0; i < V; i += 4) {
+      atomicAdd(reinterpret_cast<float4*>(dst + i), make_float4(val[i], val[i + 1], val[i + 2], val[i + 3]));
+    }
   } else {
 #pragma unroll
     for (int i = 0; i < V; ++i) atomicAdd(dst + i, static_cast<float>(val[i]));
@@ -82,25 +87,6 @@ template <typename acc_t, int V>
 __device__ __forceinline__ void atomic_add_vec(double* dst, const acc_t (&val)[V]) {
 #pragma unroll
   for (int i = 0; i < V; ++i) gpuAtomicAddNoReturn(dst + i, static_cast<double>(val[i]));
-}
-
-template <typename acc_t, int V>
-__device__ __forceinline__ void atomic_add_vec(c10::Half* dst, const acc_t (&val)[V]) {
-  static_assert(V % 2 == 0, "half vectors hold pairs");
-#pragma unroll
-  for (int i = 0; i < V; i += 2) {
-    atomicAdd(reinterpret_cast<__half2*>(dst + i), __floats2half2_rn(static_cast<float>(val[i]), static_cast<float>(val[i + 1])));
-  }
-}
-
-template <typename acc_t, int V>
-__device__ __forceinline__ void atomic_add_vec(c10::BFloat16* dst, const acc_t (&val)[V]) {
-  static_assert(V % 2 == 0, "bfloat16 vectors hold pairs");
-#pragma unroll
-  for (int i = 0; i < V; i += 2) {
-    atomicAdd(reinterpret_cast<__nv_bfloat162*>(dst + i),
-              __floats2bfloat162_rn(static_cast<float>(val[i]), static_cast<float>(val[i + 1])));
-  }
 }
 
 // Index of the scale that owns block `block` given each scale's first block (ascending; scales

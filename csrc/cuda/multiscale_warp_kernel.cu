@@ -273,8 +273,12 @@ std::tuple<std::vector<at::Tensor>, std::vector<at::Tensor>> multiscale_warp_bac
                                 ? grad_outs[s].to(feats[s].scalar_type()).contiguous(at::MemoryFormat::ChannelsLast)
                                 : grad_outs[s].to(feats[s].scalar_type()));
     if (need_feat) {
-      // The atomic path accumulates into zeros; the gather path writes every element.
-      prep.out.push_back(deterministic ? at::empty_like(prep.feat.back()) : at::zeros_like(prep.feat.back()));
+      // The gather path writes every element in the feature dtype. The atomic path accumulates
+      // into zeros of the accumulate type (fp32 for fp16/bf16: 16-bit atomics lose contributions
+      // once a sum is 256x one of them), cast once below; the buffer keeps the features' layout.
+      const at::Tensor& f = prep.feat.back();
+      prep.out.push_back(deterministic ? at::empty_like(f)
+                                       : at::zeros_like(f, f.options().dtype(accumulate_type(f.scalar_type()))));
     }
     if (need_flow) prep.grad_flow.push_back(at::empty_like(flows[s]));
   }
@@ -307,7 +311,9 @@ std::tuple<std::vector<at::Tensor>, std::vector<at::Tensor>> multiscale_warp_bac
     }
   });
   if (need_feat) {
-    for (size_t s = 0; s < feats.size(); ++s) grad_feats.push_back(like_input(prep.out[s], feats[s]));
+    for (size_t s = 0; s < feats.size(); ++s) {
+      grad_feats.push_back(like_input(prep.out[s].to(feats[s].scalar_type()), feats[s]));
+    }
   }
   if (need_flow) grad_flows = prep.grad_flow;
   return {grad_feats, grad_flows};

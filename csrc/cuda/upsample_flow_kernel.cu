@@ -30,9 +30,12 @@ __global__ void __launch_bounds__(kBlock) upsample_forward(const scalar_t* in, s
     const auto tx = upsample_tap<acc_t>(x, scale, W);
     const scalar_t* row0 = in + (plane * H + ty.i0) * W;
     const scalar_t* row1 = in + (plane * H + ty.i1) * W;
-    const acc_t top = static_cast<acc_t>(row0[tx.i0]) * (acc_t(1) - tx.frac) + static_cast<acc_t>(row0[tx.i1]) * tx.frac;
-    const acc_t bot = static_cast<acc_t>(row1[tx.i0]) * (acc_t(1) - tx.frac) + static_cast<acc_t>(row1[tx.i1]) * tx.frac;
-    out[i] = static_cast<scalar_t>(static_cast<acc_t>(scale) * (top * (acc_t(1) - ty.frac) + bot * ty.frac));
+    // weighted(): a tap of weight 0 is not used (an inf there must not become NaN).
+    const acc_t top = weighted(acc_t(1) - tx.frac, static_cast<acc_t>(row0[tx.i0])) +
+                      weighted(tx.frac, static_cast<acc_t>(row0[tx.i1]));
+    const acc_t bot = weighted(acc_t(1) - tx.frac, static_cast<acc_t>(row1[tx.i0])) +
+                      weighted(tx.frac, static_cast<acc_t>(row1[tx.i1]));
+    out[i] = static_cast<scalar_t>(static_cast<acc_t>(scale) * (weighted(acc_t(1) - ty.frac, top) + weighted(ty.frac, bot)));
   }
 }
 

@@ -65,10 +65,10 @@ __global__ void __launch_bounds__(kBlock) warp_forward_strided(const __grid_cons
 #pragma unroll 4
   for (index_t c = threadIdx.x / kPixelsPerBlock; c < C; c += kChannelGroups) {
     const scalar_t* plane = src + c * s1;
-    const acc_t v = t.weight[0] * static_cast<acc_t>(plane[t.offset[0]]) +
-                    t.weight[1] * static_cast<acc_t>(plane[t.offset[1]]) +
-                    t.weight[2] * static_cast<acc_t>(plane[t.offset[2]]) +
-                    t.weight[3] * static_cast<acc_t>(plane[t.offset[3]]);
+    const acc_t v = weighted(t.weight[0], static_cast<acc_t>(plane[t.offset[0]])) +
+                    weighted(t.weight[1], static_cast<acc_t>(plane[t.offset[1]])) +
+                    weighted(t.weight[2], static_cast<acc_t>(plane[t.offset[2]])) +
+                    weighted(t.weight[3], static_cast<acc_t>(plane[t.offset[3]]));
     dst[c * s1] = static_cast<scalar_t>(v);
   }
 }
@@ -93,7 +93,9 @@ __global__ void __launch_bounds__(kBlock, kBackwardBlocksPerSM) warp_backward_st
     const index_t g1 = d.gout_stride[1];
     const index_t base = n * static_cast<index_t>(d.feat_stride[0]);
     const scalar_t* src = static_cast<const scalar_t*>(d.feat) + base;
-    scalar_t* gfeat = p.need_feat ? static_cast<scalar_t*>(d.out) + base : nullptr;
+    // The feature gradient accumulates in an acc_t (fp32, fp64) buffer of the features' layout:
+    // 16-bit atomics would stall a bf16 sum once it is 256x a contribution.
+    acc_t* gfeat = p.need_feat ? static_cast<acc_t*>(d.out) + base : nullptr;
     const scalar_t* go = static_cast<const scalar_t*>(d.grad_out) + n * static_cast<index_t>(d.gout_stride[0]) +
                          y * static_cast<index_t>(d.gout_stride[2]) + x * static_cast<index_t>(d.gout_stride[3]);
 #pragma unroll 2
@@ -104,15 +106,17 @@ __global__ void __launch_bounds__(kBlock, kBackwardBlocksPerSM) warp_backward_st
         acc_t v[4];
 #pragma unroll
         for (int k = 0; k < 4; ++k) v[k] = static_cast<acc_t>(plane[t.offset[k]]);
-        gx += g * (t.dweight_dx[0] * v[0] + t.dweight_dx[1] * v[1] + t.dweight_dx[2] * v[2] + t.dweight_dx[3] * v[3]);
-        gy += g * (t.dweight_dy[0] * v[0] + t.dweight_dy[1] * v[1] + t.dweight_dy[2] * v[2] + t.dweight_dy[3] * v[3]);
+        gx += g * (weighted(t.dweight_dx[0], v[0]) + weighted(t.dweight_dx[1], v[1]) +
+                   weighted(t.dweight_dx[2], v[2]) + weighted(t.dweight_dx[3], v[3]));
+        gy += g * (weighted(t.dweight_dy[0], v[0]) + weighted(t.dweight_dy[1], v[1]) +
+                   weighted(t.dweight_dy[2], v[2]) + weighted(t.dweight_dy[3], v[3]));
       }
       if (gfeat != nullptr) {
 #pragma unroll
         for (int k = 0; k < 4; ++k) {
           // A zero-weight tap adds nothing (skipping it saves 3 of 4 atomics at integer flows).
           if (t.weight[k] != acc_t(0)) {
-            gpuAtomicAddNoReturn(gfeat + c * s1 + t.offset[k], static_cast<scalar_t>(t.weight[k] * g));
+            gpuAtomicAddNoReturn(gfeat + c * s1 + t.offset[k], t.weight[k] * g);
           }
         }
       }
@@ -165,10 +169,10 @@ __global__ void __launch_bounds__(kBlock) warp_forward_nhwc(const __grid_constan
     vec_t o;
 #pragma unroll
     for (int i = 0; i < V; ++i) {
-      o.v[i] = static_cast<scalar_t>(t.weight[0] * static_cast<acc_t>(tap[0].v[i]) +
-                                     t.weight[1] * static_cast<acc_t>(tap[1].v[i]) +
-                                     t.weight[2] * static_cast<acc_t>(tap[2].v[i]) +
-                                     t.weight[3] * static_cast<acc_t>(tap[3].v[i]));
+      o.v[i] = static_cast<scalar_t>(weighted(t.weight[0], static_cast<acc_t>(tap[0].v[i])) +
+                                     weighted(t.weight[1], static_cast<acc_t>(tap[1].v[i])) +
+                                     weighted(t.weight[2], static_cast<acc_t>(tap[2].v[i])) +
+                                     weighted(t.weight[3], static_cast<acc_t>(tap[3].v[i])));
     }
     *reinterpret_cast<vec_t*>(dst + c) = o;
   }
@@ -193,7 +197,7 @@ __global__ void __launch_bounds__(kBlock, kBackwardBlocksPerSM) warp_backward_nh
     const auto t = taps_of<acc_t, index_t>(d, p.padding, n, y, x);
     const index_t base = n * static_cast<index_t>(d.feat_stride[0]);
     const scalar_t* src = static_cast<const scalar_t*>(d.feat) + base;
-    scalar_t* gfeat = p.need_feat ? static_cast<scalar_t*>(d.out) + base : nullptr;
+    acc_t* gfeat = p.need_feat ? static_cast<acc_t*>(d.out) + base : nullptr;  // acc_t buffer, as above
     const scalar_t* go = static_cast<const scalar_t*>(d.grad_out) + n * static_cast<index_t>(d.gout_stride[0]) +
                          y * static_cast<index_t>(d.gout_stride[2]) + x * static_cast<index_t>(d.gout_stride[3]);
     for (index_t c = static_cast<index_t>(lane) * V; c < C; c += static_cast<index_t>(V) << log2_lanes) {
@@ -208,8 +212,10 @@ __global__ void __launch_bounds__(kBlock, kBackwardBlocksPerSM) warp_backward_nh
 #pragma unroll
         for (int i = 0; i < V; ++i) {
           const acc_t v0 = tap[0].v[i], v1 = tap[1].v[i], v2 = tap[2].v[i], v3 = tap[3].v[i];
-          gx += g[i] * (t.dweight_dx[0] * v0 + t.dweight_dx[1] * v1 + t.dweight_dx[2] * v2 + t.dweight_dx[3] * v3);
-          gy += g[i] * (t.dweight_dy[0] * v0 + t.dweight_dy[1] * v1 + t.dweight_dy[2] * v2 + t.dweight_dy[3] * v3);
+          gx += g[i] * (weighted(t.dweight_dx[0], v0) + weighted(t.dweight_dx[1], v1) +
+                        weighted(t.dweight_dx[2], v2) + weighted(t.dweight_dx[3], v3));
+          gy += g[i] * (weighted(t.dweight_dy[0], v0) + weighted(t.dweight_dy[1], v1) +
+                        weighted(t.dweight_dy[2], v2) + weighted(t.dweight_dy[3], v3));
         }
       }
       if (gfeat != nullptr) {

@@ -1,0 +1,79 @@
+"""Property-based tests (hypothesis) of every op on every backend this machine has, against PyTorch.
+
+Strategies, oracles and tolerances: tests/properties.py. The Triton kernels run the same properties
+under the CPU interpreter in tests/test_properties_triton.py. Example counts: ``CI_EXAMPLES`` per
+test and backend by default, ``LONG_EXAMPLES`` with ``HYPOTHESIS_PROFILE=long``.
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import example, given
+
+import crossnet_fast as cf
+from properties import (check_charbonnier, check_upsample, check_warp, loss_case, upsample_case,
+                        warp_case)
+
+BACKENDS = [b for b in ("reference", "cpu", "cuda") if b in cf.available_backends()]
+DEVICE = {"reference": "cpu", "cpu": "cpu", "cuda": "cuda"}
+
+
+def _warp(backend):
+    return lambda feat, flow, padding: cf.backward_warp(feat, flow, padding, backend=backend)
+
+
+def _multiscale_one(backend):
+    # The same case through the multiscale op, with a second (unused-gradient) scale beside it.
+    def run(feat, flow, padding):
+        outs = cf.multiscale_warp([feat, feat.detach()[:, :, ::2, ::2]], [flow, flow.detach()[:, :, ::2, ::2]],
+                                  padding, backend=backend)
+        return outs[0]
+    return run
+
+
+def _inf_at_origin(padding):
+    """Regression case of the defect that started issue 12: an inf at feat[0, 0, 0, 0] turned every
+    sample with a tap outside the image into NaN (the tap was pointed at offset 0, weight 0)."""
+    feat = torch.randn(1, 2, 5, 6, generator=torch.Generator().manual_seed(0))
+    feat[0, 0, 0, 0] = float("inf")
+    flow = torch.full((1, 2, 5, 6), 0.5)
+    flow[0, 0, :, 3:] = 9.25  # far right: taps outside the image
+    return {"feat": feat, "flow": flow, "dtype": torch.float32, "padding": padding, "kind": "regression",
+            "grad_out": torch.randn(1, 2, 5, 6, generator=torch.Generator().manual_seed(1)),
+            "layout": "nchw", "bad_feat": [(0, 0, 0, 0)]}
+
+
+def _identity_with_inf():
+    """Regression case: a zero flow is the identity even on non-finite features (F.grid_sample
+    spreads the inf to the left and upper neighbours, whose zero-weight tap it is)."""
+    feat = torch.randn(1, 1, 4, 4, generator=torch.Generator().manual_seed(2))
+    feat[0, 0, 2, 2] = float("inf")
+    return {"feat": feat, "flow": torch.zeros(1, 2, 4, 4), "dtype": torch.float32, "padding": "border",
+            "kind": "regression", "grad_out": torch.ones(1, 1, 4, 4), "layout": "nchw", "bad_feat": [(0, 0, 2, 2)]}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@given(case=warp_case())
+@example(case=_inf_at_origin("border"))
+@example(case=_inf_at_origin("zeros"))
+@example(case=_identity_with_inf())
+def test_backward_warp_matches_grid_sample(backend, case):
+    check_warp(case, _warp(backend), DEVICE[backend])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@given(case=warp_case(max_size=5))
+def test_multiscale_warp_matches_grid_sample(backend, case):
+    check_warp(case, _multiscale_one(backend), DEVICE[backend])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@given(case=upsample_case())
+def test_upsample_flow_matches_interpolate(backend, case):
+    check_upsample(case, lambda f, s: cf.upsample_flow(f, s, backend=backend), DEVICE[backend])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@given(case=loss_case())
+def test_charbonnier_matches_formula(backend, case):
+    check_charbonnier(case, lambda p, t, e, r: cf.charbonnier(p, t, e, r, backend=backend), DEVICE[backend])

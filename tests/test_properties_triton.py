@@ -1,0 +1,76 @@
+"""The property-based tests of tests/properties.py on the Triton kernels, under the CPU interpreter.
+
+Runs like tests/test_triton.py: ``TRITON_INTERPRET=1 pytest tests/test_properties_triton.py`` runs
+the properties in-process; a plain ``pytest tests/`` collects only
+:func:`test_properties_under_interpreter`, which re-runs this file in a child process with the
+interpreter on (setting it inside a shared session would turn every other Triton user into the
+interpreter). The interpreter runs each program in NumPy, so this file draws a fifth of the
+examples of the native backends (``TRITON_EXAMPLES``).
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+
+import pytest
+from hypothesis import example, given, settings
+
+import crossnet_fast as cf
+from properties import (check_charbonnier, check_upsample, check_warp, loss_case,
+                        upsample_case, warp_case)
+from test_properties import _identity_with_inf, _inf_at_origin
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HAS_TRITON = importlib.util.find_spec("triton") is not None
+INTERPRET = os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+TRITON_EXAMPLES = max(10, settings().max_examples // 5)  # 40 in CI, 1000 with HYPOTHESIS_PROFILE=long
+
+# NumPy warns inside the interpreter on the planted inf/NaN values; the checks judge the results.
+pytestmark = pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning",
+                                        "ignore:overflow encountered:RuntimeWarning")
+
+interpreted = pytest.mark.skipif(not (HAS_TRITON and INTERPRET), reason="runs under TRITON_INTERPRET=1 "
+                                 "(test_properties_under_interpreter starts it)")
+
+
+@pytest.mark.skipif(not HAS_TRITON, reason="Triton is not installed")
+@pytest.mark.skipif(INTERPRET, reason="already running under the interpreter")
+def test_properties_under_interpreter():
+    env = dict(os.environ, TRITON_INTERPRET="1")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, os.path.join(ROOT, "tests"), env.get("PYTHONPATH")]))
+    cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", os.path.abspath(__file__)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1800, cwd=ROOT)
+    assert proc.returncode == 0, f"Triton property tests failed:\n{proc.stdout[-8000:]}\n{proc.stderr[-4000:]}"
+    # All three properties ran (only this driver is skipped in the child).
+    assert "3 passed, 1 skipped" in proc.stdout.splitlines()[-1], proc.stdout[-2000:]
+
+
+def _triton_warp(feat, flow, padding):
+    return cf.backward_warp(feat, flow, padding, backend="triton")
+
+
+@interpreted
+@settings(max_examples=TRITON_EXAMPLES)
+@given(case=warp_case(max_channels=4, max_size=5))
+@example(case=_inf_at_origin("border"))
+@example(case=_inf_at_origin("zeros"))
+@example(case=_identity_with_inf())
+def test_triton_backward_warp_matches_grid_sample(case):
+    check_warp(case, _triton_warp)
+
+
+@interpreted
+@settings(max_examples=TRITON_EXAMPLES)
+@given(case=upsample_case())
+def test_triton_upsample_flow_matches_interpolate(case):
+    check_upsample(case, lambda f, s: cf.upsample_flow(f, s, backend="triton"))
+
+
+@interpreted
+@settings(max_examples=TRITON_EXAMPLES)
+@given(case=loss_case())
+def test_triton_charbonnier_matches_formula(case):
+    check_charbonnier(case, lambda p, t, e, r: cf.charbonnier(p, t, e, r, backend="triton"))
+
