@@ -105,6 +105,38 @@ def _time_ms(fn: Callable[[], None], reps: int = 10) -> float:
     return statistics.median(times)
 
 
+def capturing() -> bool:
+    """True while the current CUDA stream is capturing a CUDA graph."""
+    return torch.cuda.is_available() and torch.cuda.is_current_stream_capturing()
+
+
+def not_during_capture(what: str) -> None:
+    """Raise a clear error instead of breaking a CUDA-graph capture with a synchronising step."""
+    if capturing():
+        raise RuntimeError(
+            f"crossnet_fast Triton backend: {what} cannot run while a CUDA graph is being captured; "
+            "run the same call once before capturing (warm-up: it tunes the kernel and builds its "
+            "tables), or set CROSSNET_FAST_TRITON_AUTOTUNE=0")
+
+
+def _tuning_errors() -> tuple:
+    """The exceptions that mean "this configuration cannot run here" (skip it), never a CUDA fault."""
+    errors = []
+    try:
+        from triton.runtime.errors import OutOfResources
+
+        errors.append(OutOfResources)
+    except ImportError:  # pragma: no cover - every supported Triton has it
+        pass
+    try:
+        from triton.compiler.errors import CompilationError
+
+        errors.append(CompilationError)
+    except ImportError:  # pragma: no cover
+        pass
+    return tuple(errors)
+
+
 def choose_config(key, configs: Sequence[dict], launch: Callable[[dict], None],
                   reset: Callable[[], None] | None = None) -> dict:
     """Pick the fastest config for ``key`` (cached), timing ``launch(config)`` on the real inputs.
@@ -121,11 +153,13 @@ def choose_config(key, configs: Sequence[dict], launch: Callable[[dict], None],
         hit = _cache.get(key)
     if hit is not None:
         return hit
+    not_during_capture("choosing a launch configuration (timing synchronises the device)")
     best, best_ms = configs[0], float("inf")
+    skip = _tuning_errors()
     for cfg in configs:
         try:
             ms = _time_ms(lambda: launch(cfg))
-        except Exception:  # e.g. out of shared memory/registers for this config: skip it
+        except skip:  # out of shared memory/registers, or not compilable, for this config: skip it
             continue
         if ms < best_ms:
             best, best_ms = cfg, ms

@@ -99,6 +99,7 @@ def _row_part(t: torch.Tensor, off: int) -> list[int]:
 
 _META_CACHE_SIZE = 64
 _meta_cache: dict = {}
+_captured_tables: dict = {}  # tables a CUDA graph may replay: kept for the life of the process
 
 
 def _meta(feats, flows, gouts, gfeats, gflows, device) -> torch.Tensor:
@@ -118,8 +119,24 @@ def _meta(feats, flows, gouts, gfeats, gflows, device) -> torch.Tensor:
     # The table depends on shapes, strides and relative addresses only; training loops meet the
     # same ones every step (the caching allocator reuses blocks), so reuse the device copy
     # instead of paying a host-to-device copy per launch. Tables are never written: sharing is safe.
+    # Under CUDA-graph capture a replay reads the table long after this call, so a table used in
+    # a capture moves to _captured_tables and is never evicted. One built during capture is copied
+    # from pinned host memory (a capturable asynchronous copy; a pageable one is not), and the
+    # pinned buffer is kept too: each replay repeats the copy from it.
     key = (device, tuple(rows))
+    hit = _captured_tables.get(key)
+    if hit is not None:
+        return hit[0]
     table = _meta_cache.get(key)
+    if _common.capturing():
+        if table is None:
+            host = torch.tensor(rows, dtype=torch.int64).pin_memory()
+            table = host.to(device, non_blocking=True)
+        else:
+            host = None
+            del _meta_cache[key]
+        _captured_tables[key] = (table, host)
+        return table
     if table is None:
         table = torch.tensor(rows, dtype=torch.int64).to(device)
         if len(_meta_cache) >= _META_CACHE_SIZE:
