@@ -336,7 +336,7 @@ def test_faithful_defaults_have_no_options():
     model = CrossNet(4, "official", "bicubic", width=0.25)
     assert model.config == {"scale": 4, "config": "official", "sisr": "bicubic", "width": 0.25,
                             "residual": False, "flow_ref": "sharp", "ref_detail": False, "refine_radius": 0,
-                            "flow_init": "net"}
+                            "flow_init": "net", "backprojection": 0}
     assert model.ref_detail is None and model.refine is None
     assert not any(k.startswith(("ref_detail", "refine")) for k in model.state_dict())
 
@@ -410,6 +410,38 @@ def test_option_errors():
         CrossNet(4, sisr="bicubic", refine_radius=9)
     with pytest.raises(ValueError, match="flow_init must be one of"):
         CrossNet(4, sisr="bicubic", flow_init="sift")
+    with pytest.raises(ValueError, match="backprojection must be an integer"):
+        CrossNet(4, sisr="bicubic", backprojection=True)
+
+
+@pytest.mark.parametrize("scale", [4, 8])
+def test_backprojection_matches_its_formula_and_moves_towards_the_lr(scale):
+    """backprojection=k: k rounds of out += bicubic_up(lr - degrade(clamp(out, 0, 1))) after the
+    decoder, with the same weights as the model without it; each round brings degrade(out) closer
+    to the observed LR."""
+    from crossnet_fast import degrade
+    from crossnet_fast.degrade import upsample_bicubic
+
+    torch.manual_seed(9)
+    plain = CrossNet(scale, "official", "bicubic", width=0.25, residual=True, backend="reference").eval()
+    with torch.no_grad():
+        plain.decoder.out.weight.normal_(0, 0.02)
+    bp = CrossNet(scale, "official", "bicubic", width=0.25, residual=True, backprojection=2, backend="reference").eval()
+    bp.load_state_dict(plain.state_dict())
+    gen = torch.Generator().manual_seed(10)
+    hr = torch.rand(1, 3, 64, 128, generator=gen)
+    lr, ref = degrade(hr, scale), torch.rand(1, 3, 64, 128, generator=gen)
+    with torch.no_grad():
+        out = plain(lr, ref)
+        want, errors = out, [float((degrade(out.clamp(0, 1), scale) - lr).abs().mean())]
+        for _ in range(2):
+            want = want + upsample_bicubic(lr - degrade(want.clamp(0, 1), scale), scale, clamp=False)
+            errors.append(float((degrade(want.clamp(0, 1), scale) - lr).abs().mean()))
+        got = bp(lr, ref)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    assert errors[2] < errors[1] < errors[0], errors
+    gen_out = bp(lr, ref.requires_grad_())  # differentiable
+    gen_out.sum().backward()
 
 
 def test_nearest_neighbour_flow_finds_a_large_shift_and_reports_its_cost():

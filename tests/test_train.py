@@ -429,7 +429,7 @@ def test_video_sequences_give_frame_pairs_within_the_gap(data_root, tmp_path):
 def _compact_cfg(root, out, **sections):
     cfg = tiny_cfg(root, out, model={"name": "crossnet", "sisr": "bicubic", "options": {
         "width": 0.0625, "residual": True, "flow_ref": "degraded", "ref_detail": True, "refine_radius": 1,
-        "flow_init": "patchmatch"}},
+        "flow_init": "patchmatch", "backprojection": 1}},
         optim={"iterations": 4, "milestones": [2], "photometric": 1.0, "photometric_end": 0.1,
                "smoothness": 0.01})
     for sec, vals in sections.items():
@@ -447,7 +447,7 @@ def test_resume_of_a_run_with_the_options(data_root, tmp_path):
     model = load_model(rest["model"])
     assert model.config == {"scale": 4, "config": "official", "sisr": "bicubic", "width": 0.0625,
                             "residual": True, "flow_ref": "degraded", "ref_detail": True, "refine_radius": 1,
-                            "flow_init": "patchmatch"}
+                            "flow_init": "patchmatch", "backprojection": 1}
     a, b = load_file(straight["model"]), load_file(rest["model"])
     assert all(torch.equal(a[k], b[k]) for k in a)
 

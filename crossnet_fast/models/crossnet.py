@@ -17,7 +17,7 @@ from torch import nn
 
 from ..backend import BACKENDS
 from ..baselines.patchmatch import nearest_neighbour_flow
-from ..degrade import degrade
+from ..degrade import degrade, upsample_bicubic
 from ..ops import backward_warp, multiscale_warp
 from .decoder import Decoder, ReferenceDetailGate
 from .encoder import Encoder
@@ -71,6 +71,11 @@ class CrossNetConfig:
     #   search finds the large stereo disparities and the exact integer matches that the compact
     #   flow net misses (docs/MODEL_CARD.md); no gradient flows into the search itself.
     flow_init: str = "net"
+    # backprojection: rounds of iterative back-projection onto the LR input after the decoder
+    #   (out += bicubic_up(lr - degrade(clamp(out))), the step the patch-matching baseline ends
+    #   with): the output then degrades back to the observed LR more closely. Not learned,
+    #   differentiable, applied in training too. 0 = off.
+    backprojection: int = 0
 
     def __post_init__(self) -> None:
         if isinstance(self.scale, bool) or not isinstance(self.scale, int) or self.scale not in SCALES:
@@ -89,6 +94,9 @@ class CrossNetConfig:
             raise ValueError(f"refine_radius must be an integer in [0, 4], got {self.refine_radius!r}")
         if self.flow_ref not in FLOW_REFS:
             raise ValueError(f"flow_ref must be one of {FLOW_REFS}, got {self.flow_ref!r}")
+        if isinstance(self.backprojection, bool) or not isinstance(self.backprojection, int) or \
+                not 0 <= self.backprojection <= 4:
+            raise ValueError(f"backprojection must be an integer in [0, 4], got {self.backprojection!r}")
         if self.flow_init not in FLOW_INITS:
             raise ValueError(f"flow_init must be one of {FLOW_INITS}, got {self.flow_init!r}")
 
@@ -133,7 +141,7 @@ class CrossNet(nn.Module):
         freeze_sisr: stop gradients into the SISR front end (it then runs under ``no_grad``).
         width: channel multiplier of the flow net, encoder and decoder (1.0: the paper's network,
             the parameter counts above; 0.25: the compact configuration of the shipped weights).
-        residual, flow_ref, ref_detail, refine_radius, flow_init: trainability options of the shipped compact models (see
+        residual, flow_ref, ref_detail, refine_radius, flow_init, backprojection: trainability options of the shipped compact models (see
             :class:`CrossNetConfig`); the defaults are the faithful model.
 
     ``model(lr, ref)``: lr (N, 3, H/scale, W/scale) and ref (N, 3, H, W), float images in [0, 1],
@@ -144,11 +152,11 @@ class CrossNet(nn.Module):
     def __init__(self, scale: int = 4, config: str = "official", sisr: str = "mdsr",
                  backend: str = "auto", freeze_sisr: bool = False, width: float = 1.0,
                  residual: bool = False, flow_ref: str = "sharp", ref_detail: bool = False,
-                 refine_radius: int = 0, flow_init: str = "net") -> None:
+                 refine_radius: int = 0, flow_init: str = "net", backprojection: int = 0) -> None:
         super().__init__()
         self.cfg = CrossNetConfig(scale=scale, config=config, sisr=sisr, width=width, residual=residual,
                                   flow_ref=flow_ref, ref_detail=ref_detail, refine_radius=refine_radius,
-                                  flow_init=flow_init)
+                                  flow_init=flow_init, backprojection=backprojection)
         self.backend = backend
         self.sisr = build_sisr(sisr, scale)
         self.flownet = FlowNetSPlus(width)
@@ -293,6 +301,11 @@ class CrossNet(nn.Module):
             w = backward_warp(both, used[0].float(), padding=self.cfg.padding, backend=self.backend)
             detail, mismatch = w[:, :3], lr_up.float() - w[:, 3:]
             out = out + self.ref_detail(fused, detail, mismatch).to(out.dtype)
+        for _ in range(self.cfg.backprojection):
+            # In fp32 (the degradation's filters are fp32); the clamp keeps out-of-range values
+            # from feeding back, as in the patch-matching baseline.
+            residual = lr.float() - degrade(out.float().clamp(0, 1), self.scale)
+            out = out + upsample_bicubic(residual, self.scale, clamp=False).to(out.dtype)
         if not return_parts:
             return out
         return {"out": out, "flows": flows, "v0_used": used[0], "lr_up": lr_up, "flow_ref": flow_ref}
