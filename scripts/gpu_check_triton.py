@@ -142,6 +142,34 @@ def check_warp(rep, n, c, sizes, dtype_name, layout, padding):
         rep.check(f"{tag} {name} (vs fp64; ref err {ref_err:.1e})", err, 2 * ref_err + 1e-3)
 
 
+def check_every_config(rep, n, c, sizes):
+    """Issue 10 item 12: every launch configuration the timing may pick (not only the first),
+    forced one at a time, against the reference (fp32 NCHW and channels_last, bf16 channels_last;
+    the warp forward and both gradients, border padding)."""
+    from crossnet_fast.triton import _common
+    from crossnet_fast.triton import multiscale_warp as mw
+
+    original = _common.choose_config
+    try:
+        for dtype_name, layout in (("fp32", "nchw"), ("fp32", "channels_last"), ("bf16", "channels_last")):
+            dtype = DTYPES[dtype_name]
+            for cfg in mw._configs(c, layout == "channels_last", dtype):
+                _common.choose_config = lambda key, configs, launch, reset=None, _cfg=cfg: _cfg  # noqa: E731
+                feats, flows = pyramid(n, c, sizes[:2], dtype, layout)
+                k = len(feats)
+                g = torch.Generator(device=DEVICE).manual_seed(2)
+                grads = [torch.randn(f.shape, device=DEVICE, generator=g).to(dtype) for f in feats]
+                tri = lambda *xs: cf.multiscale_warp(list(xs[:k]), list(xs[k:]), "border", backend="triton")  # noqa: E731
+                rf = lambda *xs: ref.multiscale_warp(list(xs[:k]), list(xs[k:]), "border")  # noqa: E731
+                outs, gr = grads_of(tri, feats + flows, grads)
+                routs, rgr = grads_of(rf, feats + flows, grads)
+                tol = 1e-4 if dtype == torch.float32 else 2e-2
+                err = max(rel_err(a, b) for a, b in zip(outs + gr, routs + rgr))
+                rep.check(f"warp {dtype_name} {layout} config {cfg}", err, tol)
+    finally:
+        _common.choose_config = original
+
+
 def check_upsample(rep, n, size, scale, dtype_name):
     dtype = DTYPES[dtype_name]
     g = torch.Generator(device=DEVICE).manual_seed(2)
@@ -349,6 +377,7 @@ def main(argv=None):
     for dt in ("fp32", "fp16", "bf16"):
         check_charbonnier(rep, (n, 3, sizes[0], sizes[0]), dt)
     check_registration(rep)
+    check_every_config(rep, n, c, sizes)
 
     if saved_autotune is None:
         os.environ.pop("CROSSNET_FAST_TRITON_AUTOTUNE", None)
