@@ -214,21 +214,27 @@ void deterministic_grad_feat(const Prepared& prep, const Chunk& chunk, Padding p
                         p.scale[p.num_scales - 1].N * p.scale[p.num_scales - 1].H * p.scale[p.num_scales - 1].W;
   if (total == 0) return;
   const auto opts = prep.feat[chunk.first].options();
-  at::Tensor keys = at::empty({4 * total}, opts.dtype(at::kLong));
-  at::Tensor weights = at::empty({4 * total}, opts.dtype(accumulate_type(prep.feat[chunk.first].scalar_type())));
-  at::Tensor gout_offset = at::empty({4 * total}, opts.dtype(at::kLong));
-  warp_contributions<acc_t><<<static_cast<unsigned>(blocks), kBlock, 0, stream>>>(p, total, keys.data_ptr<int64_t>(),
-                                                           weights.data_ptr<acc_t>(), gout_offset.data_ptr<int64_t>());
+  // 32-bit keys when every entry id and the sentinel fit: the sort then runs over 32 bits.
+  const bool keys32 = 4 * total < (int64_t(1) << 31);
+  at::Tensor keys = at::empty({4 * total}, opts.dtype(keys32 ? at::kInt : at::kLong));
+  if (keys32) {
+    warp_contributions<acc_t, int32_t><<<static_cast<unsigned>(blocks), kBlock, 0, stream>>>(
+        p, static_cast<int32_t>(total), keys.data_ptr<int32_t>());
+  } else {
+    warp_contributions<acc_t, int64_t><<<static_cast<unsigned>(blocks), kBlock, 0, stream>>>(p, total,
+                                                                                              keys.data_ptr<int64_t>());
+  }
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   // A stable sort keeps equal keys in ascending entry order: the fixed summation order.
   auto sorted = at::sort(keys, /*stable=*/true, /*dim=*/0, /*descending=*/false);
+  keys = at::Tensor();  // freed before the gather: only the sorted copy is needed
   const at::Tensor& sorted_keys = std::get<0>(sorted);
   const at::Tensor& order = std::get<1>(sorted);
-  const at::Tensor segment_start = at::searchsorted(sorted_keys, at::arange(total + 1, opts.dtype(at::kLong)));
+  const at::Tensor segment_start =
+      at::searchsorted(sorted_keys, at::arange(total + 1, opts.dtype(sorted_keys.scalar_type())));
   const int64_t gather_blocks = assign_blocks(p, kPixelsPerBlock);
   warp_gather_grad<scalar_t><<<static_cast<unsigned>(gather_blocks), kBlock, 0, stream>>>(
-      p, order.data_ptr<int64_t>(), segment_start.data_ptr<int64_t>(), weights.data_ptr<acc_t>(),
-      gout_offset.data_ptr<int64_t>());
+      p, order.data_ptr<int64_t>(), segment_start.data_ptr<int64_t>());
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
