@@ -15,8 +15,8 @@ from _threads import one_thread  # noqa: F401
 
 NAMES = ("crossnet-x4", "crossnet-x8")
 OPTIONS = {"config": "official", "sisr": "bicubic", "width": 0.25, "residual": True, "flow_ref": "degraded",
-           "ref_detail": True, "refine_radius": 2, "flow_init": "net",
-           "backprojection": 0}
+           "ref_detail": True, "refine_radius": 2, "flow_init": "patchmatch",
+           "backprojection": 2}
 
 
 def test_both_scales_ship_within_the_size_budget():
@@ -45,8 +45,10 @@ def test_load_by_name_and_scale_check(name, scale):
 @pytest.mark.parametrize("scale,margin", [(4, 3.0), (8, 1.5)])
 def test_shipped_weights_beat_bicubic_on_the_example(scale, margin):
     """The demo's pair (Lytro flowers (0,0) -> (1,1), held out of training): CrossNet at least
-    ``margin`` dB above bicubic (measured when shipped: x4 +4.0 dB, x8 see the model card; random or
-    mis-loaded weights are below bicubic). Patch matching is computed for the record only."""
+    ``margin`` dB above bicubic (measured when shipped: x4 +5.58 dB, x8 +6.09 dB; random or
+    mis-loaded weights are below bicubic). At x4, what `bash scripts/run.sh` shows, also above patch
+    matching (measured: 27.87 against 27.64 dB); at x8 it is below there (25.37 against 26.16 dB,
+    docs/MODEL_CARD.md)."""
     from crossnet_fast.baselines import bicubic, patchmatch_sr
     from crossnet_fast.data.io import load_image
     from crossnet_fast.metrics import psnr
@@ -59,3 +61,5 @@ def test_shipped_weights_beat_bicubic_on_the_example(scale, margin):
         pm = float(psnr(patchmatch_sr(lr, ref, scale, seed=0).clamp(0, 1), hr)[0])
         bic = float(psnr(bicubic(lr, scale).clamp(0, 1), hr)[0])
     assert ours > bic + margin, (ours, pm, bic)
+    if scale == 4:
+        assert ours > pm + 0.1, (ours, pm, bic)
