@@ -36,10 +36,13 @@ C10_HOST_DEVICE inline bool is_finite(acc_t v) {
 }
 
 // coef * value, or exactly 0 where coef is 0 whatever value holds (inf, NaN): the one rule by
-// which a tap is "not read". A select, not a branch, so loops still vectorise.
+// which a tap is "not read". The product is computed unconditionally and then selected, so the
+// compiler can blend instead of branching and loops still vectorise (a multiply inside the
+// conditional arm is not if-converted: floating-point ops may trap).
 template <typename acc_t>
 C10_HOST_DEVICE inline acc_t weighted(acc_t coef, acc_t value) {
-  return coef != acc_t(0) ? coef * value : acc_t(0);
+  const acc_t product = coef * value;
+  return coef != acc_t(0) ? product : acc_t(0);
 }
 
 template <typename acc_t>

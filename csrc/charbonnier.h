@@ -14,12 +14,16 @@ C10_HOST_DEVICE constexpr acc_t charbonnier_big() {
   return acc_t(1.152921504606847e18);  // 2^60
 }
 
-// sqrt(d^2 + eps2) without overflow for large finite d (the gradient d / rho is then +-1).
+// sqrt(d^2 + eps2) without overflow for large finite d (the gradient d / rho is then +-1): where
+// d * d overflowed, rho is inf and |d| is the exact answer (|d| > 1.8e19 in fp32 makes eps^2
+// negligible); for d = +-inf, |d| is inf anyway. A select after the plain formula, so the hot
+// loop keeps its vector sqrt.
 template <typename acc_t>
 C10_HOST_DEVICE inline acc_t charbonnier_rho(acc_t d, acc_t eps2) {
   using std::sqrt;
+  const acc_t root = sqrt(d * d + eps2);
   const acc_t ad = d < acc_t(0) ? -d : d;
-  return ad > charbonnier_big<acc_t>() ? ad : sqrt(d * d + eps2);
+  return root > charbonnier_big<acc_t>() ? ad : root;
 }
 
 }  // namespace crossnet_fast
