@@ -21,7 +21,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-__all__ = ["imresize", "degrade", "upsample_bicubic", "resize_matrix", "gaussian_kernel1d"]
+__all__ = ["imresize", "degrade", "upsample_bicubic", "back_project", "resize_matrix", "gaussian_kernel1d"]
 
 
 def _cubic(x: torch.Tensor) -> torch.Tensor:
@@ -208,3 +208,24 @@ def upsample_bicubic(lr: torch.Tensor, scale: int, size: tuple[int, int] | None 
             raise ValueError(f"size {tuple(size)} does not fit the upsampled {tuple(up.shape[-2:])}")
         up = up[..., :H, :W]
     return up.clamp(0.0, 1.0) if clamp else up
+
+
+def back_project(sr: torch.Tensor, lr: torch.Tensor, scale: int, rounds: int, method: str = "bicubic") -> torch.Tensor:
+    """Iterative back-projection: ``rounds`` times ``sr += upsample_bicubic(lr - degrade(clamp(sr)))``.
+
+    Pushes an estimate towards consistency with the observed LR image (the last step of the
+    patch-matching baseline and CrossNet's ``backprojection`` option). Differentiable.
+
+    Args:
+        sr: (N, 3, H, W) float estimate, values about [0, 1] (clamped before degrading, so
+            out-of-range values do not feed back).
+        lr: (N, 3, H/scale, W/scale) float observed LR image in [0, 1].
+        scale: integer factor; method: the ``degrade`` method that made ``lr``.
+
+    Returns:
+        (N, 3, H, W) tensor of ``sr.dtype`` (the residual is computed in fp32; not clamped).
+    """
+    for _ in range(rounds):
+        residual = lr.float() - degrade(sr.float().clamp(0, 1), scale, method=method)
+        sr = sr + upsample_bicubic(residual, scale, clamp=False).to(sr.dtype)
+    return sr

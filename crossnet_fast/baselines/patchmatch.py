@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..degrade import degrade, upsample_bicubic
+from ..degrade import back_project, degrade, upsample_bicubic
 
 _LUMA = (0.299, 0.587, 0.114)
 
@@ -243,11 +243,7 @@ def patchmatch_sr(lr: torch.Tensor, ref: torch.Tensor, scale: int, *, taps: int 
     qy = flow[:, 1].long() + torch.arange(H, device=lr.device).view(1, H, 1)
     weight = torch.exp(-cost / (tau * tau))
     sr = up + _transfer(ref_high, qy, qx, weight, patch)
-    for _ in range(backprojection):
-        # Push the estimate towards consistency with the observed LR image.
-        residual = lr - degrade(sr.clamp(0, 1), scale, method=degradation)
-        sr = sr + upsample_bicubic(residual, scale, clamp=False)
-    sr = sr.clamp(0.0, 1.0)
+    sr = back_project(sr, lr, scale, backprojection, method=degradation).clamp(0.0, 1.0)
     if size is not None:
         h_out, w_out = (int(v) for v in size)
         if not (0 < h_out <= H and 0 < w_out <= W):

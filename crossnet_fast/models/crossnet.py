@@ -17,7 +17,7 @@ from torch import nn
 
 from ..backend import BACKENDS
 from ..baselines.patchmatch import nearest_neighbour_flow
-from ..degrade import degrade, upsample_bicubic
+from ..degrade import back_project, degrade
 from ..ops import backward_warp, multiscale_warp
 from .decoder import Decoder, ReferenceDetailGate
 from .encoder import Encoder
@@ -301,11 +301,7 @@ class CrossNet(nn.Module):
             w = backward_warp(both, used[0].float(), padding=self.cfg.padding, backend=self.backend)
             detail, mismatch = w[:, :3], lr_up.float() - w[:, 3:]
             out = out + self.ref_detail(fused, detail, mismatch).to(out.dtype)
-        for _ in range(self.cfg.backprojection):
-            # In fp32 (the degradation's filters are fp32); the clamp keeps out-of-range values
-            # from feeding back, as in the patch-matching baseline.
-            residual = lr.float() - degrade(out.float().clamp(0, 1), self.scale)
-            out = out + upsample_bicubic(residual, self.scale, clamp=False).to(out.dtype)
+        out = back_project(out, lr, self.scale, self.cfg.backprojection)
         if not return_parts:
             return out
         return {"out": out, "flows": flows, "v0_used": used[0], "lr_up": lr_up, "flow_ref": flow_ref}

@@ -77,7 +77,8 @@ def _gather(flat: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
 
 
 def _weighted(coef: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-    """coef (N, 1, H*W) * values (N, C, H*W), but exactly 0 where coef is 0 (the tap is not read)."""
+    """coef * values (broadcast, e.g. (N, 1, H*W) by (N, C, H*W)), but exactly 0 where coef is 0:
+    the tap is not used, so an inf or NaN there does not become NaN. Also used by upsample_flow."""
     return torch.where(coef != 0, coef * values, torch.zeros_like(values))
 
 

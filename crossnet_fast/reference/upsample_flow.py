@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import torch
 
+from .multiscale_warp import _weighted
+
 
 def upsample_flow(flow: torch.Tensor, scale: int = 2) -> torch.Tensor:
     """Bilinearly upsample a pixel-unit flow field by an integer factor.
@@ -36,9 +38,3 @@ def upsample_flow(flow: torch.Tensor, scale: int = 2) -> torch.Tensor:
     rows = _weighted((1 - fy).view(-1, 1), f[:, :, y0]) + _weighted(fy.view(-1, 1), f[:, :, y1])
     out = _weighted(1 - fx, rows[:, :, :, x0]) + _weighted(fx, rows[:, :, :, x1])
     return (out * scale).to(flow.dtype)
-
-
-def _weighted(weight: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-    """weight * values, but exactly 0 where the weight is 0: a tap of weight 0 is not used, so an
-    inf or NaN there does not become NaN (F.interpolate reads it at the clamped first row/column)."""
-    return torch.where(weight != 0, weight * values, torch.zeros_like(values))

@@ -16,6 +16,7 @@ import triton
 import triton.language as tl
 
 from . import _common
+from ._warp_kernels import _weighted
 
 
 @triton.jit
@@ -49,11 +50,11 @@ def _upsample_fwd_kernel(in_ptr, out_ptr, C, H, W, s_n, s_c, s_h, s_w, scale, ti
     v01 = tl.load(base + y0 * s_h + x1 * s_w, mask=mask, other=0.0).to(ACC)
     v10 = tl.load(base + y1 * s_h + x0 * s_w, mask=mask, other=0.0).to(ACC)
     v11 = tl.load(base + y1 * s_h + x1 * s_w, mask=mask, other=0.0).to(ACC)
-    # Rows first, then columns, as the reference does; a tap of weight 0 is not used (where, not
-    # multiply: an inf there must not become NaN).
-    top = tl.where(fy != 1, v00 * (1 - fy), 0.0) + tl.where(fy != 0, v10 * fy, 0.0)
-    bot = tl.where(fy != 1, v01 * (1 - fy), 0.0) + tl.where(fy != 0, v11 * fy, 0.0)
-    val = (tl.where(fx != 1, top * (1 - fx), 0.0) + tl.where(fx != 0, bot * fx, 0.0)) * scale
+    # Rows first, then columns, as the reference does; a tap of weight 0 is not used (an inf
+    # there must not become NaN).
+    top = _weighted(1 - fy, v00) + _weighted(fy, v10)
+    bot = _weighted(1 - fy, v01) + _weighted(fy, v11)
+    val = (_weighted(1 - fx, top) + _weighted(fx, bot)) * scale
     out = out_ptr + plane * HO * WO
     tl.store(out + q, val.to(out_ptr.dtype.element_ty), mask=mask)
 
