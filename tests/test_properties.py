@@ -70,13 +70,29 @@ def test_multiscale_warp_matches_grid_sample(backend, case):
     check_warp(case, _multiscale_one(backend), DEVICE[backend])
 
 
+def _upsample_inf_at_scale_1():
+    """Regression case found by hypothesis: upsample_flow multiplied an inf by its zero weight at
+    scale 1 (and at the clamped first row/column), giving NaN instead of the inf itself."""
+    flow = torch.tensor([[[[float("inf"), 0.2078], [-0.0406, 0.4207]], [[0.1450, 0.2911], [-0.3214, -0.1489]]]])
+    return {"flow": flow, "dtype": torch.float32, "scale": 1, "layout": "nchw", "grad_seed": 0}
+
+
+def _charbonnier_overflow():
+    """Regression case found by hypothesis: (pred - target)^2 overflowed fp32 for a difference of
+    1e30 (the loss, 1e30, is representable)."""
+    return {"pred": torch.tensor([1e30]), "target": torch.tensor([0.9701]), "dtype": torch.float32,
+            "eps": 1e-3, "reduction": "mean"}
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 @given(case=upsample_case())
+@example(case=_upsample_inf_at_scale_1())
 def test_upsample_flow_matches_interpolate(backend, case):
     check_upsample(case, lambda f, s: cf.upsample_flow(f, s, backend=backend), DEVICE[backend])
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @given(case=loss_case())
+@example(case=_charbonnier_overflow())
 def test_charbonnier_matches_formula(backend, case):
     check_charbonnier(case, lambda p, t, e, r: cf.charbonnier(p, t, e, r, backend=backend), DEVICE[backend])

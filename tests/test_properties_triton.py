@@ -20,7 +20,8 @@ from hypothesis import example, given, settings
 import crossnet_fast as cf
 from properties import (check_charbonnier, check_upsample, check_warp, loss_case,
                         upsample_case, warp_case)
-from test_properties import _identity_with_inf, _inf_at_origin
+from test_properties import (_charbonnier_overflow, _identity_with_inf, _inf_at_origin,
+                             _upsample_inf_at_scale_1)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HAS_TRITON = importlib.util.find_spec("triton") is not None
@@ -64,6 +65,7 @@ def test_triton_backward_warp_matches_grid_sample(case):
 @interpreted
 @settings(max_examples=TRITON_EXAMPLES)
 @given(case=upsample_case())
+@example(case=_upsample_inf_at_scale_1())
 def test_triton_upsample_flow_matches_interpolate(case):
     check_upsample(case, lambda f, s: cf.upsample_flow(f, s, backend="triton"))
 
@@ -71,6 +73,7 @@ def test_triton_upsample_flow_matches_interpolate(case):
 @interpreted
 @settings(max_examples=TRITON_EXAMPLES)
 @given(case=loss_case())
+@example(case=_charbonnier_overflow())
 def test_triton_charbonnier_matches_formula(case):
     check_charbonnier(case, lambda p, t, e, r: cf.charbonnier(p, t, e, r, backend="triton"))
 
