@@ -8,6 +8,7 @@
 
 #include <c10/macros/Macros.h>
 
+#include <cmath>
 #include <cstdint>
 
 namespace crossnet_fast {
@@ -92,8 +93,9 @@ C10_HOST_DEVICE inline BilinearTaps<acc_t, index_t> bilinear_taps_strided(
     else if (y > max_y) { y = max_y; clamp_grad_y = acc_t(0); }
   } else {
     // Entirely outside (or not a number): every tap is 0. Checked before any float->int
-    // conversion, so huge flows cannot overflow an index.
-    if (!is_finite(x) || !is_finite(y) || !(x > acc_t(-1)) || !(x < max_x + acc_t(1)) || !(y > acc_t(-1)) ||
+    // conversion, so huge flows cannot overflow an index. At exactly -1 the tap at 0 has weight 0
+    // but a non-zero derivative, so the point still counts (as in F.grid_sample).
+    if (!is_finite(x) || !is_finite(y) || !(x >= acc_t(-1)) || !(x < max_x + acc_t(1)) || !(y >= acc_t(-1)) ||
         !(y < max_y + acc_t(1))) {
       return taps;
     }
@@ -127,6 +129,83 @@ template <typename acc_t, typename index_t>
 C10_HOST_DEVICE inline BilinearTaps<acc_t, index_t> bilinear_taps(
     acc_t x, acc_t y, index_t height, index_t width, Padding padding) {
   return bilinear_taps_strided<acc_t, index_t>(x, y, height, width, width, index_t(1), padding);
+}
+
+// ---------------------------------------------------------------------------------------------
+// grid_sample: normalised grid coordinates (F.grid_sample's convention) -> pixel coordinates.
+// The definition is crossnet_fast/reference/grid_sample.py.
+
+enum class GridPadding : int { Zeros = 0, Border = 1, Reflection = 2 };
+
+// A pixel coordinate and its derivative with respect to the normalised grid coordinate (0 where
+// the padding clamped it).
+template <typename acc_t>
+struct SourceCoordinate {
+  acc_t coord;
+  acc_t factor;
+};
+
+template <typename acc_t>
+C10_HOST_DEVICE inline SourceCoordinate<acc_t> grid_source_coordinate(acc_t g, int64_t size, GridPadding padding,
+                                                                       bool align_corners) {
+  const acc_t n = static_cast<acc_t>(size);
+  acc_t x = align_corners ? (g + acc_t(1)) / acc_t(2) * (n - acc_t(1)) : ((g + acc_t(1)) * n - acc_t(1)) / acc_t(2);
+  acc_t factor = align_corners ? (n - acc_t(1)) / acc_t(2) : n / acc_t(2);
+  if (padding == GridPadding::Zeros) return {x, factor};
+  if (padding == GridPadding::Reflection) {
+    // Reflect about the corner pixels' centres (align_corners) or their outer edges.
+    const acc_t low = align_corners ? acc_t(0) : acc_t(-0.5);
+    const acc_t span = align_corners ? n - acc_t(1) : n;
+    if (span <= acc_t(0)) return {acc_t(0), acc_t(0)};
+    acc_t d = x - low;
+    acc_t sign = acc_t(1);
+    if (d < acc_t(0)) {
+      d = -d;
+      sign = acc_t(-1);
+    }
+    const acc_t flips = ::floor(d / span);
+    const acc_t extra = ::fmod(d, span);
+    const bool odd = ::fmod(flips, acc_t(2)) == acc_t(1);
+    x = odd ? span - extra + low : extra + low;
+    factor *= odd ? -sign : sign;
+  }
+  // Clamp into [0, size-1] (border, and reflection's rounding); on or beyond a bound the
+  // derivative is 0, as in PyTorch. NaN stays NaN (every comparison is false).
+  const acc_t max_x = n - acc_t(1);
+  if (!(x > acc_t(0) && x < max_x)) {
+    factor = acc_t(0);
+    if (x <= acc_t(0)) x = acc_t(0);
+    else if (x >= max_x) x = max_x;
+  }
+  return {x, factor};
+}
+
+// The taps of one grid point: bilinear taps with the derivatives taken with respect to the
+// normalised grid coordinates. `undefined` marks a point whose coordinate is not finite after
+// padding (NaN; +-inf except with border padding): its sample and grid gradient are NaN, its taps
+// all 0 (nothing reaches the input gradient).
+template <typename acc_t, typename index_t>
+struct GridTaps {
+  BilinearTaps<acc_t, index_t> taps;
+  bool undefined;
+};
+
+template <typename acc_t, typename index_t>
+C10_HOST_DEVICE inline GridTaps<acc_t, index_t> grid_taps_strided(acc_t gx, acc_t gy, index_t height, index_t width,
+                                                                  index_t row_stride, index_t col_stride,
+                                                                  GridPadding padding, bool align_corners) {
+  const SourceCoordinate<acc_t> sx = grid_source_coordinate<acc_t>(gx, width, padding, align_corners);
+  const SourceCoordinate<acc_t> sy = grid_source_coordinate<acc_t>(gy, height, padding, align_corners);
+  GridTaps<acc_t, index_t> r;
+  r.undefined = !is_finite(sx.coord) || !is_finite(sy.coord);
+  // Zeros rule for the taps: after border or reflection padding the point is inside the image.
+  r.taps = bilinear_taps_strided<acc_t, index_t>(sx.coord, sy.coord, height, width, row_stride, col_stride,
+                                                 Padding::Zeros);
+  for (int k = 0; k < 4; ++k) {
+    r.taps.dweight_dx[k] *= sx.factor;
+    r.taps.dweight_dy[k] *= sy.factor;
+  }
+  return r;
 }
 
 }  // namespace crossnet_fast

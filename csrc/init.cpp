@@ -16,6 +16,10 @@ TORCH_LIBRARY(crossnet_fast, m) {
   m.def(
       "multiscale_warp_backward(Tensor[] grad_outs, Tensor[] feats, Tensor[] flows, str padding, "
       "bool[2] output_mask) -> (Tensor[], Tensor[])");
+  m.def("grid_sample(Tensor input, Tensor grid, str padding, bool align_corners) -> Tensor");
+  m.def(
+      "grid_sample_backward(Tensor grad_out, Tensor input, Tensor grid, str padding, bool align_corners, "
+      "bool[2] output_mask) -> (Tensor, Tensor)");
   m.def("upsample_flow(Tensor flow, int scale) -> Tensor");
   m.def("upsample_flow_backward(Tensor grad_out, int scale) -> Tensor");
   m.def(

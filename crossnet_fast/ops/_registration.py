@@ -21,6 +21,11 @@ SCHEMAS = {
         "(Tensor[] grad_outs, Tensor[] feats, Tensor[] flows, str padding, bool[2] output_mask)"
         " -> (Tensor[], Tensor[])"
     ),
+    "grid_sample": "(Tensor input, Tensor grid, str padding, bool align_corners) -> Tensor",
+    "grid_sample_backward": (
+        "(Tensor grad_out, Tensor input, Tensor grid, str padding, bool align_corners, bool[2] output_mask)"
+        " -> (Tensor, Tensor)"
+    ),
     "upsample_flow": "(Tensor flow, int scale) -> Tensor",
     "upsample_flow_backward": "(Tensor grad_out, int scale) -> Tensor",
     "charbonnier": "(Tensor pred, Tensor target, float eps, str reduction, bool compute_grad) -> (Tensor, Tensor)",
@@ -43,6 +48,18 @@ def _fake_multiscale_warp_backward(grad_outs, feats, flows, padding, output_mask
     grad_feats = [torch.empty_like(f) for f in feats] if output_mask[0] else []
     grad_flows = [torch.empty_like(v) for v in flows] if output_mask[1] else []
     return grad_feats, grad_flows
+
+
+def _fake_grid_sample(input, grid, padding, align_corners):
+    n, c = input.shape[0], input.shape[1]
+    return input.new_empty((n, c, grid.shape[1], grid.shape[2]))
+
+
+def _fake_grid_sample_backward(grad_out, input, grid, padding, align_corners, output_mask):
+    # A gradient that was not asked for is an empty (0,) tensor.
+    grad_input = torch.empty_like(input) if output_mask[0] else input.new_empty((0,))
+    grad_grid = torch.empty_like(grid) if output_mask[1] else grid.new_empty((0,))
+    return grad_input, grad_grid
 
 
 def _fake_upsample_flow(flow, scale):
@@ -90,6 +107,19 @@ def _autograd_for(namespace: str):
         none = [None] * ctx.num_scales
         return (list(grad_feats) if need_feat else none, list(grad_flows) if need_flow else none, None)
 
+    def grid_sample_setup(ctx, inputs, output):
+        input, grid, padding, align_corners = inputs
+        ctx.padding, ctx.align_corners = padding, align_corners
+        ctx.save_for_backward(input, grid)
+
+    def grid_sample_backward(ctx, grad_out):
+        input, grid = ctx.saved_tensors
+        need_input, need_grid = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        grad_input, grad_grid = ops_of(namespace).grid_sample_backward(
+            grad_out, input, grid, ctx.padding, ctx.align_corners, [need_input, need_grid]
+        )
+        return (grad_input if need_input else None, grad_grid if need_grid else None, None, None)
+
     def upsample_setup(ctx, inputs, output):
         ctx.scale = inputs[1]
 
@@ -127,6 +157,7 @@ def _autograd_for(namespace: str):
 
     return {
         "multiscale_warp": (warp_setup, warp_backward),
+        "grid_sample": (grid_sample_setup, grid_sample_backward),
         "upsample_flow": (upsample_setup, upsample_backward),
         "charbonnier": (charbonnier_setup, charbonnier_backward),
     }
@@ -135,6 +166,8 @@ def _autograd_for(namespace: str):
 _FAKES = {
     "multiscale_warp": _fake_multiscale_warp,
     "multiscale_warp_backward": _fake_multiscale_warp_backward,
+    "grid_sample": _fake_grid_sample,
+    "grid_sample_backward": _fake_grid_sample_backward,
     "upsample_flow": _fake_upsample_flow,
     "upsample_flow_backward": _fake_upsample_flow_backward,
     "charbonnier": _fake_charbonnier,

@@ -89,3 +89,23 @@ def check_loss_pair(op: str, pred, target, eps, reduction) -> None:
         raise ValueError(f"{op}: reduction='batch' needs pred with a batch dimension, got a 0-d tensor")
     if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps > 0:
         raise ValueError(f"{op}: eps must be a positive number, got {eps!r}")
+
+
+GRID_PADDINGS = ("zeros", "border", "reflection")
+
+
+def check_grid_sample(op: str, input, grid, padding_mode, align_corners) -> None:
+    """input (N, C, H, W) and grid (N, Ho, Wo, 2), floating, one device; padding and align_corners."""
+    check_float_tensor(op, "input", input, 4, "(N, C, H, W)")
+    check_float_tensor(op, "grid", grid, 4, "(N, Ho, Wo, 2)")
+    if grid.shape[-1] != 2:
+        raise ValueError(f"{op}: grid must have shape (N, Ho, Wo, 2) with (x, y) in the last dimension, "
+                         f"got {_shape(grid)}")
+    if grid.shape[0] != input.shape[0]:
+        raise ValueError(f"{op}: grid must have the batch size of input ({input.shape[0]}), got {_shape(grid)}")
+    if input.device != grid.device:
+        raise ValueError(f"{op}: input and grid must be on the same device, got {input.device} and {grid.device}")
+    if padding_mode not in GRID_PADDINGS:
+        raise ValueError(f"{op}: padding_mode must be one of {GRID_PADDINGS}, got {padding_mode!r}")
+    if not isinstance(align_corners, bool):
+        raise TypeError(f"{op}: align_corners must be a bool, got {type(align_corners).__name__}")

@@ -3,8 +3,9 @@
 Each function is differentiable through ordinary autograd, so the reference backend needs no
 registration of its own.
 """
+from .grid_sample import grid_sample
 from .multiscale_warp import backward_warp, multiscale_warp
 from .upsample_flow import upsample_flow
 from .charbonnier import charbonnier
 
-__all__ = ["backward_warp", "multiscale_warp", "upsample_flow", "charbonnier"]
+__all__ = ["backward_warp", "multiscale_warp", "grid_sample", "upsample_flow", "charbonnier"]

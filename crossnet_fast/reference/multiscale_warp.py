@@ -16,82 +16,44 @@ from __future__ import annotations
 
 import torch
 
-
-def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
-    # Half-precision inputs are sampled in fp32, as every native backend does (fp32 accumulation).
-    return torch.float64 if dtype == torch.float64 else torch.float32
+from ._bilinear import compute_dtype, coordinate_grads, corner_taps, sample, scatter_to_plane
 
 
 def _taps(flow: torch.Tensor, h: int, w: int, padding: str):
-    """The four bilinear taps of every sample point.
+    """The four bilinear taps of every pixel displaced by its flow.
 
-    flow (N, 2, H, W) in the compute dtype. Returns a list of four (index, weight, d weight/dx,
-    d weight/dy): index (N, H*W) long into an (H*W) plane (clamped into it; where the tap is
-    outside the image its weight and derivatives are 0), the others (N, H, W) compute dtype.
+    flow (N, 2, H, W) in the compute dtype. Returns :func:`corner_taps`'s list over P = H*W points.
     """
     n = flow.shape[0]
     ys = torch.arange(h, device=flow.device, dtype=flow.dtype).view(1, h, 1)
     xs = torch.arange(w, device=flow.device, dtype=flow.dtype).view(1, 1, w)
-    x = xs + flow[:, 0]
-    y = ys + flow[:, 1]
+    x = (xs + flow[:, 0]).reshape(n, h * w)
+    y = (ys + flow[:, 1]).reshape(n, h * w)
     one = torch.ones_like(x)
-    nan_point = torch.isnan(x) | torch.isnan(y)
+    nan_point = None
     if padding == "border":
+        nan_point = torch.isnan(x) | torch.isnan(y)
         # The derivative of a clamped coordinate is 0 (inclusive bounds, like torch.clamp).
         grad_x = torch.where((x >= 0) & (x <= w - 1), one, torch.zeros_like(x))
         grad_y = torch.where((y >= 0) & (y <= h - 1), one, torch.zeros_like(y))
         x = x.clamp(0, w - 1)  # clamp keeps NaN as NaN; +-inf lands on the border
         y = y.clamp(0, h - 1)
+        valid = torch.ones_like(nan_point)  # NaN in, NaN out: NaN weights around pixel (0, 0)
     elif padding == "zeros":
         grad_x, grad_y = one, one
+        valid = torch.isfinite(x) & torch.isfinite(y)  # a non-finite point samples nothing: 0
     else:
         raise ValueError(f"padding must be 'border' or 'zeros', got {padding!r}")
-    finite = torch.isfinite(x) & torch.isfinite(y)
-    # Integer corners from a sanitised copy, so that NaN/inf never become indices.
-    x0 = torch.floor(torch.where(finite, x, torch.zeros_like(x))).clamp(-2, w + 1)
-    y0 = torch.floor(torch.where(finite, y, torch.zeros_like(y))).clamp(-2, h + 1)
-    ax, ay = x - x0, y - y0
-    taps = []
-    for dy, wy, dwy in ((0, 1 - ay, -grad_y), (1, ay, grad_y)):
-        for dx, wx, dwx in ((0, 1 - ax, -grad_x), (1, ax, grad_x)):
-            xi, yi = x0 + dx, y0 + dy
-            keep = (xi >= 0) & (xi <= w - 1) & (yi >= 0) & (yi <= h - 1)
-            if padding == "zeros":
-                keep = keep & finite  # a non-finite point samples nothing: 0, gradient 0
-            weight, d_x, d_y = wx * wy, dwx * wy, wx * dwy
-            if padding == "border":
-                # NaN in, NaN out: the NaN point's taps around pixel (0, 0) get NaN weights.
-                nan = torch.full_like(weight, float("nan"))
-                weight, d_x, d_y = (torch.where(nan_point, nan, v) for v in (weight, d_x, d_y))
-            zero = torch.zeros_like(weight)
-            weight, d_x, d_y = (torch.where(keep, v, zero) for v in (weight, d_x, d_y))
-            index = (yi.clamp(0, h - 1) * w + xi.clamp(0, w - 1)).long().reshape(n, h * w)
-            taps.append((index, weight, d_x, d_y))
-    return taps
-
-
-def _gather(flat: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """flat (N, C, H*W), index (N, H*W) -> (N, C, H*W)."""
-    n, c, hw = flat.shape
-    return torch.gather(flat, 2, index.view(n, 1, hw).expand(n, c, hw))
-
-
-def _weighted(coef: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-    """coef * values (broadcast, e.g. (N, 1, H*W) by (N, C, H*W)), but exactly 0 where coef is 0:
-    the tap is not used, so an inf or NaN there does not become NaN. Also used by upsample_flow."""
-    return torch.where(coef != 0, coef * values, torch.zeros_like(values))
+    return corner_taps(x, y, grad_x, grad_y, h, w, valid, nan_point)
 
 
 class _BackwardWarp(torch.autograd.Function):
     @staticmethod
     def forward(ctx, feat, flow, padding):
         n, c, h, w = feat.shape
-        compute = _compute_dtype(feat.dtype)
-        flat = feat.to(compute).reshape(n, c, h * w)
+        compute = compute_dtype(feat.dtype)
         taps = _taps(flow.to(compute), h, w, padding)
-        out = torch.zeros(n, c, h * w, dtype=compute, device=feat.device)
-        for index, weight, _, _ in taps:
-            out = out + _weighted(weight.reshape(n, 1, h * w), _gather(flat, index))
+        out = sample(feat.to(compute).reshape(n, c, h * w), taps)
         ctx.save_for_backward(feat, flow)
         ctx.padding = padding
         return out.reshape(n, c, h, w).to(feat.dtype)
@@ -100,26 +62,14 @@ class _BackwardWarp(torch.autograd.Function):
     def backward(ctx, grad_out):
         feat, flow = ctx.saved_tensors
         n, c, h, w = feat.shape
-        compute = _compute_dtype(feat.dtype)
-        flat = feat.to(compute).reshape(n, c, h * w)
+        compute = compute_dtype(feat.dtype)
         g = grad_out.to(compute).reshape(n, c, h * w)
         taps = _taps(flow.to(compute), h, w, ctx.padding)
         grad_feat = grad_flow = None
         if ctx.needs_input_grad[0]:
-            acc = torch.zeros(n, c, h * w, dtype=compute, device=feat.device)
-            for index, weight, _, _ in taps:
-                contrib = _weighted(weight.reshape(n, 1, h * w), g)
-                acc.scatter_add_(2, index.view(n, 1, h * w).expand(n, c, h * w), contrib)
-            grad_feat = acc.reshape(n, c, h, w).to(feat.dtype)
+            grad_feat = scatter_to_plane(g, taps, h * w).reshape(n, c, h, w).to(feat.dtype)
         if ctx.needs_input_grad[1]:
-            gx = torch.zeros(n, 1, h * w, dtype=compute, device=feat.device)
-            gy = torch.zeros_like(gx)
-            for index, _, d_x, d_y in taps:
-                # grad_out . tap per pixel, where either derivative reads the tap.
-                reads = ((d_x != 0) | (d_y != 0)).reshape(n, 1, h * w)
-                dot = torch.where(reads, g * _gather(flat, index), torch.zeros_like(g)).sum(1, keepdim=True)
-                gx = gx + _weighted(d_x.reshape(n, 1, h * w), dot)
-                gy = gy + _weighted(d_y.reshape(n, 1, h * w), dot)
+            gx, gy = coordinate_grads(feat.to(compute).reshape(n, c, h * w), g, taps)
             grad_flow = torch.cat((gx, gy), 1).reshape(n, 2, h, w).to(flow.dtype)
         return grad_feat, grad_flow, None
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from .multiscale_warp import _weighted
+from ._bilinear import weighted as _weighted
 
 
 def upsample_flow(flow: torch.Tensor, scale: int = 2) -> torch.Tensor:

@@ -24,11 +24,13 @@ _library = None  # the torch.library.Library holding the definitions, once regis
 
 def _implementations() -> dict:
     """op name -> Python implementation (imports Triton and the kernels)."""
-    from . import charbonnier, multiscale_warp, upsample_flow
+    from . import charbonnier, grid_sample, multiscale_warp, upsample_flow
 
     return {
         "multiscale_warp": multiscale_warp.multiscale_warp,
         "multiscale_warp_backward": multiscale_warp.multiscale_warp_backward,
+        "grid_sample": grid_sample.grid_sample,
+        "grid_sample_backward": grid_sample.grid_sample_backward,
         "upsample_flow": upsample_flow.upsample_flow,
         "upsample_flow_backward": upsample_flow.upsample_flow_backward,
         "charbonnier": charbonnier.charbonnier,
