@@ -42,7 +42,7 @@ def _fmod_pos(d, span, ACC: tl.constexpr):
 @triton.jit
 def _source(g, size, PAD: tl.constexpr, ALIGN_CORNERS: tl.constexpr, ACC: tl.constexpr):
     """Normalised coordinate g -> (pixel coordinate, d coordinate / d g); 0 derivative where clamped."""
-    n = size.to(ACC)
+    n = tl.cast(size, ACC)  # size may be the constant 1 (Triton specialises it): no .to()
     if ALIGN_CORNERS:
         x = (g + 1) * 0.5 * (n - 1)
         factor = tl.zeros_like(x) + (n - 1) * 0.5
@@ -105,8 +105,8 @@ def _taps(gx, gy, H, W, pmask, PAD: tl.constexpr, ALIGN_CORNERS: tl.constexpr, A
     # (a point far outside then has no tap inside the image).
     x0f = tl.floor(tl.where(defined, x, 0.0))
     y0f = tl.floor(tl.where(defined, y, 0.0))
-    x0f = tl.minimum(tl.maximum(x0f, -2.0), (W + 1).to(ACC))
-    y0f = tl.minimum(tl.maximum(y0f, -2.0), (H + 1).to(ACC))
+    x0f = tl.minimum(tl.maximum(x0f, -2.0), tl.cast(W + 1, ACC))
+    y0f = tl.minimum(tl.maximum(y0f, -2.0), tl.cast(H + 1, ACC))
     undefined = (~defined) & pmask
     return x0f.to(tl.int32), y0f.to(tl.int32), (x - x0f).to(ACC), (y - y0f).to(ACC), fx, fy, undefined
 
@@ -132,8 +132,9 @@ def _tap(x0, y0, DX: tl.constexpr, DY: tl.constexpr, ax, ay, H, W, undefined, pm
     w = tl.where(valid, wx * wy, 0.0)
     dw_dx = tl.where(valid, dwx * wy, 0.0)
     dw_dy = tl.where(valid, wx * dwy, 0.0)
-    xi = tl.minimum(tl.maximum(xi, 0), W - 1)
-    yi = tl.minimum(tl.maximum(yi, 0), H - 1)
+    # int64: row * row stride can pass 2^31 in an input of more than 2^31 elements.
+    xi = tl.minimum(tl.maximum(xi, 0), W - 1).to(tl.int64)
+    yi = tl.minimum(tl.maximum(yi, 0), H - 1).to(tl.int64)
     return xi, yi, valid, w, dw_dx, dw_dy
 
 
@@ -196,7 +197,7 @@ def _grid_sample_bwd_kernel(gout_ptr, in_ptr, grid_ptr, gin_ptr, ggrid_ptr, P, C
     xc, yc, vc, wc, dxc, dyc = tc
     xd, yd, vd, wd, dxd, dyd = td
     go = gout_ptr + (n * g_n + oy * g_h + ox * g_w)[None, :]
-    HW = (H * W).to(tl.int64)
+    HW = tl.cast(H * W, tl.int64)
     # Per-tap dot products sum_c grad_out[c] * input_tap[c]; the grid gradient combines them.
     da = tl.zeros_like(fx)
     db = tl.zeros_like(fx)
