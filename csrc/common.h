@@ -91,6 +91,28 @@ inline void check_upsample_input(const at::Tensor& t, int64_t scale, const char*
   TORCH_CHECK_TYPE(is_supported_float(t.scalar_type()), name, " must be a float tensor");
 }
 
+// padding of grid_sample (F.grid_sample's padding_mode strings).
+inline GridPadding parse_grid_padding(c10::string_view padding) {
+  if (padding == "zeros") return GridPadding::Zeros;
+  if (padding == "border") return GridPadding::Border;
+  if (padding == "reflection") return GridPadding::Reflection;
+  TORCH_CHECK_VALUE(false, "padding must be 'zeros', 'border' or 'reflection', got '", std::string(padding), "'");
+}
+
+// input (N, C, H, W) with H, W > 0 (F.grid_sample refuses empty planes: there is nothing to pad
+// from) and grid (N, Ho, Wo, 2), both float, one device.
+inline void check_grid_sample_inputs(const at::Tensor& input, const at::Tensor& grid) {
+  TORCH_CHECK_VALUE(input.dim() == 4, "input must be (N, C, H, W), got ", input.sizes());
+  TORCH_CHECK_VALUE(grid.dim() == 4 && grid.size(3) == 2, "grid must be (N, Ho, Wo, 2), got ", grid.sizes());
+  TORCH_CHECK_VALUE(grid.size(0) == input.size(0), "grid ", grid.sizes(), " must have the batch size of input ",
+                    input.sizes());
+  TORCH_CHECK_VALUE(input.size(2) > 0 && input.size(3) > 0, "input must have non-empty spatial dimensions, got ",
+                    input.sizes());
+  TORCH_CHECK_TYPE(is_supported_float(input.scalar_type()) && is_supported_float(grid.scalar_type()),
+                   "input and grid must be float16, bfloat16, float32 or float64");
+  TORCH_CHECK(input.device() == grid.device(), "input and grid must be on one device");
+}
+
 // The dtype the kernels compute in: fp64 for fp64 features, fp32 otherwise.
 inline at::ScalarType accumulate_type(at::ScalarType t) {
   return t == at::kDouble ? at::kDouble : at::kFloat;

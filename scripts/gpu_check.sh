@@ -42,7 +42,7 @@ export PY
 if step build 900 bash -c '"$PY" -m pip install --no-build-isolation --no-deps --no-index -e . || "$PY" setup.py build_ext --inplace'; then
   export CROSSNET_FAST_REQUIRE_CUDA=1
   step import 60 "$PY" -c "from crossnet_fast import _extension as e; assert e.has_cuda_kernels(), e.load_error; print('CUDA kernels loaded')"
-  step test_cuda 300 "$PY" -m pytest -q --maxfail=25 -p no:cacheprovider tests/test_cuda.py
+  step test_cuda 300 "$PY" -m pytest -q --maxfail=25 -p no:cacheprovider tests/test_cuda.py tests/test_grid_sample_cuda.py
   if [ -f tests/test_triton.py ]; then
     step test_triton 240 "$PY" -m pytest -q -p no:cacheprovider tests/test_triton.py
   fi

@@ -187,6 +187,25 @@ def check_upsample(rep, n, size, scale, dtype_name):
                                       for _ in range(2)])), 0.0)
 
 
+def check_grid_sample(rep, n, c, size, dtype_name, padding, align_corners):
+    """Compiled Triton grid_sample vs F.grid_sample in fp64 (forward, both gradients); the grid
+    has another size than the input and points outside it."""
+    dtype = DTYPES[dtype_name]
+    g = torch.Generator(device=DEVICE).manual_seed(3)
+    x = torch.randn(n, c, size, size, device=DEVICE, generator=g).to(dtype)
+    grid = torch.rand(n, size // 2 + 3, size + 5, 2, device=DEVICE, generator=g) * 3 - 1.5
+    grad = torch.randn(n, c, grid.shape[1], grid.shape[2], device=DEVICE, generator=g).to(dtype)
+    out, gr = grads_of(lambda a, b: cf.grid_sample(a, b, "bilinear", padding, align_corners, backend="triton"),
+                       [x, grid], [grad])
+    want, wgr = grads_of(lambda a, b: F.grid_sample(a, b, "bilinear", padding, align_corners),
+                         [x.double(), grid.double()], [grad.double()])
+    tol = 1e-5 if dtype == torch.float32 else 2e-2
+    name = f"grid_sample {dtype_name} {padding} ac={align_corners}"
+    rep.check(f"{name} forward", rel_err(out[0], want[0]), tol)
+    rep.check(f"{name} grad input", rel_err(gr[0], wgr[0]), tol)
+    rep.check(f"{name} grad grid", rel_err(gr[1], wgr[1]), 10 * tol)
+
+
 def check_charbonnier(rep, shape, dtype_name):
     dtype = DTYPES[dtype_name]
     g = torch.Generator(device=DEVICE).manual_seed(3)
@@ -376,6 +395,10 @@ def main(argv=None):
     check_upsample(rep, n, sizes[-2], 4, "fp32")
     for dt in ("fp32", "fp16", "bf16"):
         check_charbonnier(rep, (n, 3, sizes[0], sizes[0]), dt)
+    for padding in ("zeros", "border", "reflection"):
+        for align_corners in (False, True):
+            for dt in ("fp32", "bf16"):
+                check_grid_sample(rep, n, c, sizes[1], dt, padding, align_corners)
     check_registration(rep)
     check_every_config(rep, n, c, sizes)
 

@@ -7,7 +7,9 @@
 Covers: the warp forward and backward (both gradients, each alone, atomic and deterministic
 feature gradient) for fp32/fp16/bf16/fp64, NCHW and channels_last, both paddings, a three-scale
 pyramid with odd sizes, NaN / inf / far flows and an inf feature at a corner; upsample_flow forward
-and backward; the Charbonnier loss (every reduction, fused and unfused gradient). Exit status 0
+and backward; the Charbonnier loss (every reduction, fused and unfused gradient); grid_sample
+forward and backward (every padding and align_corners, each gradient alone, atomic and, on CUDA,
+deterministic input gradient, fp32/bf16/fp64, NaN / inf / far grid points, an empty grid). Exit status 0
 when every call returned (the sanitizer's own exit code reports what it found).
 """
 from __future__ import annotations
@@ -77,6 +79,31 @@ def other_calls(backend):
     torch.cuda.synchronize()
 
 
+def grid_sample_calls(backend):
+    gen = torch.Generator(device="cuda").manual_seed(2)
+    for dtype in (torch.float32, torch.bfloat16, torch.float64):
+        x = torch.randn(2, 5, 9, 13, generator=gen, device="cuda").to(dtype)
+        grid = (torch.rand(2, 7, 11, 2, generator=gen, device="cuda") * 4 - 2).to(dtype)
+        grid[0, 0, 0, 0] = float("nan")
+        grid[0, 1, 1, 1] = float("inf")
+        grid[1, 2, 2, 0] = -1e30
+        for padding in ("zeros", "border", "reflection"):
+            for align_corners in (False, True):
+                for need in ((True, True), (True, False), (False, True)):
+                    for deterministic in (False, True) if backend == "cuda" and need[0] else (False,):
+                        torch.use_deterministic_algorithms(deterministic)
+                        try:
+                            xi = x.detach().requires_grad_(need[0])
+                            gi = grid.detach().requires_grad_(need[1])
+                            out = cf.grid_sample(xi, gi, "bilinear", padding, align_corners, backend=backend)
+                            out.float().nan_to_num().sum().backward()
+                        finally:
+                            torch.use_deterministic_algorithms(False)
+        empty = torch.zeros(2, 0, 3, 2, device="cuda", dtype=dtype)
+        cf.grid_sample(x.detach().requires_grad_(), empty, "bilinear", "zeros", False, backend=backend).sum().backward()
+    torch.cuda.synchronize()
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--backward-only", action="store_true", help="only the calls with a backward (racecheck)")
@@ -91,6 +118,7 @@ def main(argv=None):
             continue
         warp_calls(backend, args.backward_only)
         other_calls(backend)
+        grid_sample_calls(backend)
         print(f"sanitize_kernels: {backend} done")
     return 0
 

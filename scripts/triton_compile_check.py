@@ -41,14 +41,19 @@ from triton.backends.compiler import GPUTarget  # noqa: E402
 from triton.compiler import ASTSource  # noqa: E402
 
 from crossnet_fast.triton import charbonnier as CH  # noqa: E402
+from crossnet_fast.triton import grid_sample as GS  # noqa: E402
 from crossnet_fast.triton import multiscale_warp as MW  # noqa: E402
 from crossnet_fast.triton import upsample_flow as UP  # noqa: E402
 
 ACC = {"fp64": tl.float64}
 I32 = ("C", "H", "W", "s_n", "s_c", "s_h", "s_w", "g_n", "g_c", "g_h", "g_w", "scale", "S", "count", "numel",
-       "tiles")
+       "tiles", "P", "HWo", "Wo", "q_n", "q_h", "q_w", "q_k", "r_n", "r_h", "r_w", "r_k")
 # Integer arguments that can be 1 at run time (Triton then compiles them as the constant 1).
 CAN_BE_ONE = ("S", "scale", "C", "tiles", "count", "numel")
+# grid_sample: the usual case has unit last strides (contiguous input, grad_out and grid); any
+# size can be 1 too. Each tuple is one more compiled variant of every grid_sample kernel.
+GS_ONES = (("s_w", "g_w", "q_k", "r_k"),
+           ("P", "C", "H", "W", "HWo", "Wo", "s_w", "g_w", "q_k", "r_k"))
 
 
 def compile_one(fn, pointer_types, consts, target, num_warps=4, ones=()):
@@ -108,12 +113,28 @@ def variants(quick):
                        dict(pred_ptr=dt, target_ptr=dt, loss_ptr=buf if reduce else dt, grad_ptr=dt),
                        dict(REDUCE=reduce, GRAD=grad, ACC=acc, BLOCK=CH.PARTIAL if reduce else CH._BLOCKS[0][0]),
                        CH._BLOCKS[0][1], False)
+        yield from grid_sample_variants(dt, acc, buf)
         yield (f"charbonnier finish {dt}", CH._finish_kernel, dict(partial_ptr=buf, out_ptr=dt),
                dict(ACC=acc, BLOCK=CH._FINISH_BLOCK), 4, False)
         for scalar in (True, False):
             yield (f"charbonnier bwd {dt} scalar={scalar}", CH._charbonnier_bwd_kernel,
                    dict(gl_ptr=dt, pred_ptr=dt, target_ptr=dt, grad_ptr=dt),
                    dict(SCALAR_GRAD=scalar, ACC=acc, BLOCK=CH._BLOCKS[0][0]), CH._BLOCKS[0][1], False)
+
+
+def grid_sample_variants(dt, acc, buf):
+    """Every grid_sample kernel the launcher can request for input dtype ``dt`` (grid in the same
+    dtype): each padding, align_corners, and gradient flags, with the launcher's configuration."""
+    cfg = GS.config(TORCH_DTYPE[dt], 1 << 12)
+    for pad, ac in itertools.product(GS.PADDINGS.items(), (False, True)):
+        common = dict(PAD=pad[1], ALIGN_CORNERS=ac, ACC=acc, BLOCK_P=cfg["BLOCK_P"], BLOCK_C=cfg["BLOCK_C"])
+        tag = f"{dt} {pad[0]} align_corners={ac}"
+        yield (f"grid_sample fwd {tag}", GS._grid_sample_fwd_kernel, dict(in_ptr=dt, grid_ptr=dt, out_ptr=dt),
+               common, cfg["num_warps"], False)
+        for ni, ng in ((True, True), (True, False), (False, True)):
+            yield (f"grid_sample bwd {tag} input={ni} grid={ng}", GS._grid_sample_bwd_kernel,
+                   dict(gout_ptr=dt, in_ptr=dt, grid_ptr=dt, gin_ptr=buf, ggrid_ptr=dt),
+                   dict(common, NEED_INPUT=ni, NEED_GRID=ng), cfg["num_warps"], False)
 
 
 def ptxas_usage(ptx: str, arch: int) -> tuple[int, int]:
@@ -138,9 +159,11 @@ def expanded(quick):
     """Every variant, then each again with its can-be-1 integer arguments compiled as 1."""
     for v in variants(quick):
         yield v + ((),)
-        ones = tuple(k for k in CAN_BE_ONE if k in v[1].arg_names)
-        if ones:
-            yield (v[0] + " [" + ",".join(f"{k}=1" for k in ones) + "]",) + v[1:] + (ones,)
+        grid_sample = v[1] in (GS._grid_sample_fwd_kernel, GS._grid_sample_bwd_kernel)
+        for names in GS_ONES if grid_sample else (CAN_BE_ONE,):
+            ones = tuple(k for k in names if k in v[1].arg_names)
+            if ones:
+                yield (v[0] + " [" + ",".join(f"{k}=1" for k in ones) + "]",) + v[1:] + (ones,)
 
 
 _WORK = {}

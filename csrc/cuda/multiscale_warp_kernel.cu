@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "../common.h"
+#include "sorted_segments.cuh"
 #include "warp_deterministic.cuh"
 #include "warp_kernels.cuh"
 
@@ -225,13 +226,9 @@ void deterministic_grad_feat(const Prepared& prep, const Chunk& chunk, Padding p
                                                                                               keys.data_ptr<int64_t>());
   }
   C10_CUDA_KERNEL_LAUNCH_CHECK();
-  // A stable sort keeps equal keys in ascending entry order: the fixed summation order.
-  auto sorted = at::sort(keys, /*stable=*/true, /*dim=*/0, /*descending=*/false);
-  keys = at::Tensor();  // freed before the gather: only the sorted copy is needed
-  const at::Tensor& sorted_keys = std::get<0>(sorted);
-  const at::Tensor& order = std::get<1>(sorted);
-  const at::Tensor segment_start =
-      at::searchsorted(sorted_keys, at::arange(total + 1, opts.dtype(sorted_keys.scalar_type())));
+  // A stable sort keeps equal keys in ascending entry order: the fixed summation order. The keys
+  // are freed before the gather: only the sorted copy is needed.
+  const auto [order, segment_start] = sorted_segments(std::move(keys), total);
   const int64_t gather_blocks = assign_blocks(p, kPixelsPerBlock);
   warp_gather_grad<scalar_t><<<static_cast<unsigned>(gather_blocks), kBlock, 0, stream>>>(
       p, order.data_ptr<int64_t>(), segment_start.data_ptr<int64_t>());
