@@ -103,6 +103,8 @@ def check_grid_sample(op: str, input, grid, padding_mode, align_corners) -> None
                          f"got {_shape(grid)}")
     if grid.shape[0] != input.shape[0]:
         raise ValueError(f"{op}: grid must have the batch size of input ({input.shape[0]}), got {_shape(grid)}")
+    if input.shape[2] == 0 or input.shape[3] == 0:
+        raise ValueError(f"{op}: input must have non-empty spatial dimensions (H, W > 0), got {_shape(input)}")
     if input.device != grid.device:
         raise ValueError(f"{op}: input and grid must be on the same device, got {input.device} and {grid.device}")
     if padding_mode not in GRID_PADDINGS:
