@@ -221,3 +221,13 @@ def test_patch_torchvision_raft_restores_originals(tv_utils):
             raise KeyError("leave the block by an exception")
     for name, (orig_utils, orig_raft) in before.items():
         assert getattr(tv_utils, name) is orig_utils and getattr(raft_mod, name) is orig_raft
+
+
+def test_functional_tensor_alias_serves_basicsrs_import():
+    pytest.importorskip("torchvision", reason="torchvision not installed")
+    compat.install_functional_tensor_alias()
+    from torchvision.transforms.functional_tensor import rgb_to_grayscale  # BasicSR 1.4.2's import
+    from torchvision.transforms.functional import rgb_to_grayscale as current
+
+    img = torch.rand(3, 4, 5)
+    assert torch.equal(rgb_to_grayscale(img), current(img))
