@@ -16,6 +16,13 @@ inline Padding parse_padding(c10::string_view padding) {
   TORCH_CHECK_VALUE(false, "padding must be 'border' or 'zeros', got '", std::string(padding), "'");
 }
 
+inline GridPadding parse_grid_padding(c10::string_view padding) {
+  if (padding == "zeros") return GridPadding::Zeros;
+  if (padding == "border") return GridPadding::Border;
+  if (padding == "reflection") return GridPadding::Reflection;
+  TORCH_CHECK_VALUE(false, "padding must be 'zeros', 'border' or 'reflection', got '", std::string(padding), "'");
+}
+
 inline Reduction parse_reduction(c10::string_view reduction) {
   if (reduction == "mean") return Reduction::Mean;
   if (reduction == "sum") return Reduction::Sum;
@@ -55,6 +62,17 @@ inline void check_warp_inputs(at::TensorList feats, at::TensorList flows) {
                 "feats and flows must all be on one device");
     TORCH_CHECK_TYPE(f.scalar_type() == feats[0].scalar_type(), "every scale must have one dtype");
   }
+}
+
+// input (N, C, H, W) and grid (N, Ho, Wo, 2) of grid_sample: float, one device, same N.
+inline void check_grid_sample_inputs(const at::Tensor& input, const at::Tensor& grid) {
+  TORCH_CHECK_VALUE(input.dim() == 4, "input must be (N, C, H, W), got ", input.sizes());
+  TORCH_CHECK_VALUE(grid.dim() == 4 && grid.size(3) == 2, "grid must be (N, Ho, Wo, 2), got ", grid.sizes());
+  TORCH_CHECK_VALUE(grid.size(0) == input.size(0), "grid ", grid.sizes(), " must have the batch size of input ",
+                    input.sizes());
+  TORCH_CHECK_TYPE(is_supported_float(input.scalar_type()) && is_supported_float(grid.scalar_type()),
+                   "input and grid must be float16, bfloat16, float32 or float64");
+  TORCH_CHECK(input.device() == grid.device(), "input and grid must be on one device");
 }
 
 // pred and target of the Charbonnier ops: same shape, same float dtype, same device.

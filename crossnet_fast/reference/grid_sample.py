@@ -71,8 +71,8 @@ def source_coordinate(g: torch.Tensor, size: int, padding: str, align_corners: b
 
 def _grid_taps(grid: torch.Tensor, h: int, w: int, padding: str, align_corners: bool):
     """grid (N, Ho, Wo, 2) in the compute dtype -> (taps over P = Ho*Wo, fx, fy, undefined (N, P))."""
-    n = grid.shape[0]
-    g = grid.reshape(n, -1, 2)
+    n, ho, wo = grid.shape[:3]
+    g = grid.reshape(n, ho * wo, 2)
     x, fx = source_coordinate(g[..., 0], w, padding, align_corners)
     y, fy = source_coordinate(g[..., 1], h, padding, align_corners)
     defined = torch.isfinite(x) & torch.isfinite(y)
@@ -88,7 +88,7 @@ class _GridSample(torch.autograd.Function):
         compute = compute_dtype(inp.dtype)
         taps, _, _, undefined = _grid_taps(grid.to(compute), h, w, padding, align_corners)
         out = sample(inp.to(compute).reshape(n, c, h * w), taps)
-        out = out.masked_fill(undefined.view(n, 1, -1), float("nan"))
+        out = out.masked_fill(undefined.view(n, 1, ho * wo), float("nan"))
         ctx.save_for_backward(inp, grid)
         ctx.padding, ctx.align_corners = padding, align_corners
         return out.reshape(n, c, ho, wo).to(inp.dtype)
@@ -98,7 +98,7 @@ class _GridSample(torch.autograd.Function):
         inp, grid = ctx.saved_tensors
         n, c, h, w = inp.shape
         compute = compute_dtype(inp.dtype)
-        g = grad_out.to(compute).reshape(n, c, -1)
+        g = grad_out.to(compute).reshape(n, c, grid.shape[1] * grid.shape[2])
         taps, fx, fy, undefined = _grid_taps(grid.to(compute), h, w, ctx.padding, ctx.align_corners)
         grad_inp = grad_grid = None
         if ctx.needs_input_grad[0]:
