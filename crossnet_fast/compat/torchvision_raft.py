@@ -8,9 +8,9 @@ import torch
 import torch.nn.functional as F
 
 from ..ops import grid_sample as _grid_sample
+from ..ops import upsample_flow as _upsample_flow
 from ._pixels import normalise
 from ._rebind import rebind, with_backend
-from ._upsample import upsample_flow_aligned
 
 TORCHVISION_UTILS = "torchvision.models.optical_flow._utils"
 
@@ -72,7 +72,8 @@ def upsample_flow(
         (N, 2, H*factor, W*factor) tensor of ``flow.dtype``, in pixels of the fine grid.
     """
     if up_mask is None:
-        return upsample_flow_aligned(flow, factor, backend)
+        # factor * interpolate(size=(H*factor, W*factor), align_corners=True): the same points.
+        return _upsample_flow(flow, factor, align_corners=True, backend=backend)
     return _convex_upsample(flow, up_mask, factor)
 
 
