@@ -88,3 +88,11 @@ def test_patched_model_runs_no_pytorch_grid_sampler(runs, request):
     unpatched, patched = request.getfixturevalue(runs)
     assert any(k.startswith(GRID_SAMPLER) for k in unpatched[2]), "control: unpatched model must use grid_sampler"
     assert not [k for k in patched[2] if k.startswith(GRID_SAMPLER)], sorted(patched[2])
+
+
+def test_patched_raft_upsamples_flow_on_crossnet_fast(raft_runs):
+    """raft_small's 8x flow upsampling (interpolate, align_corners=True) goes through the patch too."""
+    unpatched, patched = raft_runs
+    upsample = "aten::upsample_bilinear2d"
+    assert any(k.startswith(upsample) for k in unpatched[2]), "control: unpatched RAFT must interpolate"
+    assert not [k for k in patched[2] if k.startswith(upsample)], sorted(patched[2])
