@@ -6,15 +6,20 @@ import torch
 import torch.nn.functional as F
 
 
-def grid_sample_warp(feat: torch.Tensor, flow: torch.Tensor, padding: str) -> torch.Tensor:
-    """backward_warp expressed with F.grid_sample(align_corners=True); flow in pixels, ch 0 = x."""
+def grid_sample_warp(
+    feat: torch.Tensor, flow: torch.Tensor, padding: str, align_corners: bool = True, mode: str = "bilinear"
+) -> torch.Tensor:
+    """backward_warp expressed with F.grid_sample; flow (N, 2, H, W) in pixels, ch 0 = x.
+
+    The grid is pixel + flow normalised by max(size - 1, 1) whatever ``align_corners`` (BasicSR's
+    and MMagic's flow_warp do the same)."""
     n, c, h, w = feat.shape
     xs = torch.arange(w, dtype=flow.dtype, device=flow.device).view(1, 1, w)
     ys = torch.arange(h, dtype=flow.dtype, device=flow.device).view(1, h, 1)
     gx = 2 * (xs + flow[:, 0]) / max(w - 1, 1) - 1
     gy = 2 * (ys + flow[:, 1]) / max(h - 1, 1) - 1
     grid = torch.stack([gx, gy], dim=-1).to(feat.dtype)
-    return F.grid_sample(feat, grid, mode="bilinear", padding_mode=padding, align_corners=True)
+    return F.grid_sample(feat, grid, mode=mode, padding_mode=padding, align_corners=align_corners)
 
 
 def interpolate_flow(flow: torch.Tensor, scale: int) -> torch.Tensor:

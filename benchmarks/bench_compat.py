@@ -1,0 +1,121 @@
+"""Other projects' models on crossnet_fast through crossnet_fast.compat, patched vs unpatched, CPU.
+
+Run: pytest benchmarks/bench_compat.py --benchmark-only --benchmark-json=out/bench_compat.json
+then: python benchmarks/report.py out/bench_compat.json
+Share of time in sampling: python benchmarks/bench_compat.py   (profiler, one run of each)
+
+Workloads (random weights, fp32): torchvision raft_small, 1x3x128x128 pairs, 12 flow updates,
+forward; BasicSR BasicVSR(num_feat=16, num_block=2), 1 clip of 3 frames 3x64x64 (x4 output),
+forward and forward+backward (input gradient).
+"""
+from __future__ import annotations
+
+import contextlib
+
+import pytest
+import torch
+
+from crossnet_fast import compat
+
+IMPLS = ["pytorch_unpatched", "crossnet_fast_patched"]
+# Self-time of these profiler events counts as "sampling": PyTorch's grid_sample and bilinear
+# interpolate kernels (forward and backward) vs this library's ops.
+PYTORCH_SAMPLING = ("aten::grid_sampler_2d", "aten::upsample_bilinear2d")
+OURS = "crossnet_fast"
+
+
+def raft_workload():
+    from torchvision.models.optical_flow import raft_small
+
+    torch.manual_seed(0)
+    model = raft_small(weights=None).eval()
+    gen = torch.Generator().manual_seed(0)
+    a, b = (torch.rand(1, 3, 128, 128, generator=gen) * 2 - 1 for _ in range(2))
+    return lambda: model(a, b, num_flow_updates=12)[-1], compat.patch_torchvision_raft
+
+
+def basicvsr_workload():
+    compat.install_functional_tensor_alias()
+    from basicsr.archs.basicvsr_arch import BasicVSR
+
+    torch.manual_seed(0)
+    model = BasicVSR(num_feat=16, num_block=2, spynet_path=None)
+    clip = torch.rand(1, 3, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    return lambda: model(clip), compat.patch_basicsr
+
+
+def with_backward(forward):
+    """Forward, then the gradient of the output's sum w.r.t. the model's parameters."""
+    def step():
+        out = forward()
+        out.sum().backward()
+        return out
+    return step
+
+
+def _context(impl, patch):
+    return patch() if impl == "crossnet_fast_patched" else contextlib.nullcontext()
+
+
+def sampling_share(step) -> dict:
+    """One profiled run of ``step`` -> share of CPU self-time in PyTorch's vs this library's sampling."""
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        step()
+    events = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in events)
+    pytorch = sum(e.self_cpu_time_total for e in events if e.key.startswith(PYTORCH_SAMPLING))
+    ours = sum(e.self_cpu_time_total for e in events if OURS in e.key)
+    return {"pytorch_sampling_share": pytorch / total, "crossnet_fast_share": ours / total,
+            "profiled_total_ms": total / 1e3}
+
+
+def _bench(benchmark, workload, impl, backward):
+    pytest.importorskip("torchvision", reason="torchvision not installed")
+    if workload is basicvsr_workload:
+        compat.install_functional_tensor_alias()
+        pytest.importorskip("basicsr", reason="basicsr not installed")
+    forward, patch = workload()
+    step = with_backward(forward) if backward else forward
+    grad = contextlib.nullcontext() if backward else torch.no_grad()
+    with _context(impl, patch), grad:
+        benchmark.pedantic(step, rounds=5, iterations=1, warmup_rounds=1)
+        benchmark.extra_info.update(sampling_share(step))
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_raft_small_forward(benchmark, impl):
+    benchmark.group = "torchvision raft_small forward, 1x3x128x128, 12 updates, fp32"
+    _bench(benchmark, raft_workload, impl, backward=False)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_basicvsr_forward(benchmark, impl):
+    benchmark.group = "BasicSR BasicVSR(16 feat, 2 blocks) forward, 1x3x3x64x64, fp32"
+    _bench(benchmark, basicvsr_workload, impl, backward=False)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_basicvsr_forward_backward(benchmark, impl):
+    benchmark.group = "BasicSR BasicVSR(16 feat, 2 blocks) forward+backward, 1x3x3x64x64, fp32"
+    _bench(benchmark, basicvsr_workload, impl, backward=True)
+
+
+def main() -> None:
+    print("| workload | run | PyTorch sampling ops | crossnet_fast ops | profiled total ms |")
+    print("|---|---|---|---|---|")
+    for name, workload, backward in [("raft_small forward", raft_workload, False),
+                                     ("BasicVSR forward", basicvsr_workload, False),
+                                     ("BasicVSR forward+backward", basicvsr_workload, True)]:
+        forward, patch = workload()
+        step = with_backward(forward) if backward else forward
+        grad = contextlib.nullcontext() if backward else torch.no_grad()
+        for impl in IMPLS:
+            with _context(impl, patch), grad:
+                step()  # warm-up
+                share = sampling_share(step)
+            print(f"| {name} | {impl} | {share['pytorch_sampling_share']:.1%} | "
+                  f"{share['crossnet_fast_share']:.1%} | {share['profiled_total_ms']:.0f} |")
+
+
+if __name__ == "__main__":
+    main()
