@@ -58,6 +58,14 @@ def _extension():
     sources = sorted(glob.glob("csrc/*.cpp") + glob.glob("csrc/cpu/*.cpp"))
     # -fno-math-errno: sqrt need not set errno, so loops with it can be vectorised.
     cxx_flags = ["-O3", "-fno-math-errno", "-fdiagnostics-color=always"]
+    # at::parallel_for (every CPU kernel's loop) is an inline template that runs in parallel only
+    # when the extension is compiled with OpenMP, like torch's own kernels; without -fopenmp it
+    # silently runs on one thread. The extension then uses the libgomp torch already loaded (same
+    # soname), so torch.set_num_threads governs it too.
+    link_flags = []
+    if sys.platform.startswith("linux") and torch.backends.openmp.is_available():
+        cxx_flags.append("-fopenmp")
+        link_flags.append("-fopenmp")
     if use_cuda:
         if not os.environ.get("TORCH_CUDA_ARCH_LIST"):
             os.environ["TORCH_CUDA_ARCH_LIST"] = default_arch_list(nvcc_archs(cpp_extension.CUDA_HOME))
@@ -69,6 +77,7 @@ def _extension():
             include_dirs=[os.path.join(ROOT, "csrc")] + _nvidia_include_dirs(),
             define_macros=[("CROSSNET_FAST_WITH_CUDA", "1")],
             extra_compile_args={"cxx": cxx_flags, "nvcc": nvcc_flags},
+            extra_link_args=link_flags,
         )
     else:
         ext = cpp_extension.CppExtension(
@@ -76,6 +85,7 @@ def _extension():
             sources,
             include_dirs=[os.path.join(ROOT, "csrc")],
             extra_compile_args={"cxx": cxx_flags},
+            extra_link_args=link_flags,
         )
     arch = os.environ.get("TORCH_CUDA_ARCH_LIST") if use_cuda else None
     print(f"crossnet_fast setup: CUDA kernels {'ON' if use_cuda else 'OFF'} ({why}); "

@@ -20,6 +20,7 @@ namespace {
 // its flow; fl points at the (N, 2, H, W) flow in the accumulate type.
 template <typename acc_t>
 struct WarpTaps {
+  static constexpr bool kFlat = false;  // a point's coordinates depend on its place in the image
   const acc_t* fl;
   int64_t H, W;
   Padding padding;
@@ -28,6 +29,10 @@ struct WarpTaps {
     // A warp point is never "undefined": NaN handling is in the taps' weights (bilinear.h).
     return {bilinear_taps<acc_t, int64_t>(acc_t(p % W) + flow_n[p], acc_t(p / W) + flow_n[H * W + p], H, W, padding),
             false};
+  }
+  template <typename Tile>
+  void fill(Tile& t, int64_t n, int64_t p0, int64_t len, bool with_derivatives) const {
+    t.fill_pointwise(*this, n, p0, len, with_derivatives);
   }
 };
 
@@ -44,22 +49,24 @@ at::Tensor warp_forward_one(const at::Tensor& feat, const at::Tensor& flow, Padd
   return like_input(out, feat);
 }
 
-// d loss / d flow: for each pixel, sum over channels of grad_out * d(sample)/d(x, y).
-at::Tensor warp_grad_flow_one(const at::Tensor& grad_out, const at::Tensor& feat, const at::Tensor& flow,
-                              Padding padding) {
+// Both gradients of one scale from one pass (cpu::sample_backward: deterministic). grad_feat and
+// grad_flow are set where asked for.
+void warp_backward_one(const at::Tensor& grad_out, const at::Tensor& feat, const at::Tensor& flow, Padding padding,
+                       bool want_feat, bool want_flow, at::Tensor& grad_feat, at::Tensor& grad_flow) {
   const int64_t N = feat.size(0), C = feat.size(1), H = feat.size(2), W = feat.size(3);
   const int64_t HW = H * W;
   const at::ScalarType acc_type = accumulate_type(feat.scalar_type());
   const at::Tensor feat_c = feat.contiguous();
   const at::Tensor go_c = grad_out.to(feat.scalar_type()).contiguous();
   const at::Tensor flow_c = flow.to(acc_type).contiguous();
-  at::Tensor grad_flow = at::empty({N, 2, H, W}, flow_c.options());
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, feat.scalar_type(), "multiscale_warp_grad_flow_cpu", [&] {
+  at::Tensor grad_acc = want_feat ? at::zeros({N, C, H, W}, feat.options().dtype(acc_type)) : at::Tensor();
+  at::Tensor gflow = want_flow ? at::empty({N, 2, H, W}, flow_c.options()) : at::Tensor();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, feat.scalar_type(), "multiscale_warp_backward_cpu", [&] {
     using acc_t = at::opmath_type<scalar_t>;
-    acc_t* gfl = grad_flow.data_ptr<acc_t>();
-    cpu::sample_coordinate_grad<scalar_t, acc_t>(
-        feat_c.data_ptr<scalar_t>(), go_c.data_ptr<scalar_t>(), N, C, HW, HW,
-        WarpTaps<acc_t>{flow_c.data_ptr<acc_t>(), H, W, padding},
+    acc_t* gfl = want_flow ? gflow.data_ptr<acc_t>() : nullptr;
+    cpu::sample_backward<scalar_t, acc_t>(
+        feat_c.data_ptr<scalar_t>(), go_c.data_ptr<scalar_t>(), want_feat ? grad_acc.data_ptr<acc_t>() : nullptr,
+        want_flow, N, C, HW, HW, WarpTaps<acc_t>{flow_c.data_ptr<acc_t>(), H, W, padding},
         [&](int64_t n, int64_t p0, int64_t len, const acc_t* gx, const acc_t* gy) {
           acc_t* ox = gfl + n * 2 * HW + p0;  // channel 0 of (N, 2, H, W)
           acc_t* oy = ox + HW;
@@ -69,23 +76,8 @@ at::Tensor warp_grad_flow_one(const at::Tensor& grad_out, const at::Tensor& feat
           }
         });
   });
-  return like_input(grad_flow.to(flow.scalar_type()), flow);
-}
-
-// d loss / d feat: scatter grad_out into the four taps (cpu::sample_input_grad: deterministic).
-at::Tensor warp_grad_feat_one(const at::Tensor& grad_out, const at::Tensor& feat, const at::Tensor& flow,
-                              Padding padding) {
-  const int64_t N = feat.size(0), C = feat.size(1), H = feat.size(2), W = feat.size(3);
-  const at::ScalarType acc_type = accumulate_type(feat.scalar_type());
-  const at::Tensor go_c = grad_out.to(feat.scalar_type()).contiguous();
-  const at::Tensor flow_c = flow.to(acc_type).contiguous();
-  at::Tensor grad_acc = at::zeros({N, C, H, W}, feat.options().dtype(acc_type));
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, feat.scalar_type(), "multiscale_warp_grad_feat_cpu", [&] {
-    using acc_t = at::opmath_type<scalar_t>;
-    cpu::sample_input_grad<scalar_t, acc_t>(go_c.data_ptr<scalar_t>(), grad_acc.data_ptr<acc_t>(), N, C, H * W, H * W,
-                                            WarpTaps<acc_t>{flow_c.data_ptr<acc_t>(), H, W, padding});
-  });
-  return like_input(grad_acc.to(feat.scalar_type()), feat);
+  if (want_feat) grad_feat = like_input(grad_acc.to(feat.scalar_type()), feat);
+  if (want_flow) grad_flow = like_input(gflow.to(flow.scalar_type()), flow);
 }
 
 std::vector<at::Tensor> multiscale_warp_cpu(at::TensorList feats, at::TensorList flows, c10::string_view padding) {
@@ -106,8 +98,10 @@ std::tuple<std::vector<at::Tensor>, std::vector<at::Tensor>> multiscale_warp_bac
   std::vector<at::Tensor> grad_feats, grad_flows;
   for (size_t s = 0; s < feats.size(); ++s) {
     TORCH_CHECK_VALUE(grad_outs[s].sizes() == feats[s].sizes(), "grad_outs[", s, "] must have the shape of feats[", s, "]");
-    if (output_mask[0]) grad_feats.push_back(warp_grad_feat_one(grad_outs[s], feats[s], flows[s], pad));
-    if (output_mask[1]) grad_flows.push_back(warp_grad_flow_one(grad_outs[s], feats[s], flows[s], pad));
+    at::Tensor grad_feat, grad_flow;
+    warp_backward_one(grad_outs[s], feats[s], flows[s], pad, output_mask[0], output_mask[1], grad_feat, grad_flow);
+    if (output_mask[0]) grad_feats.push_back(grad_feat);
+    if (output_mask[1]) grad_flows.push_back(grad_flow);
   }
   return {grad_feats, grad_flows};
 }
