@@ -276,3 +276,29 @@ def test_bad_input(kwargs, exc, match):
     args.update(kwargs)
     with pytest.raises(exc, match=match):
         cf.grid_sample(**args)
+
+
+@NATIVE_CPU
+@pytest.mark.parametrize("padding", PADDINGS)
+@pytest.mark.parametrize("align_corners", [False, True])
+def test_vectorised_taps_and_flat_batches_match_torch(padding, align_corners, gen):
+    """fp32 tiles of multiples of 8 points take the AVX2 tap fill, and one channel with few points
+    per image runs as one long image (RAFT's lookups): both against F.grid_sample, with points on
+    the edges, outside, and NaN (NaN where the reference puts it)."""
+    inp = torch.randn(64, 1, 9, 11, generator=gen)
+    grid = _random_grid(gen, 64, 4, 10, spread=1.3, dtype=torch.float32)
+    # Corners and points outside; not exactly on a reflection or clamp kink, where fp32 and fp64
+    # coordinates may fall on either side (test_matches_torch_on_edges covers those in fp64).
+    grid[3, 0, :6] = torch.tensor([[-1.0, -1.0], [1.0, 1.0], [-1.0 - 0.5 / 11, 0.2], [1.0 + 0.3 / 11, 0.0],
+                                   [0.0, 3.0], [-5.0, -5.0]])
+    grid[5, 1, 2, 0] = float("nan")
+    grad_out = torch.randn(64, 1, 4, 10, generator=gen, dtype=torch.float64)
+    got = _ours("cpu", inp, grid, padding, align_corners, grad_out)
+    nan_point = torch.isnan(grid).any(-1)
+    clean = torch.where(nan_point[..., None], torch.zeros_like(grid), grid)
+    want = _torch(inp, clean, padding, align_corners, grad_out.masked_fill(nan_point[:, None], 0))
+    assert torch.isnan(got[0][5, 0, 1, 2]) and torch.isnan(got[2][5, 1, 2]).all()
+    keep = ~nan_point
+    torch.testing.assert_close(got[0].double()[:, 0][keep], want[0][:, 0][keep], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(got[1].double(), want[1], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(got[2].double()[keep], want[2][keep], atol=1e-4, rtol=1e-4)

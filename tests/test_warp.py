@@ -210,3 +210,21 @@ def test_feature_gradient_of_thousands_of_samples_on_one_pixel(backend, dtype):
     (g,) = torch.autograd.grad(out, feat, torch.ones_like(out))
     assert g[0, :, 0, 0].tolist() == [4096.0, 4096.0]
     assert (g.flatten(2)[..., 1:] == 0).all()
+
+
+@NATIVE_CPU
+@pytest.mark.parametrize("padding", PADDINGS)
+def test_vectorised_taps_match_reference_with_non_finite_flows(padding, gen):
+    """fp32 images whose tiles are whole multiples of 8 pixels take the CPU kernel's AVX2 tap fill
+    (where the CPU has AVX2): outputs and both gradients equal the reference's, with NaN, +-inf and
+    far flows, points exactly on the border and exactly on pixels."""
+    feat = torch.randn(2, 3, 16, 24, generator=gen)
+    flow = fractional_flow(2, 16, 24, max_disp=4, outside=0.2, generator=gen).float()
+    flow[0, 0, 0, :4] = torch.tensor([float("nan"), float("inf"), float("-inf"), 1e30])
+    flow[1, 1, 5, :3] = torch.tensor([float("nan"), -1e30, 0.0])
+    flow[1, :, 7, 8:12] = torch.tensor([[-8.0, 15.0, 0.0, 1.0], [0.0, -7.0, 8.0, -0.5]])  # onto the border, on pixels
+    grad_out = torch.randn(2, 3, 16, 24, generator=gen)
+    got = _forward_and_grads(lambda f, v: cf.backward_warp(f, v, padding, backend="cpu"), feat, flow, grad_out)
+    want = _forward_and_grads(lambda f, v: cf.backward_warp(f, v, padding, backend="reference"), feat, flow, grad_out)
+    for name, a, b in zip(("out", "grad_feat", "grad_flow"), got, want):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5, equal_nan=True, msg=lambda m: f"{name}: {m}")

@@ -9,8 +9,8 @@
 #include <cmath>
 
 #include "../common.h"
-#include "grid_taps_avx2.h"
 #include "sampling_loops.h"
+#include "taps_avx2.h"
 
 namespace crossnet_fast {
 namespace {

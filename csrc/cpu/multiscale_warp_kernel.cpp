@@ -12,6 +12,7 @@
 
 #include "../common.h"
 #include "sampling_loops.h"
+#include "taps_avx2.h"
 
 namespace crossnet_fast {
 namespace {
@@ -30,8 +31,16 @@ struct WarpTaps {
     return {bilinear_taps<acc_t, int64_t>(acc_t(p % W) + flow_n[p], acc_t(p / W) + flow_n[H * W + p], H, W, padding),
             false};
   }
-  template <typename Tile>
-  void fill(Tile& t, int64_t n, int64_t p0, int64_t len, bool with_derivatives) const {
+  template <typename index_t>
+  void fill(cpu::TileTaps<acc_t, index_t>& t, int64_t n, int64_t p0, int64_t len, bool with_derivatives) const {
+#if CROSSNET_FAST_X86_DISPATCH
+    if constexpr (std::is_same_v<acc_t, float> && std::is_same_v<index_t, int32_t>) {
+      if (cpu::has_avx2() && len % 8 == 0 &&
+          cpu::fill_warp_taps_avx2(t, fl + n * 2 * H * W, p0, len, H, W, padding == Padding::Border, with_derivatives)) {
+        return;
+      }
+    }
+#endif
     t.fill_pointwise(*this, n, p0, len, with_derivatives);
   }
 };

@@ -1,0 +1,146 @@
+// Bilinear taps of 8 points at a time with AVX2, fp32, int32 offsets: the fast paths of the tile
+// fills of grid_sample (GridSampleTaps::fill) and of the warp (WarpTaps::fill). x86-64 only,
+// picked at run time. Every expression is the one of bilinear.h (the definition), operation for
+// operation and without fused multiply-adds, so the values are bit-identical to the general path's.
+#pragma once
+
+#include "sampling_loops.h"
+
+namespace crossnet_fast {
+namespace cpu {
+
+#if CROSSNET_FAST_X86_DISPATCH
+
+// The zeros-rule taps (bilinear_taps_strided with Padding::Zeros) of 8 sample points (x, y) in
+// pixels, stored at t[.][i .. i+8); dweight/dx = -+wy * fx and dweight/dy = -+wx * fy, fx and fy
+// being d pixel / d (the source's coordinate) (0 where it was clamped). Returns the 8-bit mask of
+// the points that are not finite (they read nothing).
+CROSSNET_FAST_TARGET_AVX2 inline int store_taps8(TileTaps<float, int32_t>& t, int64_t i, __m256 x, __m256 y, __m256 fx,
+                                                 __m256 fy, int64_t H, int64_t W, bool with_derivatives) {
+  const __m256 one = _mm256_set1_ps(1.f), zero = _mm256_setzero_ps(), minus1 = _mm256_set1_ps(-1.f);
+  const __m256 w = _mm256_set1_ps(float(W)), h = _mm256_set1_ps(float(H));
+  const __m256i minus_one = _mm256_set1_epi32(-1);
+  const __m256 defined = _mm256_and_ps(_mm256_cmp_ps(_mm256_sub_ps(x, x), zero, _CMP_EQ_OQ),
+                                       _mm256_cmp_ps(_mm256_sub_ps(y, y), zero, _CMP_EQ_OQ));
+  // A point at or beyond -1 / size reads nothing (checked before any float -> int conversion).
+  __m256 used = _mm256_and_ps(defined, _mm256_cmp_ps(x, minus1, _CMP_GE_OQ));
+  used = _mm256_and_ps(used, _mm256_cmp_ps(x, w, _CMP_LT_OQ));
+  used = _mm256_and_ps(used, _mm256_cmp_ps(y, minus1, _CMP_GE_OQ));
+  used = _mm256_and_ps(used, _mm256_cmp_ps(y, h, _CMP_LT_OQ));
+  const __m256 xs = _mm256_and_ps(used, x), ys = _mm256_and_ps(used, y);
+  // floor by truncation, one down for negative non-integers (bilinear.h's floor_of)
+  const __m256 xt = _mm256_cvtepi32_ps(_mm256_cvttps_epi32(xs)), yt = _mm256_cvtepi32_ps(_mm256_cvttps_epi32(ys));
+  const __m256 x0f = _mm256_sub_ps(xt, _mm256_and_ps(_mm256_cmp_ps(xt, xs, _CMP_GT_OQ), one));
+  const __m256 y0f = _mm256_sub_ps(yt, _mm256_and_ps(_mm256_cmp_ps(yt, ys, _CMP_GT_OQ), one));
+  const __m256 ax = _mm256_sub_ps(xs, x0f), ay = _mm256_sub_ps(ys, y0f);
+  const __m256i x0 = _mm256_cvttps_epi32(x0f), y0 = _mm256_cvttps_epi32(y0f);
+  const __m256i used_i = _mm256_castps_si256(used);
+  const __m256i in_x[2] = {_mm256_and_si256(used_i, _mm256_cmpgt_epi32(x0, minus_one)),
+                           _mm256_and_si256(used_i, _mm256_cmpgt_epi32(_mm256_set1_epi32(int32_t(W - 1)), x0))};
+  const __m256i in_y[2] = {_mm256_cmpgt_epi32(y0, minus_one),
+                           _mm256_cmpgt_epi32(_mm256_set1_epi32(int32_t(H - 1)), y0)};
+  const __m256 wx[2] = {_mm256_sub_ps(one, ax), ax}, wy[2] = {_mm256_sub_ps(one, ay), ay};
+  const __m256 sign[2] = {minus1, one};
+  const __m256i base = _mm256_add_epi32(_mm256_mullo_epi32(y0, _mm256_set1_epi32(int32_t(W))), x0);
+  for (int k = 0; k < 4; ++k) {
+    const int dx = k & 1, dy = k >> 1;
+    const __m256i in_i = _mm256_and_si256(in_x[dx], in_y[dy]);
+    const __m256 in = _mm256_castsi256_ps(in_i);
+    const __m256i delta = _mm256_set1_epi32(int32_t(dy * W + dx));
+    _mm256_storeu_si256((__m256i*)(t.off[k] + i), _mm256_and_si256(in_i, _mm256_add_epi32(base, delta)));
+    _mm256_storeu_ps(t.weight[k] + i, _mm256_and_ps(in, _mm256_mul_ps(wx[dx], wy[dy])));
+    if (with_derivatives) {
+      _mm256_storeu_ps(t.dx[k] + i, _mm256_and_ps(in, _mm256_mul_ps(_mm256_mul_ps(sign[dx], wy[dy]), fx)));
+      _mm256_storeu_ps(t.dy[k] + i, _mm256_and_ps(in, _mm256_mul_ps(_mm256_mul_ps(wx[dx], sign[dy]), fy)));
+    }
+  }
+  return ~_mm256_movemask_ps(defined) & 0xff;
+}
+
+// grid_sample's taps for zeros or border padding, points [0, len) of a tile (len a multiple of
+// 8): bilinear.h's grid_source_coordinate, then the zeros-rule taps. In RAFT-like uses (one
+// channel, a few points per image) the taps are most of the work.
+CROSSNET_FAST_TARGET_AVX2 inline void fill_grid_taps_avx2(TileTaps<float, int32_t>& t, const float* g, int64_t len,
+                                                          int64_t H, int64_t W, bool border, bool align_corners,
+                                                          bool with_derivatives) {
+  const __m256 one = _mm256_set1_ps(1.f), half = _mm256_set1_ps(0.5f), zero = _mm256_setzero_ps();
+  const __m256 w = _mm256_set1_ps(float(W)), h = _mm256_set1_ps(float(H));
+  const __m256 max_x = _mm256_set1_ps(float(W) - 1.f), max_y = _mm256_set1_ps(float(H) - 1.f);
+  const __m256 fx0 = _mm256_set1_ps(align_corners ? (float(W) - 1.f) / 2.f : float(W) / 2.f);
+  const __m256 fy0 = _mm256_set1_ps(align_corners ? (float(H) - 1.f) / 2.f : float(H) / 2.f);
+  bool any = false;
+  for (int64_t i = 0; i < len; i += 8) {
+    // (x, y) pairs of 8 points: split even and odd lanes (in-lane shuffle, then fix the order).
+    const __m256 lo = _mm256_loadu_ps(g + 2 * i), hi = _mm256_loadu_ps(g + 2 * i + 8);
+    const __m256 gx = _mm256_castpd_ps(_mm256_permute4x64_pd(
+        _mm256_castps_pd(_mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0))), _MM_SHUFFLE(3, 1, 2, 0)));
+    const __m256 gy = _mm256_castpd_ps(_mm256_permute4x64_pd(
+        _mm256_castps_pd(_mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(3, 1, 3, 1))), _MM_SHUFFLE(3, 1, 2, 0)));
+    // x = (g + 1) / 2 * (W - 1) or ((g + 1) * W - 1) / 2 (halving is exact, so * 0.5 is the same).
+    __m256 x = align_corners ? _mm256_mul_ps(_mm256_mul_ps(_mm256_add_ps(gx, one), half), max_x)
+                             : _mm256_mul_ps(_mm256_sub_ps(_mm256_mul_ps(_mm256_add_ps(gx, one), w), one), half);
+    __m256 y = align_corners ? _mm256_mul_ps(_mm256_mul_ps(_mm256_add_ps(gy, one), half), max_y)
+                             : _mm256_mul_ps(_mm256_sub_ps(_mm256_mul_ps(_mm256_add_ps(gy, one), h), one), half);
+    __m256 fx = fx0, fy = fy0;
+    if (border) {  // clamp into [0, size-1]; derivative 0 on and beyond the bounds; NaN stays NaN
+      fx = _mm256_and_ps(_mm256_and_ps(_mm256_cmp_ps(x, zero, _CMP_GT_OQ), _mm256_cmp_ps(x, max_x, _CMP_LT_OQ)), fx);
+      fy = _mm256_and_ps(_mm256_and_ps(_mm256_cmp_ps(y, zero, _CMP_GT_OQ), _mm256_cmp_ps(y, max_y, _CMP_LT_OQ)), fy);
+      x = _mm256_blendv_ps(x, zero, _mm256_cmp_ps(x, zero, _CMP_LE_OQ));
+      x = _mm256_blendv_ps(x, max_x, _mm256_cmp_ps(x, max_x, _CMP_GE_OQ));
+      y = _mm256_blendv_ps(y, zero, _mm256_cmp_ps(y, zero, _CMP_LE_OQ));
+      y = _mm256_blendv_ps(y, max_y, _mm256_cmp_ps(y, max_y, _CMP_GE_OQ));
+    }
+    const int undefined_bits = store_taps8(t, i, x, y, fx, fy, H, W, with_derivatives);
+    for (int j = 0; j < 8; ++j) t.undefined[i + j] = (undefined_bits >> j) & 1;
+    any |= undefined_bits != 0;
+  }
+  t.any_undefined = any;
+}
+
+// The warp's taps, pixels [p0, p0 + len) of one (H, W) image displaced by its flow (flow_n: the
+// image's (2, H, W) flow), len a multiple of 8. Border padding clamps the point (derivative 0
+// strictly beyond the bounds, bilinear.h's Border rule); zeros padding lets taps outside count 0.
+// Returns false, having filled nothing that counts, when a point is NaN with border padding: its
+// taps carry NaN weights (bilinear.h), which the caller then fills point by point.
+CROSSNET_FAST_TARGET_AVX2 inline bool fill_warp_taps_avx2(TileTaps<float, int32_t>& t, const float* flow_n, int64_t p0,
+                                                          int64_t len, int64_t H, int64_t W, bool border,
+                                                          bool with_derivatives) {
+  const __m256 one = _mm256_set1_ps(1.f), zero = _mm256_setzero_ps();
+  const __m256 max_x = _mm256_set1_ps(float(W) - 1.f), max_y = _mm256_set1_ps(float(H) - 1.f);
+  const int64_t HW = H * W;
+  // Pixel columns and rows of the tile, stepped (no division per pixel).
+  alignas(32) float col[kTile], row[kTile];
+  int64_t c = p0 % W, r = p0 / W;
+  for (int64_t i = 0; i < len; ++i) {
+    col[i] = float(c);
+    row[i] = float(r);
+    if (++c == W) {
+      c = 0;
+      ++r;
+    }
+  }
+  for (int64_t i = 0; i < len; i += 8) {
+    __m256 x = _mm256_add_ps(_mm256_load_ps(col + i), _mm256_loadu_ps(flow_n + p0 + i));
+    __m256 y = _mm256_add_ps(_mm256_load_ps(row + i), _mm256_loadu_ps(flow_n + HW + p0 + i));
+    __m256 fx = one, fy = one;
+    if (border) {
+      const __m256 nan = _mm256_or_ps(_mm256_cmp_ps(x, x, _CMP_UNORD_Q), _mm256_cmp_ps(y, y, _CMP_UNORD_Q));
+      if (_mm256_movemask_ps(nan) != 0) return false;
+      const __m256 below_x = _mm256_cmp_ps(x, zero, _CMP_LT_OQ), above_x = _mm256_cmp_ps(x, max_x, _CMP_GT_OQ);
+      const __m256 below_y = _mm256_cmp_ps(y, zero, _CMP_LT_OQ), above_y = _mm256_cmp_ps(y, max_y, _CMP_GT_OQ);
+      fx = _mm256_andnot_ps(_mm256_or_ps(below_x, above_x), one);
+      fy = _mm256_andnot_ps(_mm256_or_ps(below_y, above_y), one);
+      x = _mm256_blendv_ps(_mm256_blendv_ps(x, zero, below_x), max_x, above_x);
+      y = _mm256_blendv_ps(_mm256_blendv_ps(y, zero, below_y), max_y, above_y);
+    }
+    store_taps8(t, i, x, y, fx, fy, H, W, with_derivatives);  // a non-finite zeros point reads nothing
+  }
+  std::fill(t.undefined, t.undefined + len, false);
+  t.any_undefined = false;
+  return true;
+}
+
+#endif
+
+}  // namespace cpu
+}  // namespace crossnet_fast
