@@ -22,9 +22,11 @@ def grid_sample(
 
     Same signature and semantics as ``torch.nn.functional.grid_sample``; the bilinear 4-D case runs
     on this library's kernels (CPU, CUDA, Triton, or the reference), with fp32 accumulation for
-    fp16/bf16, a backward that is deterministic on every backend (each input pixel's gradient is
-    summed in a fixed order on the CPU; on CUDA under ``torch.use_deterministic_algorithms(True)``),
-    and no zero-weight reads (an inf in ``input`` does not leak NaN into neighbouring samples).
+    fp16/bf16 and no zero-weight reads (an inf in ``input`` does not leak NaN into neighbouring
+    samples). The backward is deterministic on the CPU (each input pixel's gradient is summed in a
+    fixed order, whatever the thread count) and on CUDA under
+    ``torch.use_deterministic_algorithms(True)`` (sorted, no atomics); the Triton backward uses
+    atomics and raises under deterministic mode.
     ``mode="nearest"``/``"bicubic"`` and 5-D inputs are passed to ``F.grid_sample`` unchanged.
 
     Args:
