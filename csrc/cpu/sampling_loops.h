@@ -230,13 +230,44 @@ void coordinate_channels(const scalar_t* src, const scalar_t* go, int64_t C, int
 // next would chain every add to the previous store (a memory dependency that made this loop 5x
 // slower). The order of the adds is fixed, so the result is deterministic.
 template <typename scalar_t, typename acc_t, typename index_t>
-inline void scatter_tile(const scalar_t* g, acc_t* plane, const index_t* off, const acc_t* wt, int64_t stride,
-                         int64_t p0, int64_t p1) {
+inline void scatter_tile_scalar(const scalar_t* g, acc_t* plane, const index_t* off, const acc_t* wt, int64_t stride,
+                                int64_t p0, int64_t p1) {
   for (int k = 0; k < 4; ++k) {
     const index_t* o = off + k * stride;
     const acc_t* w = wt + k * stride;
     for (int64_t p = p0; p < p1; ++p) plane[o[p]] += weighted(w[p], acc_t(g[p]));
   }
+}
+
+#if CROSSNET_FAST_X86_DISPATCH
+// fp32: the products of a tap for 8 points at a time into a small buffer, then only the scalar
+// read-add-writes (15% faster in a micro-benchmark: the adds into colliding addresses cannot be
+// vectorised, the products can). Same values and order as the scalar loop.
+CROSSNET_FAST_TARGET_AVX2 inline void scatter_tile_avx2(const float* g, float* plane, const int32_t* off,
+                                                        const float* wt, int64_t stride, int64_t p0, int64_t p1) {
+  alignas(32) float products[kTile];
+  const int64_t vec_end = p0 + (p1 - p0) - (p1 - p0) % 8;
+  for (int k = 0; k < 4; ++k) {
+    const int32_t* o = off + k * stride;
+    const float* w = wt + k * stride;
+    for (int64_t p = p0; p < vec_end; p += 8) {
+      _mm256_store_ps(products + (p - p0), weighted8(_mm256_loadu_ps(w + p), _mm256_loadu_ps(g + p)));
+    }
+    for (int64_t p = vec_end; p < p1; ++p) products[p - p0] = weighted(w[p], g[p]);
+    for (int64_t p = p0; p < p1; ++p) plane[o[p]] += products[p - p0];
+  }
+}
+#endif
+
+template <typename scalar_t, typename acc_t, typename index_t>
+inline void scatter_tile(const scalar_t* g, acc_t* plane, const index_t* off, const acc_t* wt, int64_t stride,
+                         int64_t p0, int64_t p1) {
+#if CROSSNET_FAST_X86_DISPATCH
+  if constexpr (std::is_same_v<scalar_t, float> && std::is_same_v<acc_t, float> && std::is_same_v<index_t, int32_t>) {
+    if (has_avx2() && p1 - p0 <= kTile) return scatter_tile_avx2(g, plane, off, wt, stride, p0, p1);
+  }
+#endif
+  scatter_tile_scalar(g, plane, off, wt, stride, p0, p1);
 }
 
 // ---- the three loops --------------------------------------------------------------------------
