@@ -91,7 +91,8 @@ def _extension():
     print(f"crossnet_fast setup: CUDA kernels {'ON' if use_cuda else 'OFF'} ({why}); "
           f"torch {torch.__version__}; arch list {arch}", flush=True)
     info = {"torch": torch.__version__, "cuda": use_cuda,
-            "cuda_version": torch.version.cuda if use_cuda else None, "cuda_arch_list": arch}
+            "cuda_version": torch.version.cuda if use_cuda else None, "cuda_arch_list": arch,
+            "openmp": "-fopenmp" in cxx_flags}
     with open(os.path.join(ROOT, "crossnet_fast", "_build_info.py"), "w") as fh:
         fh.write('"""Written by setup.py: how the extension was built."""\n')
         fh.write(f"BUILD_INFO = {info!r}\n")

@@ -37,6 +37,8 @@ def build_info() -> dict:
         "cuda": _extension.has_cuda_kernels(),
         "cuda_version": info.get("cuda_version") if _extension.has_cuda_kernels() else None,
         "cuda_arch_list": info.get("cuda_arch_list"),
+        # CPU kernels run on torch's intra-op threads only when built with OpenMP (setup.py).
+        "openmp": info.get("openmp"),
         "triton": importlib.util.find_spec("triton") is not None,
         "extension_loaded": _extension.loaded,
         "extension_error": _extension.load_error,

@@ -26,3 +26,18 @@ def test_cuda_sources_use_no_16_bit_atomics():
     assert not re.search(r"atomicAdd\s*\(\s*reinterpret_cast<\s*(__half2|__nv_bfloat162|__half|__nv_bfloat16)\s*\*",
                          src)
     assert not re.search(r"gpuAtomicAdd\w*\(\s*gfeat[^;]*static_cast<scalar_t>", src)
+
+
+def test_cpu_kernels_are_built_multithreaded():
+    """at::parallel_for in the CPU kernels is parallel only when the extension is compiled with
+    OpenMP; without it every kernel silently runs on one thread (as it did until the build said
+    so). Where torch itself uses OpenMP on Linux, the build must too."""
+    import pytest
+    import torch
+
+    import crossnet_fast as cf
+    from crossnet_fast import _extension
+
+    if not _extension.loaded or not sys.platform.startswith("linux") or not torch.backends.openmp.is_available():
+        pytest.skip("needs the extension, Linux and an OpenMP build of torch")
+    assert cf.build_info()["openmp"] is True
