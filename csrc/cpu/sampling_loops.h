@@ -114,20 +114,25 @@ template <typename scalar_t, typename acc_t, typename index_t>
 inline void coordinate_channels_scalar(const scalar_t* src, const scalar_t* go, int64_t C, int64_t in_plane, int64_t P,
                                        int64_t i0, int64_t len, const TileTaps<acc_t, index_t>& t, acc_t* gx,
                                        acc_t* gy) {
-  for (int64_t i = i0; i < len; ++i) {
-    for (int64_t c0 = 0; c0 < C; c0 += kChunk) {
-      acc_t px = acc_t(0), py = acc_t(0);
-      for (int64_t c = c0; c < std::min(C, c0 + kChunk); ++c) {
-        const scalar_t* plane = src + c * in_plane;
+  acc_t px[kTile], py[kTile];  // one chunk's partial sums; channel-outer so each plane is read in order
+  for (int64_t c0 = 0; c0 < C; c0 += kChunk) {
+    std::fill(px + i0, px + len, acc_t(0));
+    std::fill(py + i0, py + len, acc_t(0));
+    for (int64_t c = c0; c < std::min(C, c0 + kChunk); ++c) {
+      const scalar_t* plane = src + c * in_plane;
+      const scalar_t* g = go + c * P;
+      for (int64_t i = i0; i < len; ++i) {
         const acc_t v0 = plane[t.off[0][i]], v1 = plane[t.off[1][i]], v2 = plane[t.off[2][i]], v3 = plane[t.off[3][i]];
-        const acc_t gi = go[c * P + i];
-        px += gi * (weighted(t.dx[0][i], v0) + weighted(t.dx[1][i], v1) + weighted(t.dx[2][i], v2) +
-                    weighted(t.dx[3][i], v3));
-        py += gi * (weighted(t.dy[0][i], v0) + weighted(t.dy[1][i], v1) + weighted(t.dy[2][i], v2) +
-                    weighted(t.dy[3][i], v3));
+        const acc_t gi = g[i];
+        px[i] += gi * (weighted(t.dx[0][i], v0) + weighted(t.dx[1][i], v1) + weighted(t.dx[2][i], v2) +
+                       weighted(t.dx[3][i], v3));
+        py[i] += gi * (weighted(t.dy[0][i], v0) + weighted(t.dy[1][i], v1) + weighted(t.dy[2][i], v2) +
+                       weighted(t.dy[3][i], v3));
       }
-      gx[i] += px;
-      gy[i] += py;
+    }
+    for (int64_t i = i0; i < len; ++i) {
+      gx[i] += px[i];
+      gy[i] += py[i];
     }
   }
 }
