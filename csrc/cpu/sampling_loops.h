@@ -14,6 +14,8 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
+#include <string>
 #include <limits>
 #include <type_traits>
 #include <vector>
@@ -33,9 +35,14 @@ namespace cpu {
 
 constexpr int64_t kTile = 256;  // points whose taps are computed once and reused for all channels
 
+// The AVX2 paths run where the CPU has AVX2 and FMA, unless CROSSNET_FAST_CPU_ISA=baseline (for
+// comparisons and to rule them out when debugging; read once).
 inline bool has_avx2() {
 #if CROSSNET_FAST_X86_DISPATCH
-  static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && [] {
+    const char* isa = std::getenv("CROSSNET_FAST_CPU_ISA");
+    return isa == nullptr || std::string(isa) != "baseline";
+  }();
   return yes;
 #else
   return false;
