@@ -72,3 +72,18 @@ def test_resize_flow_bad_input(kwargs, exc, match):
 def test_upsample_flow_rejects_non_bool_align_corners():
     with pytest.raises(TypeError, match="align_corners must be a bool"):
         cf.upsample_flow(torch.zeros(1, 2, 4, 4), 2, align_corners="true")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_resize_flow_repeated_calls_and_compile(backend, gen):
+    """The sample points are built once per size (cached): repeated calls with other batch sizes
+    agree with F.interpolate, and torch.compile(fullgraph=True) traces it (no cache there)."""
+    for n in (1, 3, 1):
+        flow = torch.randn(n, 2, 6, 5, generator=gen)
+        want = _interpolate_flow(flow.double(), (12, 10), True)
+        torch.testing.assert_close(cf.resize_flow(flow, (12, 10), align_corners=True, backend=backend).double(), want,
+                                   atol=1e-5, rtol=1e-5)
+    torch._dynamo.reset()
+    flow = torch.randn(2, 2, 6, 5, generator=gen)
+    compiled = torch.compile(lambda f: cf.resize_flow(f, (9, 7), backend=backend), fullgraph=True, backend="aot_eager")
+    torch.testing.assert_close(compiled(flow), cf.resize_flow(flow, (9, 7), backend=backend), atol=1e-6, rtol=1e-6)

@@ -1,6 +1,7 @@
 """Public flow-resizing ops: ``upsample_flow`` (integer factor) and ``resize_flow`` (any size)."""
 from __future__ import annotations
 
+import functools
 from typing import Sequence
 
 import torch
@@ -83,9 +84,26 @@ def resize_flow(flow: torch.Tensor, size: Sequence[int], align_corners: bool = F
     n, _, h_in, w_in = flow.shape
     h, w = int(size[0]), int(size[1])
     coord = torch.float64 if flow.dtype == torch.float64 else torch.float32
-    gx = _axis_grid(w, align_corners, coord, flow.device).view(1, 1, w).expand(n, h, w)
-    gy = _axis_grid(h, align_corners, coord, flow.device).view(1, h, 1).expand(n, h, w)
-    grid = torch.stack((gx, gy), -1)
-    resized = grid_sample(flow, grid, padding_mode="border", align_corners=align_corners, backend=backend)
+    if torch.compiler.is_compiling():
+        grid = _sample_points(h, w, align_corners, coord, flow.device)
+    else:  # RAFT upsamples the same size every iteration: build the points once
+        grid = _cached_sample_points(h, w, align_corners, coord, flow.device)
+    resized = grid_sample(flow, grid.expand(n, h, w, 2), padding_mode="border", align_corners=align_corners,
+                          backend=backend)
+    if w * h_in == h * w_in:  # one ratio for both axes (any integer upsampling): a scalar multiply
+        return resized * (w / w_in)
     ratio = torch.tensor([w / w_in, h / h_in], dtype=flow.dtype, device=flow.device).view(1, 2, 1, 1)
     return resized * ratio
+
+
+def _sample_points(h: int, w: int, align_corners: bool, dtype: torch.dtype, device) -> torch.Tensor:
+    """(1, h, w, 2) normalised (x, y) points that ``F.interpolate`` samples for an (h, w) output."""
+    gx = _axis_grid(w, align_corners, dtype, device).view(1, 1, w).expand(1, h, w)
+    gy = _axis_grid(h, align_corners, dtype, device).view(1, h, 1).expand(1, h, w)
+    return torch.stack((gx, gy), -1)
+
+
+@functools.lru_cache(maxsize=32)
+def _cached_sample_points(h: int, w: int, align_corners: bool, dtype: torch.dtype, device) -> torch.Tensor:
+    # Never written to: the ops only read the grid, and it is expanded, not copied, per call.
+    return _sample_points(h, w, align_corners, dtype, device)
