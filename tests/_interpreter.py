@@ -23,13 +23,17 @@ def in_process(module: str, kernel: str) -> bool:
     return mod is None or type(getattr(mod, kernel)).__name__ == "InterpretedFunction"
 
 
-def rerun_under_interpreter(path: str, timeout: int = 900) -> None:
-    """Run pytest on ``path`` with TRITON_INTERPRET=1 in a child; fail with its output if it fails."""
+def rerun_under_interpreter(path: str, timeout: int = 900) -> str:
+    """Run pytest on ``path`` with TRITON_INTERPRET=1 in a child; fail with its output if it fails.
+
+    Returns the child's standard output (a caller may check what ran)."""
     env = dict(os.environ, TRITON_INTERPRET="1")
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, env.get("PYTHONPATH")]))
+    tests = os.path.join(ROOT, "tests")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, tests, env.get("PYTHONPATH")]))
     cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", os.path.abspath(path)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
     assert proc.returncode == 0, f"Triton interpreter tests failed:\n{proc.stdout[-8000:]}\n{proc.stderr[-4000:]}"
+    return proc.stdout
 
 
 def keep_only_rerun(namespace: dict) -> None:

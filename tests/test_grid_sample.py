@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 import crossnet_fast as cf
 from conftest import NATIVE_CPU
+from test_warp import _forward_and_grads  # (out, grad of both inputs) of fn(a, b)
 
 BACKENDS = [pytest.param("cpu", marks=NATIVE_CPU), "reference"]
 PADDINGS = ["zeros", "border", "reflection"]
@@ -32,23 +33,19 @@ def _edge_grid(h, w):
     return torch.stack((gx, gy), -1)[None]
 
 
-def _run(fn, inp, grid, grad_out):
-    inp = inp.detach().requires_grad_()
-    grid = grid.detach().requires_grad_()
-    out = fn(inp, grid)
-    g_inp, g_grid = torch.autograd.grad(out, (inp, grid), grad_out.to(out.dtype))
-    return out, g_inp, g_grid
-
-
 def _torch(inp, grid, padding, align_corners, grad_out):
     """F.grid_sample in fp64 on the same (rounded) inputs: (out, grad_input, grad_grid), fp64."""
-    return _run(lambda i, g: F.grid_sample(i, g, padding_mode=padding, align_corners=align_corners),
-                inp.double(), grid.double(), grad_out.double())
+    def fn(i, g):
+        return F.grid_sample(i, g, padding_mode=padding, align_corners=align_corners)
+
+    return _forward_and_grads(fn, inp.double(), grid.double(), grad_out.double())
 
 
 def _ours(backend, inp, grid, padding, align_corners, grad_out):
-    return _run(lambda i, g: cf.grid_sample(i, g, padding_mode=padding, align_corners=align_corners, backend=backend),
-                inp, grid, grad_out)
+    def fn(i, g):
+        return cf.grid_sample(i, g, padding_mode=padding, align_corners=align_corners, backend=backend)
+
+    return _forward_and_grads(fn, inp, grid, grad_out)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -9,22 +9,18 @@ examples of the native backends (``TRITON_EXAMPLES``).
 """
 from __future__ import annotations
 
-import importlib.util
 import os
-import subprocess
-import sys
 
 import pytest
 from hypothesis import example, given, settings
 
 import crossnet_fast as cf
+from _interpreter import HAS_TRITON, rerun_under_interpreter
 from properties import (check_charbonnier, check_upsample, check_warp, loss_case,
                         upsample_case, warp_case)
 from test_properties import (_charbonnier_overflow, _identity_with_inf, _inf_at_origin,
                              _upsample_inf_at_scale_1)
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-HAS_TRITON = importlib.util.find_spec("triton") is not None
 INTERPRET = os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 TRITON_EXAMPLES = max(10, settings().max_examples // 5)  # 40 in CI, 1000 with HYPOTHESIS_PROFILE=long
 
@@ -39,13 +35,9 @@ interpreted = pytest.mark.skipif(not (HAS_TRITON and INTERPRET), reason="runs un
 @pytest.mark.skipif(not HAS_TRITON, reason="Triton is not installed")
 @pytest.mark.skipif(INTERPRET, reason="already running under the interpreter")
 def test_properties_under_interpreter():
-    env = dict(os.environ, TRITON_INTERPRET="1")
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, os.path.join(ROOT, "tests"), env.get("PYTHONPATH")]))
-    cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", os.path.abspath(__file__)]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1800, cwd=ROOT)
-    assert proc.returncode == 0, f"Triton property tests failed:\n{proc.stdout[-8000:]}\n{proc.stderr[-4000:]}"
+    out = rerun_under_interpreter(__file__, timeout=1800)
     # All three properties ran (only this driver is skipped in the child).
-    assert "3 passed, 1 skipped" in proc.stdout.splitlines()[-1], proc.stdout[-2000:]
+    assert "3 passed, 1 skipped" in out.splitlines()[-1], out[-2000:]
 
 
 def _triton_warp(feat, flow, padding):

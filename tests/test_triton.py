@@ -18,7 +18,6 @@ interpreter runs each program in NumPy, one after another.
 """
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -28,20 +27,11 @@ import torch
 import torch.nn.functional as F
 
 import crossnet_fast as cf
+from _interpreter import HAS_TRITON, ROOT, in_process, keep_only_rerun, rerun_under_interpreter
 from crossnet_fast import reference as ref
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-HAS_TRITON = importlib.util.find_spec("triton") is not None
-INTERPRET = os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
-
-
-def _kernels_interpreted() -> bool:
-    """False when an earlier import compiled the kernels (interpreter switched on too late)."""
-    mod = sys.modules.get("crossnet_fast.triton.multiscale_warp")
-    return mod is None or type(mod._warp_fwd_kernel).__name__ == "InterpretedFunction"
-
-
-IN_PROCESS = HAS_TRITON and INTERPRET and _kernels_interpreted()
+# The kernels run here only when the interpreter was on before they were first imported.
+IN_PROCESS = in_process("crossnet_fast.triton.multiscale_warp", "_warp_fwd_kernel")
 
 DTYPES = [torch.float32, torch.float16, torch.bfloat16]
 # Machine epsilon of each dtype: the half-precision tolerances are a few ulps of the output.
@@ -51,11 +41,7 @@ EPS = {torch.float32: 1.2e-7, torch.float16: 9.8e-4, torch.bfloat16: 7.8e-3, tor
 @pytest.mark.skipif(not HAS_TRITON, reason="Triton is not installed")
 @pytest.mark.skipif(IN_PROCESS, reason="already running under the interpreter")
 def test_suite_under_interpreter():
-    env = dict(os.environ, TRITON_INTERPRET="1")
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, env.get("PYTHONPATH")]))
-    cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", os.path.abspath(__file__)]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900, cwd=ROOT)
-    assert proc.returncode == 0, f"Triton interpreter tests failed:\n{proc.stdout[-8000:]}\n{proc.stderr[-4000:]}"
+    rerun_under_interpreter(__file__)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -566,5 +552,4 @@ def test_feature_gradient_of_thousands_of_samples_on_one_pixel(dtype):
 if not IN_PROCESS:
     # Without the interpreter from the start of this process, only test_suite_under_interpreter
     # runs here (its child process runs everything else); the other tests are not collected.
-    for _name in [n for n in list(globals()) if n.startswith("test_") and n != "test_suite_under_interpreter"]:
-        del globals()[_name]
+    keep_only_rerun(globals())
