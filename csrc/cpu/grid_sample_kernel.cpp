@@ -6,8 +6,6 @@
 #include <ATen/OpMathType.h>
 #include <torch/library.h>
 
-#include <cmath>
-
 #include "../common.h"
 #include "sampling_loops.h"
 #include "taps_avx2.h"
@@ -33,6 +31,7 @@ struct GridSampleTaps {
 
   template <typename index_t>
   void fill(cpu::TileTaps<acc_t, index_t>& t, int64_t n, int64_t p0, int64_t len, bool with_derivatives) const {
+    // Reflection, fp64, and CPUs without AVX2 take the general path: bilinear.h point by point.
     if (padding == GridPadding::Reflection) return t.fill_pointwise(*this, n, p0, len, with_derivatives);
 #if CROSSNET_FAST_X86_DISPATCH
     if constexpr (std::is_same_v<acc_t, float> && std::is_same_v<index_t, int32_t>) {
@@ -40,62 +39,12 @@ struct GridSampleTaps {
         const int64_t vec_len = len - len % 8;
         cpu::fill_grid_taps_avx2(t, grid + (n * P + p0) * 2, vec_len, H, W, padding == GridPadding::Border,
                                  align_corners, with_derivatives);
-        if (vec_len == len) return;
-        const bool head_undefined = t.any_undefined;
-        fill_branch_free(t, grid + (n * P + p0) * 2, len, vec_len);
-        t.any_undefined |= head_undefined;
+        if (vec_len < len) t.fill_pointwise(*this, n, p0, len, with_derivatives, vec_len);  // the tail
         return;
       }
     }
 #endif
-    fill_branch_free(t, grid + (n * P + p0) * 2, len, 0);
-  }
-
-  // Zeros and border padding for points [i0, len) with selects instead of the general path's
-  // branches: the same values as grid_taps_strided (bilinear.h, the definition). The fp32 fast
-  // path (cpu::fill_grid_taps_avx2) computes the same expressions 8 points at a time.
-  template <typename index_t>
-  void fill_branch_free(cpu::TileTaps<acc_t, index_t>& t, const acc_t* g, int64_t len, int64_t i0) const {
-    const acc_t w = static_cast<acc_t>(W), h = static_cast<acc_t>(H);
-    const acc_t max_x = w - acc_t(1), max_y = h - acc_t(1);
-    const bool border = padding == GridPadding::Border;
-    const acc_t fx0 = align_corners ? max_x / acc_t(2) : w / acc_t(2);
-    const acc_t fy0 = align_corners ? max_y / acc_t(2) : h / acc_t(2);
-    bool any = false;
-    for (int64_t i = i0; i < len; ++i) {
-      const acc_t gx = g[2 * i], gy = g[2 * i + 1];
-      acc_t x = align_corners ? (gx + acc_t(1)) / acc_t(2) * max_x : ((gx + acc_t(1)) * w - acc_t(1)) / acc_t(2);
-      acc_t y = align_corners ? (gy + acc_t(1)) / acc_t(2) * max_y : ((gy + acc_t(1)) * h - acc_t(1)) / acc_t(2);
-      acc_t fx = fx0, fy = fy0;
-      if (border) {  // loop-invariant: the compiler unswitches it
-        fx = (x > acc_t(0) && x < max_x) ? fx : acc_t(0);
-        fy = (y > acc_t(0) && y < max_y) ? fy : acc_t(0);
-        x = x <= acc_t(0) ? acc_t(0) : (x >= max_x ? max_x : x);  // NaN stays NaN
-        y = y <= acc_t(0) ? acc_t(0) : (y >= max_y ? max_y : y);
-      }
-      const bool defined = (x - x) == acc_t(0) && (y - y) == acc_t(0);
-      // Zeros rule of bilinear_taps_strided: a point at or beyond -1 / size reads nothing.
-      const bool used = defined && x >= acc_t(-1) && x < w && y >= acc_t(-1) && y < h;
-      const acc_t xs = used ? x : acc_t(0), ys = used ? y : acc_t(0);
-      const acc_t x0f = std::floor(xs), y0f = std::floor(ys);
-      const acc_t ax = xs - x0f, ay = ys - y0f;
-      const index_t x0 = static_cast<index_t>(x0f), y0 = static_cast<index_t>(y0f);
-      const bool in_x[2] = {used && x0 >= 0, used && x0 + 1 <= W - 1};
-      const bool in_y[2] = {y0 >= 0, y0 + 1 <= H - 1};
-      const acc_t wx[2] = {acc_t(1) - ax, ax}, wy[2] = {acc_t(1) - ay, ay};
-      for (int k = 0; k < 4; ++k) {
-        const int dx = k & 1, dy = k >> 1;
-        const bool in = in_x[dx] && in_y[dy];
-        t.off[k][i] = in ? (y0 + dy) * static_cast<index_t>(W) + (x0 + dx) : index_t(0);
-        t.weight[k][i] = in ? wx[dx] * wy[dy] : acc_t(0);
-        // dweight/dx = -+wy, dweight/dy = -+wx, times d pixel / d grid (0 where clamped).
-        t.dx[k][i] = in ? ((dx ? acc_t(1) : acc_t(-1)) * wy[dy]) * fx : acc_t(0);
-        t.dy[k][i] = in ? (wx[dx] * (dy ? acc_t(1) : acc_t(-1))) * fy : acc_t(0);
-      }
-      t.undefined[i] = !defined;
-      any |= !defined;
-    }
-    t.any_undefined = any;
+    t.fill_pointwise(*this, n, p0, len, with_derivatives);
   }
 };
 

@@ -35,8 +35,11 @@ struct WarpTaps {
   void fill(cpu::TileTaps<acc_t, index_t>& t, int64_t n, int64_t p0, int64_t len, bool with_derivatives) const {
 #if CROSSNET_FAST_X86_DISPATCH
     if constexpr (std::is_same_v<acc_t, float> && std::is_same_v<index_t, int32_t>) {
-      if (cpu::has_avx2() && len % 8 == 0 &&
-          cpu::fill_warp_taps_avx2(t, fl + n * 2 * H * W, p0, len, H, W, padding == Padding::Border, with_derivatives)) {
+      const int64_t vec_len = len - len % 8;
+      if (cpu::has_avx2() &&
+          cpu::fill_warp_taps_avx2(t, fl + n * 2 * H * W, p0, vec_len, H, W, padding == Padding::Border,
+                                   with_derivatives)) {
+        if (vec_len < len) t.fill_pointwise(*this, n, p0, len, with_derivatives, vec_len);  // the tail
         return;
       }
     }

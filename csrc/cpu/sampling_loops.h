@@ -72,11 +72,13 @@ struct TileTaps {
   bool undefined[kTile];  // sample and coordinate gradient are NaN (grid_sample's non-finite points)
   bool any_undefined;
 
-  // Point by point from a taps_of(n, p) -> GridTaps<acc_t, int64_t> function: the general path.
+  // Points [i0, len) of the tile, point by point from a taps_of(n, p) -> GridTaps<acc_t, int64_t>
+  // function: the general path (i0 > 0: the tail after a vectorised fill of [0, i0)).
   template <typename PointTaps>
-  void fill_pointwise(const PointTaps& taps_of, int64_t n, int64_t p0, int64_t len, bool with_derivatives) {
-    any_undefined = false;
-    for (int64_t i = 0; i < len; ++i) {
+  void fill_pointwise(const PointTaps& taps_of, int64_t n, int64_t p0, int64_t len, bool with_derivatives,
+                      int64_t i0 = 0) {
+    if (i0 == 0) any_undefined = false;
+    for (int64_t i = i0; i < len; ++i) {
       const auto t = taps_of(n, p0 + i);
       for (int k = 0; k < 4; ++k) {
         off[k][i] = static_cast<index_t>(t.taps.offset[k]);

@@ -1,7 +1,8 @@
 // Bilinear taps of 8 points at a time with AVX2, fp32, int32 offsets: the fast paths of the tile
 // fills of grid_sample (GridSampleTaps::fill) and of the warp (WarpTaps::fill). x86-64 only,
 // picked at run time. Every expression is the one of bilinear.h (the definition), operation for
-// operation and without fused multiply-adds, so the values are bit-identical to the general path's.
+// operation and without fused multiply-adds, so the values are bit-identical to the general path's
+// (point by point through bilinear.h).
 #pragma once
 
 #include "sampling_loops.h"
@@ -98,8 +99,9 @@ CROSSNET_FAST_TARGET_AVX2 inline void fill_grid_taps_avx2(TileTaps<float, int32_
 }
 
 // The warp's taps, pixels [p0, p0 + len) of one (H, W) image displaced by its flow (flow_n: the
-// image's (2, H, W) flow), len a multiple of 8. Border padding clamps the point (derivative 0
-// strictly beyond the bounds, bilinear.h's Border rule); zeros padding lets taps outside count 0.
+// image's (2, H, W) flow), len a multiple of 8 (the caller fills a shorter tail point by point).
+// Border padding clamps the point (derivative 0 strictly beyond the bounds, bilinear.h's Border
+// rule); zeros padding lets taps outside count 0.
 // Returns false, having filled nothing that counts, when a point is NaN with border padding: its
 // taps carry NaN weights (bilinear.h), which the caller then fills point by point.
 CROSSNET_FAST_TARGET_AVX2 inline bool fill_warp_taps_avx2(TileTaps<float, int32_t>& t, const float* flow_n, int64_t p0,
