@@ -18,17 +18,40 @@ import json, sys, torch
 import crossnet_fast as cf
 torch.manual_seed(0)
 results = {}
-# Sizes whose tiles are whole multiples of 8 points, so no point takes a scalar tail.
-x = torch.randn(2, 5, 12, 16)
+# Sizes whose tiles are whole multiples of 8 points, so no point takes a scalar tail. Channels:
+# 11 = a block of 8 (8-channel input-gradient pass) and 3 planes left to the plane-by-plane loop
+# (and the coordinate gradient); 24 (below) = every gradient in blocks of 8 (a chunk of 16, then
+# one of 8); tap pairs from 4 channels.
+x = torch.randn(2, 11, 12, 16)
 for pad in ("zeros", "border", "reflection"):
     for ac in (False, True):
         g = (torch.rand(2, 8, 16, 2) * 2.6 - 1.3)
         g[0, 0, :3] = torch.tensor([[float("nan"), 0.0], [-1.0, 1.0], [float("inf"), 0.2]])
+        # Points whose only inside tap is a corner pixel (a tap pair read around the last element
+        # of the plane, or starting at the other tap), in the right half of the last pixel etc.
+        hi_x, hi_y, lo_x, lo_y = 1 - 0.5 / 16, 1 - 0.5 / 12, -1 + 0.2 / 16, -1 + 0.2 / 12
+        g[1, 1, :4] = torch.tensor([[hi_x, hi_y], [lo_x, hi_y], [hi_x, lo_y], [lo_x, lo_y]])
         xi, gi = x.clone().requires_grad_(), g.clone().requires_grad_()
         out = cf.grid_sample(xi, gi, padding_mode=pad, align_corners=ac, backend="cpu")
         ga, gb = torch.autograd.grad(out, (xi, gi), torch.randn(out.shape, generator=torch.Generator().manual_seed(1)))
         results[f"grid-{pad}-{ac}"] = [t.flatten().tolist() for t in (out, ga, gb)]
-feat = torch.randn(2, 5, 16, 24)
+# Degenerate planes: one column (pairs across rows), one pixel (no pairs: a single element).
+for h, w in ((7, 1), (1, 1)):
+    xs = torch.randn(2, 16, h, w)
+    g = torch.rand(2, 4, 8, 2) * 2.6 - 1.3
+    xi, gi = xs.clone().requires_grad_(), g.clone().requires_grad_()
+    out = cf.grid_sample(xi, gi, padding_mode="zeros", align_corners=False, backend="cpu")
+    ga, gb = torch.autograd.grad(out, (xi, gi), torch.randn(out.shape, generator=torch.Generator().manual_seed(3)))
+    results[f"grid-{h}x{w}"] = [t.flatten().tolist() for t in (out, ga, gb)]
+x24 = torch.randn(2, 24, 12, 16)
+for pad in ("zeros", "reflection"):
+    g = (torch.rand(2, 8, 16, 2) * 2.6 - 1.3)
+    g[0, 0, :2] = torch.tensor([[float("nan"), 0.0], [-1.0, 1.0]])
+    xi, gi = x24.clone().requires_grad_(), g.clone().requires_grad_()
+    out = cf.grid_sample(xi, gi, padding_mode=pad, align_corners=False, backend="cpu")
+    ga, gb = torch.autograd.grad(out, (xi, gi), torch.randn(out.shape, generator=torch.Generator().manual_seed(4)))
+    results[f"grid24-{pad}"] = [t.flatten().tolist() for t in (out, ga, gb)]
+feat = torch.randn(2, 16, 16, 24)
 for pad in ("zeros", "border"):
     flow = (torch.rand(2, 2, 16, 24) * 2 - 1) * 6
     flow[1, 0, 3, :2] = torch.tensor([float("inf"), -1e30])

@@ -86,7 +86,8 @@ std::tuple<at::Tensor, at::Tensor> grid_sample_backward_cpu(const at::Tensor& gr
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(), "grid_sample_backward_cpu", [&] {
     using acc_t = at::opmath_type<scalar_t>;
     const GridSampleTaps<acc_t> taps{grid_c.data_ptr<acc_t>(), P, H, W, pad, align_corners};
-    at::Tensor acc = output_mask[0] ? at::zeros({N, C, H, W}, input.options().dtype(acc_type)) : at::Tensor();
+    // every element written by sample_backward
+    at::Tensor acc = output_mask[0] ? at::empty({N, C, H, W}, input.options().dtype(acc_type)) : at::Tensor();
     at::Tensor gg = output_mask[1] ? at::empty({N, Ho, Wo, 2}, grid_c.options()) : at::Tensor();
     acc_t* out = output_mask[1] ? gg.data_ptr<acc_t>() : nullptr;
     cpu::sample_backward<scalar_t, acc_t>(

@@ -71,7 +71,8 @@ void warp_backward_one(const at::Tensor& grad_out, const at::Tensor& feat, const
   const at::Tensor feat_c = feat.contiguous();
   const at::Tensor go_c = grad_out.to(feat.scalar_type()).contiguous();
   const at::Tensor flow_c = flow.to(acc_type).contiguous();
-  at::Tensor grad_acc = want_feat ? at::zeros({N, C, H, W}, feat.options().dtype(acc_type)) : at::Tensor();
+  // every element written by sample_backward
+  at::Tensor grad_acc = want_feat ? at::empty({N, C, H, W}, feat.options().dtype(acc_type)) : at::Tensor();
   at::Tensor gflow = want_flow ? at::empty({N, 2, H, W}, flow_c.options()) : at::Tensor();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, feat.scalar_type(), "multiscale_warp_backward_cpu", [&] {
     using acc_t = at::opmath_type<scalar_t>;
