@@ -78,7 +78,7 @@ def _bench(benchmark, workload, impl, backward):
     step = with_backward(forward) if backward else forward
     grad = contextlib.nullcontext() if backward else torch.no_grad()
     with _context(impl, patch), grad:
-        benchmark.pedantic(step, rounds=5, iterations=1, warmup_rounds=1)
+        benchmark.pedantic(step, rounds=15, iterations=1, warmup_rounds=2)
         benchmark.extra_info.update(sampling_share(step))
 
 

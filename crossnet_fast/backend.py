@@ -111,6 +111,13 @@ def resolve(op: str, device: torch.device, backend: str = "auto") -> str:
         if reason is not None:
             raise RuntimeError(f"{op}: backend {backend!r} is not available: {reason}")
         return backend
+    # The first preference of the two common cases, without the general walk below (every op
+    # call resolves its backend: a few microseconds that RAFT's hundreds of calls add up).
+    if op in OPS and _extension.loaded:
+        if device.type == "cpu":
+            return "cpu"
+        if device.type == "cuda" and _extension.has_cuda_kernels():
+            return "cuda"
     for candidate in PREFERENCE.get(device.type, {}).get(op, ("reference",)):
         if unavailable_reason(candidate, device) is None:
             return candidate

@@ -231,3 +231,24 @@ def test_functional_tensor_alias_serves_basicsrs_import():
 
     img = torch.rand(3, 4, 5)
     assert torch.equal(rgb_to_grayscale(img), current(img))
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("spans", [(12.0, 7.0), (12.0, None), (0.0, 1.0), (1.0, 0.0)])
+def test_normalise_is_the_formula_bit_for_bit(dtype, spans, gen):
+    """The fast normalisation (coords / (span / 2) + offset) gives exactly 2 * p / span - 1 per axis (y unchanged
+    for a None span), zero spans included (inf/NaN), in every float dtype."""
+    from crossnet_fast.compat._pixels import normalise
+
+    w_span, h_span = spans
+    coords = (torch.rand(2, 5, 7, 2, generator=gen, dtype=torch.float64) * 30 - 10).to(dtype)
+    coords[0, 0, 0] = 0.0  # 0 / 0 where a span is 0
+    coords[0, 0, 1] = -0.0  # y passes through with its sign
+    x, y = coords.unbind(-1)
+    want_x = 2 * x / w_span - 1
+    want_y = y if h_span is None else 2 * y / h_span - 1
+    got = normalise(coords, w_span, h_span)
+    assert got.dtype == dtype
+    assert torch.equal(got.isnan(), torch.stack((want_x, want_y), -1).isnan())
+    torch.testing.assert_close(got, torch.stack((want_x, want_y), -1), rtol=0, atol=0, equal_nan=True)
+    assert torch.equal(got.signbit(), torch.stack((want_x, want_y), -1).signbit())

@@ -43,6 +43,24 @@ for h, w in ((7, 1), (1, 1)):
     out = cf.grid_sample(xi, gi, padding_mode="zeros", align_corners=False, backend="cpu")
     ga, gb = torch.autograd.grad(out, (xi, gi), torch.randn(out.shape, generator=torch.Generator().manual_seed(3)))
     results[f"grid-{h}x{w}"] = [t.flatten().tolist() for t in (out, ga, gb)]
+# One channel, few points per image (RAFT's lookups): the grid runs as one flattened tile sequence
+# whose offsets move image by image (8 points at a time where an image has >= 8 points).
+for ho, wo in ((7, 7), (1, 3)):
+    xs = torch.randn(40, 1, 9, 10)
+    g = torch.rand(40, ho, wo, 2) * 2.4 - 1.2
+    out = cf.grid_sample(xs, g, padding_mode="zeros", align_corners=True, backend="cpu")
+    results[f"grid-flat-{ho}x{wo}"] = [out.flatten().tolist(), [], []]
+    # The same points in RAFT's layout (batch innermost, x and y planes apart): read with strides.
+    g_strided = g.permute(3, 1, 2, 0).contiguous().permute(3, 1, 2, 0)
+    out = cf.grid_sample(xs, g_strided, padding_mode="zeros", align_corners=True, backend="cpu")
+    results[f"grid-flat-strided-{ho}x{wo}"] = [out.flatten().tolist(), [], []]
+# A strided grid with channels (both gradients, 8-channel blocks and the plane-by-plane rest).
+xs = torch.randn(3, 11, 9, 10)
+g = (torch.rand(3, 6, 5, 2) * 2.4 - 1.2).permute(3, 1, 2, 0).contiguous().permute(3, 1, 2, 0)
+xi, gi = xs.clone().requires_grad_(), g.clone(memory_format=torch.preserve_format).requires_grad_()
+out = cf.grid_sample(xi, gi, padding_mode="border", align_corners=False, backend="cpu")
+ga, gb = torch.autograd.grad(out, (xi, gi), torch.randn(out.shape, generator=torch.Generator().manual_seed(5)))
+results["grid-strided"] = [t.flatten().tolist() for t in (out, ga, gb)]
 x24 = torch.randn(2, 24, 12, 16)
 for pad in ("zeros", "reflection"):
     g = (torch.rand(2, 8, 16, 2) * 2.6 - 1.3)

@@ -32,6 +32,9 @@ SCHEMAS = {
     "charbonnier_backward": "(Tensor grad_loss, Tensor pred, Tensor target, float eps, str reduction) -> Tensor",
 }
 
+# Ops whose autograd the extension registers in C++ (csrc/autograd.cpp: no Python per call).
+NATIVE_AUTOGRAD = {(NATIVE, "grid_sample")}
+
 _registered: set[str] = set()
 
 
@@ -182,5 +185,7 @@ def register_family(namespace: str) -> None:
     for name, fake in _FAKES.items():
         torch.library.register_fake(f"{namespace}::{name}", fake)
     for name, (setup, backward) in _autograd_for(namespace).items():
+        if (namespace, name) in NATIVE_AUTOGRAD:
+            continue
         torch.library.register_autograd(f"{namespace}::{name}", backward, setup_context=setup)
     _registered.add(namespace)

@@ -13,20 +13,44 @@
 namespace crossnet_fast {
 namespace {
 
-// The taps source of grid_sample: point p of image n reads its normalised (x, y) from the grid.
+// The taps source of grid_sample: point p of image n reads its normalised (x, y) from the grid,
+// which may have any strides (RAFT's lookup grids come batch-innermost from a broadcast add; a
+// copy to contiguous cost more than the sampling).
 template <typename acc_t>
 struct GridSampleTaps {
   // fill(t, 0, q0, len) reads points q0.. of the whole (N * P) grid: its math does not depend on
   // the image, so the forward may run tiles across image boundaries (sample_forward).
   static constexpr bool kFlat = true;
-  const acc_t* grid;  // (N, P, 2) contiguous, accumulate type
-  int64_t P, H, W;
+  const acc_t* grid;  // (N, Ho, Wo, 2), accumulate type, element strides below
+  int64_t P, Wo, stride_n, stride_h, stride_w, stride_xy;
+  int64_t H, W;
   GridPadding padding;
   bool align_corners;
 
+  // Whether points [p0, p0 + len) of image n lie back to back as (x, y) pairs: rows packed, and
+  // images packed too where the range runs into the next image (an expanded grid, stride_n 0,
+  // qualifies tile by tile).
+  bool packed(int64_t n, int64_t p0, int64_t len) const {
+    const int64_t Ho = P / Wo;
+    if (stride_xy != 1 || (Wo > 1 && stride_w != 2) || (Ho > 1 && stride_h != 2 * Wo)) return false;
+    return p0 % P + len <= P || stride_n == 2 * P;
+  }
+
+  // The (x, y) of point p of image n; p >= P (tiles of the flattened grid) is point p % P of
+  // image n + p / P.
+  const acc_t* point(int64_t n, int64_t p) const {
+    n += p / P;
+    p %= P;
+    return grid + n * stride_n + (p / Wo) * stride_h + (p % Wo) * stride_w;
+  }
+
+  template <typename scalar_t>
+  bool sample_one_channel(const scalar_t* src, scalar_t* dst, int64_t q0, int64_t len, int64_t in_plane,
+                          int64_t extent) const;
+
   GridTaps<acc_t, int64_t> operator()(int64_t n, int64_t p) const {
-    const acc_t* g = grid + (n * P + p) * 2;
-    return grid_taps_strided<acc_t, int64_t>(g[0], g[1], H, W, W, int64_t(1), padding, align_corners);
+    const acc_t* g = point(n, p);
+    return grid_taps_strided<acc_t, int64_t>(g[0], g[stride_xy], H, W, W, int64_t(1), padding, align_corners);
   }
 
   template <typename index_t>
@@ -37,8 +61,26 @@ struct GridSampleTaps {
     if constexpr (std::is_same_v<acc_t, float> && std::is_same_v<index_t, int32_t>) {
       if (cpu::has_avx2()) {
         const int64_t vec_len = len - len % 8;
-        cpu::fill_grid_taps_avx2(t, grid + (n * P + p0) * 2, vec_len, H, W, padding == GridPadding::Border,
-                                 align_corners, with_derivatives);
+        const float* xy = packed(n, p0, len) ? point(n, p0) : nullptr;
+        alignas(32) float gathered[2 * cpu::kTile];
+        if (xy == nullptr) {  // the tile's points, interleaved (x, y), as a contiguous grid has them
+          int64_t m = n + p0 / P, r = p0 % P, h = r / Wo, w = r % Wo;  // stepped: no division per point
+          for (int64_t i = 0; i < vec_len; ++i) {
+            const float* g = grid + m * stride_n + h * stride_h + w * stride_w;
+            gathered[2 * i] = g[0];
+            gathered[2 * i + 1] = g[stride_xy];
+            if (++w == Wo) {
+              w = 0;
+              if (++h * Wo == P) {
+                h = 0;
+                ++m;
+              }
+            }
+          }
+          xy = gathered;
+        }
+        cpu::fill_grid_taps_avx2(t, xy, vec_len, H, W, padding == GridPadding::Border, align_corners,
+                                 with_derivatives);
         if (vec_len < len) t.fill_pointwise(*this, n, p0, len, with_derivatives, vec_len);  // the tail
         return;
       }
@@ -48,6 +90,60 @@ struct GridSampleTaps {
   }
 };
 
+// sample_forward's one-channel flattened tiles: points [q0, q0 + len) of the (N * P) grid straight
+// from the grid (cpu::grid_sample_one_channel_avx2) where that path applies (fp32, AVX2, zeros or
+// border padding, images of 8 to kTile points, whole groups of 8, non-negative strides with int32
+// element offsets); false otherwise.
+template <typename acc_t>
+template <typename scalar_t>
+bool GridSampleTaps<acc_t>::sample_one_channel(const scalar_t* src, scalar_t* dst, int64_t q0, int64_t len,
+                                               int64_t in_plane, int64_t extent) const {
+#if CROSSNET_FAST_X86_DISPATCH
+  if constexpr (std::is_same_v<scalar_t, float> && std::is_same_v<acc_t, float>) {
+    if (cpu::has_avx2() && padding != GridPadding::Reflection && P >= 8 && P <= cpu::kTile && len % 8 == 0 &&
+        extent >= 2) {
+      const int64_t n = q0 / P, r = q0 % P;
+      const bool border = padding == GridPadding::Border;
+      if (packed(0, q0, len)) {
+        cpu::grid_sample_one_channel_avx2(src, point(0, q0), nullptr, 0, 0, dst, len, P, in_plane,
+                                          static_cast<int32_t>(extent), n, r, H, W, border, align_corners);
+        return true;
+      }
+      // Any other layout (RAFT's grids come batch-innermost from a broadcast add): gathered through
+      // the element offsets of one image's points, then of the next image's first 8.
+      const int64_t N = q0 / P + (q0 % P + len + P - 1) / P;  // images this tile reaches, from 0
+      const int64_t last_element = (N - 1) * std::abs(stride_n) + (P / Wo - 1) * std::abs(stride_h) +
+                                   (Wo - 1) * std::abs(stride_w) + std::abs(stride_xy);
+      if (stride_n < 0 || stride_h < 0 || stride_w < 0 || stride_xy < 0 ||
+          last_element > std::numeric_limits<int32_t>::max()) {
+        return false;
+      }
+      int32_t point_offsets[cpu::kTile + 8];
+      for (int64_t p = 0; p < P + 8; ++p) {
+        const int64_t image = p / P, q = p % P;
+        point_offsets[p] = static_cast<int32_t>(image * stride_n + (q / Wo) * stride_h + (q % Wo) * stride_w);
+      }
+      cpu::grid_sample_one_channel_avx2(src, grid, point_offsets, stride_n, stride_xy, dst, len, P, in_plane,
+                                        static_cast<int32_t>(extent), n, r, H, W, border, align_corners);
+      return true;
+    }
+  }
+#endif
+  return false;
+}
+
+// The grid in the accumulate type, without a copy when it already is (any strides).
+inline at::Tensor grid_in(const at::Tensor& grid, at::ScalarType acc_type) {
+  return grid.scalar_type() == acc_type ? grid : grid.to(acc_type).contiguous();
+}
+
+template <typename acc_t>
+GridSampleTaps<acc_t> grid_taps_of(const at::Tensor& g, int64_t H, int64_t W, GridPadding pad, bool align_corners) {
+  const int64_t Ho = g.size(1), Wo = g.size(2);
+  return GridSampleTaps<acc_t>{g.data_ptr<acc_t>(), Ho * Wo, Wo, g.stride(0), g.stride(1), g.stride(2), g.stride(3),
+                               H, W, pad, align_corners};
+}
+
 at::Tensor grid_sample_cpu(const at::Tensor& input, const at::Tensor& grid, c10::string_view padding,
                            bool align_corners) {
   check_grid_sample_inputs(input, grid);
@@ -55,14 +151,14 @@ at::Tensor grid_sample_cpu(const at::Tensor& input, const at::Tensor& grid, c10:
   const int64_t N = input.size(0), C = input.size(1), H = input.size(2), W = input.size(3);
   const int64_t Ho = grid.size(1), Wo = grid.size(2);
   const at::Tensor input_c = input.contiguous();
-  const at::Tensor grid_c = grid.to(accumulate_type(input.scalar_type())).contiguous();
+  const at::Tensor grid_c = grid_in(grid, accumulate_type(input.scalar_type()));
   at::Tensor out = at::empty({N, C, Ho, Wo}, input.options().memory_format(at::MemoryFormat::Contiguous));
   if (out.numel() == 0) return out;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(), "grid_sample_cpu", [&] {
     using acc_t = at::opmath_type<scalar_t>;
     cpu::sample_forward<scalar_t, acc_t>(
         input_c.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(), N, C, H * W, Ho * Wo,
-        GridSampleTaps<acc_t>{grid_c.data_ptr<acc_t>(), Ho * Wo, H, W, pad, align_corners});
+        grid_taps_of<acc_t>(grid_c, H, W, pad, align_corners));
   });
   return out;
 }
@@ -80,15 +176,15 @@ std::tuple<at::Tensor, at::Tensor> grid_sample_backward_cpu(const at::Tensor& gr
   const at::ScalarType acc_type = accumulate_type(input.scalar_type());
   const at::Tensor input_c = input.contiguous();
   const at::Tensor go_c = grad_out.to(input.scalar_type()).contiguous();
-  const at::Tensor grid_c = grid.to(acc_type).contiguous();
+  const at::Tensor grid_c = grid_in(grid, acc_type);
   at::Tensor grad_input = input.new_empty({0});
   at::Tensor grad_grid = grid.new_empty({0});
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(), "grid_sample_backward_cpu", [&] {
     using acc_t = at::opmath_type<scalar_t>;
-    const GridSampleTaps<acc_t> taps{grid_c.data_ptr<acc_t>(), P, H, W, pad, align_corners};
+    const GridSampleTaps<acc_t> taps = grid_taps_of<acc_t>(grid_c, H, W, pad, align_corners);
     // every element written by sample_backward
     at::Tensor acc = output_mask[0] ? at::empty({N, C, H, W}, input.options().dtype(acc_type)) : at::Tensor();
-    at::Tensor gg = output_mask[1] ? at::empty({N, Ho, Wo, 2}, grid_c.options()) : at::Tensor();
+    at::Tensor gg = output_mask[1] ? at::empty({N, Ho, Wo, 2}, grid_c.options().memory_format(at::MemoryFormat::Contiguous)) : at::Tensor();
     acc_t* out = output_mask[1] ? gg.data_ptr<acc_t>() : nullptr;
     cpu::sample_backward<scalar_t, acc_t>(
         input_c.data_ptr<scalar_t>(), go_c.data_ptr<scalar_t>(), output_mask[0] ? acc.data_ptr<acc_t>() : nullptr,

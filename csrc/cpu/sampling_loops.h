@@ -525,6 +525,31 @@ CROSSNET_FAST_TARGET_AVX2 inline void store_block8(const float* buf, int64_t in_
 }
 #endif
 
+#if CROSSNET_FAST_X86_DISPATCH
+// add_image_bases 8 points at a time, images of P >= 8 points (so 8 points start at most one new
+// image); advances i, n and r past the points it did.
+CROSSNET_FAST_TARGET_AVX2 inline void add_image_bases_avx2(int32_t (*off)[kTile], int64_t len, int64_t P,
+                                                           int64_t in_plane, int64_t& n, int64_t& r, int64_t& i) {
+  const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  const __m256i plane = _mm256_set1_epi32(static_cast<int32_t>(in_plane));
+  const __m256i last = _mm256_set1_epi32(static_cast<int32_t>(P - 1));
+  for (; i + 8 <= len; i += 8) {
+    const __m256i next_image = _mm256_cmpgt_epi32(_mm256_add_epi32(_mm256_set1_epi32(int32_t(r)), lanes), last);
+    const __m256i base = _mm256_add_epi32(_mm256_set1_epi32(static_cast<int32_t>(n * in_plane)),
+                                          _mm256_and_si256(next_image, plane));
+    for (int k = 0; k < 4; ++k) {
+      __m256i* o = reinterpret_cast<__m256i*>(off[k] + i);
+      _mm256_storeu_si256(o, _mm256_add_epi32(_mm256_loadu_si256(o), base));
+    }
+    r += 8;
+    if (r >= P) {
+      r -= P;
+      ++n;
+    }
+  }
+}
+#endif
+
 // Whether sample_backward runs its 8-channels-at-a-time pass (the *_block8 functions): fp32 with
 // AVX2, at least 8 channels, and buffers of at most 8 MB each per thread.
 template <typename scalar_t, typename acc_t, typename index_t>
@@ -572,6 +597,25 @@ inline void poison_undefined(scalar_t* dst, int64_t C, int64_t P, int64_t len, c
   }
 }
 
+// off[k][i] += (image of point i) * in_plane for the points [0, len) of a tile of a flattened
+// (N * P) grid whose first point is point r of image n (stepped: no division per point).
+template <typename acc_t>
+inline void add_image_bases(TileTaps<acc_t, int32_t>& t, int64_t len, int64_t P, int64_t in_plane, int64_t n,
+                            int64_t r) {
+  int64_t i = 0;
+#if CROSSNET_FAST_X86_DISPATCH
+  if (has_avx2() && P >= 8) add_image_bases_avx2(t.off, len, P, in_plane, n, r, i);
+#endif
+  for (; i < len; ++i) {
+    const int32_t base = static_cast<int32_t>(n * in_plane);
+    for (int k = 0; k < 4; ++k) t.off[k][i] += base;
+    if (++r == P) {
+      r = 0;
+      ++n;
+    }
+  }
+}
+
 // out[n, c, p] = sum_k weight_k * src[n, c, offset_k] (NaN for an undefined point).
 //   src (N, C, in_plane) contiguous, dst (N, C, P) contiguous. source.fill(tile, n, p0, len, deriv).
 // A source whose points are stored back to back across images (Source::kFlat: grid_sample) with
@@ -585,17 +629,10 @@ void sample_forward(const scalar_t* src, scalar_t* dst, int64_t N, int64_t C, in
     if (C == 1 && P < kTile && N * in_plane <= std::numeric_limits<int32_t>::max()) {
       const int64_t total = N * P;
       for_each_tile(1, total, [&](int64_t, int64_t q0, int64_t len) {
+        if (source.sample_one_channel(src, dst + q0, q0, len, in_plane, N * in_plane)) return;  // its fast path
         TileTaps<acc_t, int32_t> t;
         source.fill(t, 0, q0, len, false);  // the points q0.. of the flattened (N * P) grid
-        int64_t n = q0 / P, r = q0 % P;  // image and point of q0; then stepped (no division per point)
-        for (int64_t i = 0; i < len; ++i) {
-          const int32_t base = static_cast<int32_t>(n * in_plane);
-          for (int k = 0; k < 4; ++k) t.off[k][i] += base;
-          if (++r == P) {
-            r = 0;
-            ++n;
-          }
-        }
+        add_image_bases(t, len, P, in_plane, q0 / P, q0 % P);
         forward_channels<scalar_t, acc_t, int32_t>(src, dst + q0, 1, 0, total, len, N * in_plane, t);
         poison_undefined(dst + q0, 1, total, len, t);
       });

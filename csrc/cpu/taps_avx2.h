@@ -5,6 +5,8 @@
 // (point by point through bilinear.h).
 #pragma once
 
+#include <limits>
+
 #include "sampling_loops.h"
 
 namespace crossnet_fast {
@@ -13,11 +15,17 @@ namespace cpu {
 #if CROSSNET_FAST_X86_DISPATCH
 
 // The zeros-rule taps (bilinear_taps_strided with Padding::Zeros) of 8 sample points (x, y) in
-// pixels, stored at t[.][i .. i+8); dweight/dx = -+wy * fx and dweight/dy = -+wx * fy, fx and fy
-// being d pixel / d (the source's coordinate) (0 where it was clamped). Returns the 8-bit mask of
-// the points that are not finite (they read nothing).
-CROSSNET_FAST_TARGET_AVX2 inline int store_taps8(TileTaps<float, int32_t>& t, int64_t i, __m256 x, __m256 y, __m256 fx,
-                                                 __m256 fy, int64_t H, int64_t W, bool with_derivatives) {
+// pixels, in registers; dweight/dx = -+wy * fx and dweight/dy = -+wx * fy (filled only
+// with_derivatives), fx and fy being d pixel / d (the source's coordinate) (0 where it was
+// clamped). undefined_bits: the 8-bit mask of the points that are not finite (they read nothing).
+struct Taps8 {
+  __m256i off[4];
+  __m256 weight[4], dx[4], dy[4];
+  int undefined_bits;
+};
+
+CROSSNET_FAST_TARGET_AVX2 inline Taps8 taps8(__m256 x, __m256 y, __m256 fx, __m256 fy, int64_t H, int64_t W,
+                                             bool with_derivatives) {
   const __m256 one = _mm256_set1_ps(1.f), zero = _mm256_setzero_ps(), minus1 = _mm256_set1_ps(-1.f);
   const __m256 w = _mm256_set1_ps(float(W)), h = _mm256_set1_ps(float(H));
   const __m256i minus_one = _mm256_set1_epi32(-1);
@@ -43,59 +51,154 @@ CROSSNET_FAST_TARGET_AVX2 inline int store_taps8(TileTaps<float, int32_t>& t, in
   const __m256 wx[2] = {_mm256_sub_ps(one, ax), ax}, wy[2] = {_mm256_sub_ps(one, ay), ay};
   const __m256 sign[2] = {minus1, one};
   const __m256i base = _mm256_add_epi32(_mm256_mullo_epi32(y0, _mm256_set1_epi32(int32_t(W))), x0);
+  Taps8 t;
   for (int k = 0; k < 4; ++k) {
     const int dx = k & 1, dy = k >> 1;
     const __m256i in_i = _mm256_and_si256(in_x[dx], in_y[dy]);
     const __m256 in = _mm256_castsi256_ps(in_i);
-    const __m256i delta = _mm256_set1_epi32(int32_t(dy * W + dx));
-    _mm256_storeu_si256((__m256i*)(t.off[k] + i), _mm256_and_si256(in_i, _mm256_add_epi32(base, delta)));
-    _mm256_storeu_ps(t.weight[k] + i, _mm256_and_ps(in, _mm256_mul_ps(wx[dx], wy[dy])));
+    t.off[k] = _mm256_and_si256(in_i, _mm256_add_epi32(base, _mm256_set1_epi32(int32_t(dy * W + dx))));
+    t.weight[k] = _mm256_and_ps(in, _mm256_mul_ps(wx[dx], wy[dy]));
     if (with_derivatives) {
-      _mm256_storeu_ps(t.dx[k] + i, _mm256_and_ps(in, _mm256_mul_ps(_mm256_mul_ps(sign[dx], wy[dy]), fx)));
-      _mm256_storeu_ps(t.dy[k] + i, _mm256_and_ps(in, _mm256_mul_ps(_mm256_mul_ps(wx[dx], sign[dy]), fy)));
+      t.dx[k] = _mm256_and_ps(in, _mm256_mul_ps(_mm256_mul_ps(sign[dx], wy[dy]), fx));
+      t.dy[k] = _mm256_and_ps(in, _mm256_mul_ps(_mm256_mul_ps(wx[dx], sign[dy]), fy));
     }
   }
-  return ~_mm256_movemask_ps(defined) & 0xff;
+  t.undefined_bits = ~_mm256_movemask_ps(defined) & 0xff;
+  return t;
 }
 
-// grid_sample's taps for zeros or border padding, points [0, len) of a tile (len a multiple of
-// 8): bilinear.h's grid_source_coordinate, then the zeros-rule taps. In RAFT-like uses (one
-// channel, a few points per image) the taps are most of the work.
-CROSSNET_FAST_TARGET_AVX2 inline void fill_grid_taps_avx2(TileTaps<float, int32_t>& t, const float* g, int64_t len,
-                                                          int64_t H, int64_t W, bool border, bool align_corners,
-                                                          bool with_derivatives) {
+// taps8 stored at t[.][i .. i+8); returns the undefined bits.
+CROSSNET_FAST_TARGET_AVX2 inline int store_taps8(TileTaps<float, int32_t>& t, int64_t i, __m256 x, __m256 y, __m256 fx,
+                                                 __m256 fy, int64_t H, int64_t W, bool with_derivatives) {
+  const Taps8 k8 = taps8(x, y, fx, fy, H, W, with_derivatives);
+  for (int k = 0; k < 4; ++k) {
+    _mm256_storeu_si256((__m256i*)(t.off[k] + i), k8.off[k]);
+    _mm256_storeu_ps(t.weight[k] + i, k8.weight[k]);
+    if (with_derivatives) {
+      _mm256_storeu_ps(t.dx[k] + i, k8.dx[k]);
+      _mm256_storeu_ps(t.dy[k] + i, k8.dy[k]);
+    }
+  }
+  return k8.undefined_bits;
+}
+
+// The normalised (x, y) of 8 grid points stored (x, y) interleaved from g: even and odd lanes
+// split (an in-lane shuffle, then the order fixed).
+CROSSNET_FAST_TARGET_AVX2 inline void load_grid_xy8(const float* g, __m256& gx, __m256& gy) {
+  const __m256 lo = _mm256_loadu_ps(g), hi = _mm256_loadu_ps(g + 8);
+  gx = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0))),
+                                              _MM_SHUFFLE(3, 1, 2, 0)));
+  gy = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(3, 1, 3, 1))),
+                                              _MM_SHUFFLE(3, 1, 2, 0)));
+}
+
+// The pixel coordinates (x, y) of 8 grid points from their normalised (gx, gy), and their
+// derivatives fx, fy (d pixel / d normalised coordinate; 0 where border padding clamped):
+// bilinear.h's grid_source_coordinate for zeros or border padding.
+struct GridPoints8 {
+  __m256 x, y, fx, fy;
+};
+
+CROSSNET_FAST_TARGET_AVX2 inline GridPoints8 grid_points8(__m256 gx, __m256 gy, int64_t H, int64_t W, bool border,
+                                                          bool align_corners) {
   const __m256 one = _mm256_set1_ps(1.f), half = _mm256_set1_ps(0.5f), zero = _mm256_setzero_ps();
   const __m256 w = _mm256_set1_ps(float(W)), h = _mm256_set1_ps(float(H));
   const __m256 max_x = _mm256_set1_ps(float(W) - 1.f), max_y = _mm256_set1_ps(float(H) - 1.f);
-  const __m256 fx0 = _mm256_set1_ps(align_corners ? (float(W) - 1.f) / 2.f : float(W) / 2.f);
-  const __m256 fy0 = _mm256_set1_ps(align_corners ? (float(H) - 1.f) / 2.f : float(H) / 2.f);
+  // x = (g + 1) / 2 * (W - 1) or ((g + 1) * W - 1) / 2 (halving is exact, so * 0.5 is the same).
+  GridPoints8 p;
+  p.x = align_corners ? _mm256_mul_ps(_mm256_mul_ps(_mm256_add_ps(gx, one), half), max_x)
+                      : _mm256_mul_ps(_mm256_sub_ps(_mm256_mul_ps(_mm256_add_ps(gx, one), w), one), half);
+  p.y = align_corners ? _mm256_mul_ps(_mm256_mul_ps(_mm256_add_ps(gy, one), half), max_y)
+                      : _mm256_mul_ps(_mm256_sub_ps(_mm256_mul_ps(_mm256_add_ps(gy, one), h), one), half);
+  p.fx = _mm256_set1_ps(align_corners ? (float(W) - 1.f) / 2.f : float(W) / 2.f);
+  p.fy = _mm256_set1_ps(align_corners ? (float(H) - 1.f) / 2.f : float(H) / 2.f);
+  if (border) {  // clamp into [0, size-1]; derivative 0 on and beyond the bounds; NaN stays NaN
+    p.fx = _mm256_and_ps(_mm256_and_ps(_mm256_cmp_ps(p.x, zero, _CMP_GT_OQ), _mm256_cmp_ps(p.x, max_x, _CMP_LT_OQ)), p.fx);
+    p.fy = _mm256_and_ps(_mm256_and_ps(_mm256_cmp_ps(p.y, zero, _CMP_GT_OQ), _mm256_cmp_ps(p.y, max_y, _CMP_LT_OQ)), p.fy);
+    p.x = _mm256_blendv_ps(p.x, zero, _mm256_cmp_ps(p.x, zero, _CMP_LE_OQ));
+    p.x = _mm256_blendv_ps(p.x, max_x, _mm256_cmp_ps(p.x, max_x, _CMP_GE_OQ));
+    p.y = _mm256_blendv_ps(p.y, zero, _mm256_cmp_ps(p.y, zero, _CMP_LE_OQ));
+    p.y = _mm256_blendv_ps(p.y, max_y, _mm256_cmp_ps(p.y, max_y, _CMP_GE_OQ));
+  }
+  return p;
+}
+
+// grid_sample's taps for zeros or border padding, points [0, len) of a tile (len a multiple of
+// 8): grid_points8, then the zeros-rule taps.
+CROSSNET_FAST_TARGET_AVX2 inline void fill_grid_taps_avx2(TileTaps<float, int32_t>& t, const float* g, int64_t len,
+                                                          int64_t H, int64_t W, bool border, bool align_corners,
+                                                          bool with_derivatives) {
   bool any = false;
   for (int64_t i = 0; i < len; i += 8) {
-    // (x, y) pairs of 8 points: split even and odd lanes (in-lane shuffle, then fix the order).
-    const __m256 lo = _mm256_loadu_ps(g + 2 * i), hi = _mm256_loadu_ps(g + 2 * i + 8);
-    const __m256 gx = _mm256_castpd_ps(_mm256_permute4x64_pd(
-        _mm256_castps_pd(_mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0))), _MM_SHUFFLE(3, 1, 2, 0)));
-    const __m256 gy = _mm256_castpd_ps(_mm256_permute4x64_pd(
-        _mm256_castps_pd(_mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(3, 1, 3, 1))), _MM_SHUFFLE(3, 1, 2, 0)));
-    // x = (g + 1) / 2 * (W - 1) or ((g + 1) * W - 1) / 2 (halving is exact, so * 0.5 is the same).
-    __m256 x = align_corners ? _mm256_mul_ps(_mm256_mul_ps(_mm256_add_ps(gx, one), half), max_x)
-                             : _mm256_mul_ps(_mm256_sub_ps(_mm256_mul_ps(_mm256_add_ps(gx, one), w), one), half);
-    __m256 y = align_corners ? _mm256_mul_ps(_mm256_mul_ps(_mm256_add_ps(gy, one), half), max_y)
-                             : _mm256_mul_ps(_mm256_sub_ps(_mm256_mul_ps(_mm256_add_ps(gy, one), h), one), half);
-    __m256 fx = fx0, fy = fy0;
-    if (border) {  // clamp into [0, size-1]; derivative 0 on and beyond the bounds; NaN stays NaN
-      fx = _mm256_and_ps(_mm256_and_ps(_mm256_cmp_ps(x, zero, _CMP_GT_OQ), _mm256_cmp_ps(x, max_x, _CMP_LT_OQ)), fx);
-      fy = _mm256_and_ps(_mm256_and_ps(_mm256_cmp_ps(y, zero, _CMP_GT_OQ), _mm256_cmp_ps(y, max_y, _CMP_LT_OQ)), fy);
-      x = _mm256_blendv_ps(x, zero, _mm256_cmp_ps(x, zero, _CMP_LE_OQ));
-      x = _mm256_blendv_ps(x, max_x, _mm256_cmp_ps(x, max_x, _CMP_GE_OQ));
-      y = _mm256_blendv_ps(y, zero, _mm256_cmp_ps(y, zero, _CMP_LE_OQ));
-      y = _mm256_blendv_ps(y, max_y, _mm256_cmp_ps(y, max_y, _CMP_GE_OQ));
-    }
-    const int undefined_bits = store_taps8(t, i, x, y, fx, fy, H, W, with_derivatives);
+    __m256 gx, gy;
+    load_grid_xy8(g + 2 * i, gx, gy);
+    const GridPoints8 p = grid_points8(gx, gy, H, W, border, align_corners);
+    const int undefined_bits = store_taps8(t, i, p.x, p.y, p.fx, p.fy, H, W, with_derivatives);
     for (int j = 0; j < 8; ++j) t.undefined[i + j] = (undefined_bits >> j) & 1;
     any |= undefined_bits != 0;
   }
   t.any_undefined = any;
+}
+
+// One-channel grid_sample forward straight from the grid (RAFT's correlation lookups: a few
+// dozen points per image, thousands of images): taps in registers, then 4 gathers, without the
+// taps table. dst[q] for the points q of [0, len) of the flattened (N * P) grid, whose first point
+// is point r of image n; images of P >= 8 points and in_plane elements, extent (>= 2) elements in
+// all (int32 offsets). The sums are those of forward_channels (same products, same order); NaN
+// for an undefined point.
+// The grid: (x, y) interleaved from g (point_offsets null), or anywhere: point r + j of image n
+// (j < 8) at g + n * stride_n + point_offsets[r + j], its y stride_xy after its x (point_offsets:
+// P + 8 entries, the last 8 those of the next image's first points, stride_n added).
+CROSSNET_FAST_TARGET_AVX2 inline void grid_sample_one_channel_avx2(const float* src, const float* g,
+                                                                   const int32_t* point_offsets, int64_t stride_n,
+                                                                   int64_t stride_xy, float* dst, int64_t len,
+                                                                   int64_t P, int64_t in_plane, int32_t extent,
+                                                                   int64_t n, int64_t r, int64_t H, int64_t W,
+                                                                   bool border, bool align_corners) {
+  const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  const __m256i plane = _mm256_set1_epi32(static_cast<int32_t>(in_plane));
+  const __m256i last = _mm256_set1_epi32(static_cast<int32_t>(P - 1));
+  const __m256 nan = _mm256_set1_ps(std::numeric_limits<float>::quiet_NaN());
+  for (int64_t i = 0; i < len; i += 8) {
+    __m256 gx, gy;
+    if (point_offsets == nullptr) {
+      load_grid_xy8(g + 2 * i, gx, gy);
+    } else {
+      const __m256i at = _mm256_add_epi32(_mm256_set1_epi32(static_cast<int32_t>(n * stride_n)),
+                                          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(point_offsets + r)));
+      gx = _mm256_i32gather_ps(g, at, 4);
+      gy = _mm256_i32gather_ps(g + stride_xy, at, 4);
+    }
+    const GridPoints8 p = grid_points8(gx, gy, H, W, border, align_corners);
+    const Taps8 t = taps8(p.x, p.y, p.fx, p.fy, H, W, false);
+    // The image of each lane: n, or n + 1 for lanes past the image's last point.
+    const __m256i next_image = _mm256_cmpgt_epi32(_mm256_add_epi32(_mm256_set1_epi32(int32_t(r)), lanes), last);
+    const __m256i base = _mm256_add_epi32(_mm256_set1_epi32(static_cast<int32_t>(n * in_plane)),
+                                          _mm256_and_si256(next_image, plane));
+    // Each row's two taps as one 64-bit pair (tap_pairs8: half the gathered elements; the gathers
+    // are most of this loop), anywhere in the N planes (extent).
+    const TapPairs8 top = tap_pairs8(_mm256_add_epi32(t.off[0], base), _mm256_add_epi32(t.off[1], base),
+                                     nonzero8(t.weight[0]), extent);
+    const TapPairs8 bottom = tap_pairs8(_mm256_add_epi32(t.off[2], base), _mm256_add_epi32(t.off[3], base),
+                                        nonzero8(t.weight[2]), extent);
+    __m256 w[4], a, b;
+    pair_coefficients(top, t.weight[0], t.weight[1], w[0], w[1]);
+    pair_coefficients(bottom, t.weight[2], t.weight[3], w[2], w[3]);
+    gather_pairs8(src, top, a, b);
+    __m256 sum = _mm256_add_ps(weighted8(w[0], a), weighted8(w[1], b));
+    gather_pairs8(src, bottom, a, b);
+    sum = _mm256_add_ps(_mm256_add_ps(sum, weighted8(w[2], a)), weighted8(w[3], b));
+    if (t.undefined_bits != 0) {
+      const __m256i bits = _mm256_and_si256(_mm256_set1_epi32(t.undefined_bits), _mm256_sllv_epi32(_mm256_set1_epi32(1), lanes));
+      sum = _mm256_blendv_ps(sum, nan, _mm256_castsi256_ps(_mm256_cmpgt_epi32(bits, _mm256_setzero_si256())));
+    }
+    _mm256_storeu_ps(dst + i, sum);
+    r += 8;
+    if (r >= P) {
+      r -= P;
+      ++n;
+    }
+  }
 }
 
 // The warp's taps, pixels [p0, p0 + len) of one (H, W) image displaced by its flow (flow_n: the
