@@ -47,6 +47,8 @@ struct GridSampleTaps {
   template <typename scalar_t>
   bool sample_one_channel(const scalar_t* src, scalar_t* dst, int64_t q0, int64_t len, int64_t in_plane,
                           int64_t extent) const;
+  template <typename scalar_t>
+  bool sample_one_channel_batch_inner(const scalar_t* src, scalar_t* dst, int64_t N, int64_t in_plane) const;
 
   GridTaps<acc_t, int64_t> operator()(int64_t n, int64_t p) const {
     const acc_t* g = point(n, p);
@@ -127,6 +129,38 @@ bool GridSampleTaps<acc_t>::sample_one_channel(const scalar_t* src, scalar_t* ds
                                         static_cast<int32_t>(extent), n, r, H, W, border, align_corners);
       return true;
     }
+  }
+#endif
+  return false;
+}
+
+// sample_forward's one-channel grids whose batch is innermost (stride_n == 1), all at once, 8
+// images per step (cpu::grid_sample_one_channel_8_images_avx2), where that applies (fp32, AVX2,
+// zeros or border padding, N a multiple of 8, non-negative strides, int32 offsets); false
+// otherwise.
+template <typename acc_t>
+template <typename scalar_t>
+bool GridSampleTaps<acc_t>::sample_one_channel_batch_inner(const scalar_t* src, scalar_t* dst, int64_t N,
+                                                           int64_t in_plane) const {
+#if CROSSNET_FAST_X86_DISPATCH
+  if constexpr (std::is_same_v<scalar_t, float> && std::is_same_v<acc_t, float>) {
+    const int64_t extent = N * in_plane;
+    if (!cpu::has_avx2() || padding == GridPadding::Reflection || stride_n != 1 || N % 8 != 0 || extent < 2 ||
+        stride_h < 0 || stride_w < 0 || stride_xy < 0) {
+      return false;
+    }
+    const int64_t blocks = N / 8;
+    at::parallel_for(0, blocks, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t block = begin; block < end; ++block) {
+        for (int64_t p = 0; p < P; ++p) {
+          const float* grid_p = grid + block * 8 + (p / Wo) * stride_h + (p % Wo) * stride_w;
+          cpu::grid_sample_one_channel_8_images_avx2(src, grid_p, stride_xy, dst + p, P, in_plane,
+                                                     static_cast<int32_t>(extent), block * 8, H, W,
+                                                     padding == GridPadding::Border, align_corners);
+        }
+      }
+    });
+    return true;
   }
 #endif
   return false;

@@ -628,6 +628,7 @@ void sample_forward(const scalar_t* src, scalar_t* dst, int64_t N, int64_t C, in
   if constexpr (Source::kFlat) {
     if (C == 1 && P < kTile && N * in_plane <= std::numeric_limits<int32_t>::max()) {
       const int64_t total = N * P;
+      if (source.sample_one_channel_batch_inner(src, dst, N, in_plane)) return;  // its fast path
       for_each_tile(1, total, [&](int64_t, int64_t q0, int64_t len) {
         if (source.sample_one_channel(src, dst + q0, q0, len, in_plane, N * in_plane)) return;  // its fast path
         TileTaps<acc_t, int32_t> t;

@@ -201,6 +201,37 @@ CROSSNET_FAST_TARGET_AVX2 inline void grid_sample_one_channel_avx2(const float* 
   }
 }
 
+// The same one-channel forward for grids whose batch is innermost in memory (stride_n == 1:
+// RAFT's lookup grids, from a broadcast add): lanes are 8 consecutive images at one point p, so
+// the grid is read with plain loads (gathers through a point table read it 1.8x slower), and
+// the 8 samples are stored P apart. grid_p: (x of) point p of image n0; n0 + 8 <= N.
+CROSSNET_FAST_TARGET_AVX2 inline void grid_sample_one_channel_8_images_avx2(
+    const float* src, const float* grid_p, int64_t stride_xy, float* dst, int64_t P, int64_t in_plane, int32_t extent,
+    int64_t n0, int64_t H, int64_t W, bool border, bool align_corners) {
+  const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  const __m256 gx = _mm256_loadu_ps(grid_p), gy = _mm256_loadu_ps(grid_p + stride_xy);
+  const GridPoints8 p = grid_points8(gx, gy, H, W, border, align_corners);
+  const Taps8 t = taps8(p.x, p.y, p.fx, p.fy, H, W, false);
+  const __m256i base = _mm256_mullo_epi32(_mm256_add_epi32(_mm256_set1_epi32(int32_t(n0)), lanes),
+                                          _mm256_set1_epi32(static_cast<int32_t>(in_plane)));
+  const TapPairs8 top = tap_pairs8(_mm256_add_epi32(t.off[0], base), _mm256_add_epi32(t.off[1], base),
+                                   nonzero8(t.weight[0]), extent);
+  const TapPairs8 bottom = tap_pairs8(_mm256_add_epi32(t.off[2], base), _mm256_add_epi32(t.off[3], base),
+                                      nonzero8(t.weight[2]), extent);
+  __m256 w[4], a, b;
+  pair_coefficients(top, t.weight[0], t.weight[1], w[0], w[1]);
+  pair_coefficients(bottom, t.weight[2], t.weight[3], w[2], w[3]);
+  gather_pairs8(src, top, a, b);
+  __m256 sum = _mm256_add_ps(weighted8(w[0], a), weighted8(w[1], b));
+  gather_pairs8(src, bottom, a, b);
+  sum = _mm256_add_ps(_mm256_add_ps(sum, weighted8(w[2], a)), weighted8(w[3], b));
+  alignas(32) float out[8];
+  _mm256_store_ps(out, sum);
+  for (int j = 0; j < 8; ++j) {
+    dst[(n0 + j) * P] = (t.undefined_bits >> j) & 1 ? std::numeric_limits<float>::quiet_NaN() : out[j];
+  }
+}
+
 // The warp's taps, pixels [p0, p0 + len) of one (H, W) image displaced by its flow (flow_n: the
 // image's (2, H, W) flow), len a multiple of 8 (the caller fills a shorter tail point by point).
 // Border padding clamps the point (derivative 0 strictly beyond the bounds, bilinear.h's Border
