@@ -105,6 +105,14 @@ WORKLOADS = [("raft_small forward", raft_workload, False), ("BasicVSR forward", 
              ("BasicVSR forward+backward", basicvsr_workload, True)]
 
 
+def _prepared_workloads():
+    """(name, step, patch, grad context) of each workload: the step with its backward where timed."""
+    for name, workload, backward in WORKLOADS:
+        forward, patch = workload()
+        step = with_backward(forward) if backward else forward
+        yield name, step, patch, (contextlib.nullcontext() if backward else torch.no_grad())
+
+
 def interleaved(rounds: int) -> None:
     """Unpatched and patched runs alternating, round by round: this VM's speed drifts by more than
     the few percent at stake between pytest-benchmark's back-to-back groups; a ratio taken within
@@ -114,10 +122,7 @@ def interleaved(rounds: int) -> None:
 
     print("| workload | unpatched ms (median) | patched ms (median) | median per-round ratio | rounds |")
     print("|---|---:|---:|---:|---:|")
-    for name, workload, backward in WORKLOADS:
-        forward, patch = workload()
-        step = with_backward(forward) if backward else forward
-        grad = contextlib.nullcontext() if backward else torch.no_grad()
+    for name, step, patch, grad in _prepared_workloads():
         times = {impl: [] for impl in IMPLS}
         with grad:
             for impl in IMPLS:  # warm-up
@@ -142,10 +147,7 @@ def main() -> None:
         return
     print("| workload | run | PyTorch sampling ops | crossnet_fast ops | profiled total ms |")
     print("|---|---|---|---|---|")
-    for name, workload, backward in WORKLOADS:
-        forward, patch = workload()
-        step = with_backward(forward) if backward else forward
-        grad = contextlib.nullcontext() if backward else torch.no_grad()
+    for name, step, patch, grad in _prepared_workloads():
         for impl in IMPLS:
             with _context(impl, patch), grad:
                 step()  # warm-up

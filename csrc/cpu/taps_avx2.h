@@ -140,6 +140,23 @@ CROSSNET_FAST_TARGET_AVX2 inline void fill_grid_taps_avx2(TileTaps<float, int32_
   t.any_undefined = any;
 }
 
+// One channel's samples of 8 points, sum_k weight_k * src[base + off_k] in forward_channels'
+// order, each row's two taps read as one 64-bit pair (tap_pairs8: half the gathered elements;
+// the gathers are most of the one-channel loops); the pairs may lie anywhere in extent elements.
+CROSSNET_FAST_TARGET_AVX2 inline __m256 sample_pairs8(const float* src, const Taps8& t, __m256i base, int32_t extent) {
+  const TapPairs8 top = tap_pairs8(_mm256_add_epi32(t.off[0], base), _mm256_add_epi32(t.off[1], base),
+                                   nonzero8(t.weight[0]), extent);
+  const TapPairs8 bottom = tap_pairs8(_mm256_add_epi32(t.off[2], base), _mm256_add_epi32(t.off[3], base),
+                                      nonzero8(t.weight[2]), extent);
+  __m256 w[4], a, b;
+  pair_coefficients(top, t.weight[0], t.weight[1], w[0], w[1]);
+  pair_coefficients(bottom, t.weight[2], t.weight[3], w[2], w[3]);
+  gather_pairs8(src, top, a, b);
+  const __m256 sum = _mm256_add_ps(weighted8(w[0], a), weighted8(w[1], b));
+  gather_pairs8(src, bottom, a, b);
+  return _mm256_add_ps(_mm256_add_ps(sum, weighted8(w[2], a)), weighted8(w[3], b));
+}
+
 // One-channel grid_sample forward straight from the grid (RAFT's correlation lookups: a few
 // dozen points per image, thousands of images): taps in registers, then 4 gathers, without the
 // taps table. dst[q] for the points q of [0, len) of the flattened (N * P) grid, whose first point
@@ -175,19 +192,7 @@ CROSSNET_FAST_TARGET_AVX2 inline void grid_sample_one_channel_avx2(const float* 
     const __m256i next_image = _mm256_cmpgt_epi32(_mm256_add_epi32(_mm256_set1_epi32(int32_t(r)), lanes), last);
     const __m256i base = _mm256_add_epi32(_mm256_set1_epi32(static_cast<int32_t>(n * in_plane)),
                                           _mm256_and_si256(next_image, plane));
-    // Each row's two taps as one 64-bit pair (tap_pairs8: half the gathered elements; the gathers
-    // are most of this loop), anywhere in the N planes (extent).
-    const TapPairs8 top = tap_pairs8(_mm256_add_epi32(t.off[0], base), _mm256_add_epi32(t.off[1], base),
-                                     nonzero8(t.weight[0]), extent);
-    const TapPairs8 bottom = tap_pairs8(_mm256_add_epi32(t.off[2], base), _mm256_add_epi32(t.off[3], base),
-                                        nonzero8(t.weight[2]), extent);
-    __m256 w[4], a, b;
-    pair_coefficients(top, t.weight[0], t.weight[1], w[0], w[1]);
-    pair_coefficients(bottom, t.weight[2], t.weight[3], w[2], w[3]);
-    gather_pairs8(src, top, a, b);
-    __m256 sum = _mm256_add_ps(weighted8(w[0], a), weighted8(w[1], b));
-    gather_pairs8(src, bottom, a, b);
-    sum = _mm256_add_ps(_mm256_add_ps(sum, weighted8(w[2], a)), weighted8(w[3], b));
+    __m256 sum = sample_pairs8(src, t, base, extent);
     if (t.undefined_bits != 0) {
       const __m256i bits = _mm256_and_si256(_mm256_set1_epi32(t.undefined_bits), _mm256_sllv_epi32(_mm256_set1_epi32(1), lanes));
       sum = _mm256_blendv_ps(sum, nan, _mm256_castsi256_ps(_mm256_cmpgt_epi32(bits, _mm256_setzero_si256())));
@@ -214,19 +219,8 @@ CROSSNET_FAST_TARGET_AVX2 inline void grid_sample_one_channel_8_images_avx2(
   const Taps8 t = taps8(p.x, p.y, p.fx, p.fy, H, W, false);
   const __m256i base = _mm256_mullo_epi32(_mm256_add_epi32(_mm256_set1_epi32(int32_t(n0)), lanes),
                                           _mm256_set1_epi32(static_cast<int32_t>(in_plane)));
-  const TapPairs8 top = tap_pairs8(_mm256_add_epi32(t.off[0], base), _mm256_add_epi32(t.off[1], base),
-                                   nonzero8(t.weight[0]), extent);
-  const TapPairs8 bottom = tap_pairs8(_mm256_add_epi32(t.off[2], base), _mm256_add_epi32(t.off[3], base),
-                                      nonzero8(t.weight[2]), extent);
-  __m256 w[4], a, b;
-  pair_coefficients(top, t.weight[0], t.weight[1], w[0], w[1]);
-  pair_coefficients(bottom, t.weight[2], t.weight[3], w[2], w[3]);
-  gather_pairs8(src, top, a, b);
-  __m256 sum = _mm256_add_ps(weighted8(w[0], a), weighted8(w[1], b));
-  gather_pairs8(src, bottom, a, b);
-  sum = _mm256_add_ps(_mm256_add_ps(sum, weighted8(w[2], a)), weighted8(w[3], b));
   alignas(32) float out[8];
-  _mm256_store_ps(out, sum);
+  _mm256_store_ps(out, sample_pairs8(src, t, base, extent));
   for (int j = 0; j < 8; ++j) {
     dst[(n0 + j) * P] = (t.undefined_bits >> j) & 1 ? std::numeric_limits<float>::quiet_NaN() : out[j];
   }
