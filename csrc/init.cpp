@@ -1,6 +1,7 @@
 // Op schemas of the crossnet_fast library. Kernels register per dispatch key in csrc/cpu and
 // csrc/cuda; fake and autograd registrations live in crossnet_fast/ops/_registration.py, whose
-// SCHEMAS table must hold the same strings (a test checks that).
+// SCHEMAS table must hold the same strings (a test checks that), except grid_sample's autograd,
+// which is C++ (csrc/autograd.cpp: no Python per call).
 #include <Python.h>
 #include <torch/library.h>
 

@@ -2,7 +2,10 @@
 
 The native ops (``crossnet_fast::*``, CPU and CUDA kernels, schemas in ``csrc/init.cpp``) and the
 Triton ops (``crossnet_fast_triton::*``, same schemas) share these functions, so the two families
-cannot drift apart. A backward always calls the backward op of its own namespace.
+cannot drift apart. A backward always calls the backward op of its own namespace. One exception:
+the native ``grid_sample``'s autograd is registered in C++ (``csrc/autograd.cpp``, the same
+backward: RAFT-like models call it hundreds of times per forward, and the Python wrapper cost
+several microseconds a call); see ``NATIVE_AUTOGRAD``.
 
 Output layout rule, shared by fakes and kernels: an output that has the shape of an input is
 ``empty_like`` that input (so channels_last in gives channels_last out); new shapes are contiguous.
