@@ -54,6 +54,15 @@ for ho, wo in ((7, 7), (1, 3)):
     g_strided = g.permute(3, 1, 2, 0).contiguous().permute(3, 1, 2, 0)
     out = cf.grid_sample(xs, g_strided, padding_mode="zeros", align_corners=True, backend="cpu")
     results[f"grid-flat-strided-{ho}x{wo}"] = [out.flatten().tolist(), [], []]
+# Two channels (flow fields): taps in registers, all channels from them; 25 points per image leave
+# a point-by-point tail; a NaN point; the same points with rows not packed take the table path.
+xs = torch.randn(2, 2, 12, 16)
+for pad in ("zeros", "border"):
+    g = torch.rand(2, 5, 5, 2) * 2.6 - 1.3
+    g[0, 0, 1] = torch.tensor([float("nan"), 0.5])
+    for layout, grid in (("packed", g), ("columns", g.transpose(1, 2).contiguous().transpose(1, 2))):
+        out = cf.grid_sample(xs, grid, padding_mode=pad, align_corners=False, backend="cpu")
+        results[f"grid-c2-{pad}-{layout}"] = [out.flatten().tolist(), [], []]
 # A strided grid with channels (both gradients, 8-channel blocks and the plane-by-plane rest).
 xs = torch.randn(3, 11, 9, 10)
 g = (torch.rand(3, 6, 5, 2) * 2.4 - 1.2).permute(3, 1, 2, 0).contiguous().permute(3, 1, 2, 0)

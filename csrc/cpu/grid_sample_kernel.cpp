@@ -50,6 +50,49 @@ struct GridSampleTaps {
   template <typename scalar_t>
   bool sample_one_channel_batch_inner(const scalar_t* src, scalar_t* dst, int64_t N, int64_t in_plane) const;
 
+  // sample_forward's few-channel path (flow fields): whether it applies to these inputs, and the
+  // tile [p0, p0 + len) of image n: groups of 8 packed points from registers
+  // (cpu::grid_sample_few_channels_avx2), the rest (and unpacked tiles) point by point through
+  // bilinear.h with forward_channels_scalar's sums. src_n: the image's planes; dst: its tile start.
+  template <typename scalar_t>
+  bool few_channels_apply(int64_t C, int64_t in_plane) const {
+#if CROSSNET_FAST_X86_DISPATCH
+    if constexpr (std::is_same_v<scalar_t, float> && std::is_same_v<acc_t, float>) {
+      const bool rows_packed = stride_xy == 1 && (Wo == 1 || stride_w == 2) && (P == Wo || stride_h == 2 * Wo);
+      return cpu::has_avx2() && padding != GridPadding::Reflection && rows_packed && in_plane >= 2 &&
+             C * in_plane <= std::numeric_limits<int32_t>::max();
+    }
+#endif
+    return false;
+  }
+
+  template <typename scalar_t>
+  void sample_few_channels(const scalar_t* src_n, scalar_t* dst, int64_t n, int64_t p0, int64_t len, int64_t C,
+                           int64_t in_plane, int64_t P_out) const {
+    int64_t done = 0;
+#if CROSSNET_FAST_X86_DISPATCH
+    if constexpr (std::is_same_v<scalar_t, float> && std::is_same_v<acc_t, float>) {
+      if (packed(n, p0, len)) {
+        done = len - len % 8;
+        cpu::grid_sample_few_channels_avx2(src_n, point(n, p0), dst, done, C, in_plane, P_out, H, W,
+                                           padding == GridPadding::Border, align_corners);
+      }
+    }
+#endif
+    for (int64_t i = done; i < len; ++i) {
+      const auto t = (*this)(n, p0 + i);
+      for (int64_t c = 0; c < C; ++c) {
+        const scalar_t* plane = src_n + c * in_plane;
+        const acc_t sum = weighted(t.taps.weight[0], acc_t(plane[t.taps.offset[0]])) +
+                          weighted(t.taps.weight[1], acc_t(plane[t.taps.offset[1]])) +
+                          weighted(t.taps.weight[2], acc_t(plane[t.taps.offset[2]])) +
+                          weighted(t.taps.weight[3], acc_t(plane[t.taps.offset[3]]));
+        dst[c * P_out + i] = t.undefined ? static_cast<scalar_t>(std::numeric_limits<acc_t>::quiet_NaN())
+                                         : static_cast<scalar_t>(sum);
+      }
+    }
+  }
+
   GridTaps<acc_t, int64_t> operator()(int64_t n, int64_t p) const {
     const acc_t* g = point(n, p);
     return grid_taps_strided<acc_t, int64_t>(g[0], g[stride_xy], H, W, W, int64_t(1), padding, align_corners);

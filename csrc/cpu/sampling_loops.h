@@ -640,6 +640,15 @@ void sample_forward(const scalar_t* src, scalar_t* dst, int64_t N, int64_t C, in
       return;
     }
   }
+  if constexpr (Source::kFlat) {
+    // A few channels (flow fields) straight from the grid source, where it can (its own fast path).
+    if (C <= 4 && source.template few_channels_apply<scalar_t>(C, in_plane)) {
+      for_each_tile(N, P, [&](int64_t n, int64_t p0, int64_t len) {
+        source.sample_few_channels(src + n * C * in_plane, dst + n * C * P + p0, n, p0, len, C, in_plane, P);
+      });
+      return;
+    }
+  }
   with_plane_index(in_plane, [&](auto index_zero) {
     using index_t = decltype(index_zero);
     const int64_t tiles = (P + kTile - 1) / kTile;

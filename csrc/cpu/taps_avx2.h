@@ -157,6 +157,36 @@ CROSSNET_FAST_TARGET_AVX2 inline __m256 sample_pairs8(const float* src, const Ta
   return _mm256_add_ps(_mm256_add_ps(sum, weighted8(w[2], a)), weighted8(w[3], b));
 }
 
+// NaN in the lanes of sum whose bit is set in undefined_bits (points that are not finite).
+CROSSNET_FAST_TARGET_AVX2 inline __m256 nan_where_undefined(__m256 sum, int undefined_bits) {
+  if (undefined_bits == 0) return sum;
+  const __m256i lane_bits = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+  const __m256i set = _mm256_and_si256(_mm256_set1_epi32(undefined_bits), lane_bits);
+  return _mm256_blendv_ps(sum, _mm256_set1_ps(std::numeric_limits<float>::quiet_NaN()),
+                          _mm256_castsi256_ps(_mm256_cmpgt_epi32(set, _mm256_setzero_si256())));
+}
+
+// A few channels (flow fields: 2) of points [0, len) of one image, len a multiple of 8, straight
+// from a packed grid g: each point's taps once, in registers, then every channel through
+// sample_pairs8 (no taps table: with 2 channels to share it, the table cost more than it saved).
+// src: the image's C planes, in_plane (>= 2) apart; dst: its C output rows, P apart.
+CROSSNET_FAST_TARGET_AVX2 inline void grid_sample_few_channels_avx2(const float* src, const float* g, float* dst,
+                                                                    int64_t len, int64_t C, int64_t in_plane,
+                                                                    int64_t P, int64_t H, int64_t W, bool border,
+                                                                    bool align_corners) {
+  const __m256i zero = _mm256_setzero_si256();
+  for (int64_t i = 0; i < len; i += 8) {
+    __m256 gx, gy;
+    load_grid_xy8(g + 2 * i, gx, gy);
+    const GridPoints8 p = grid_points8(gx, gy, H, W, border, align_corners);
+    const Taps8 t = taps8(p.x, p.y, p.fx, p.fy, H, W, false);
+    for (int64_t c = 0; c < C; ++c) {
+      const __m256 sum = sample_pairs8(src + c * in_plane, t, zero, static_cast<int32_t>(in_plane));
+      _mm256_storeu_ps(dst + c * P + i, nan_where_undefined(sum, t.undefined_bits));
+    }
+  }
+}
+
 // One-channel grid_sample forward straight from the grid (RAFT's correlation lookups: a few
 // dozen points per image, thousands of images): taps in registers, then 4 gathers, without the
 // taps table. dst[q] for the points q of [0, len) of the flattened (N * P) grid, whose first point
@@ -175,7 +205,6 @@ CROSSNET_FAST_TARGET_AVX2 inline void grid_sample_one_channel_avx2(const float* 
   const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
   const __m256i plane = _mm256_set1_epi32(static_cast<int32_t>(in_plane));
   const __m256i last = _mm256_set1_epi32(static_cast<int32_t>(P - 1));
-  const __m256 nan = _mm256_set1_ps(std::numeric_limits<float>::quiet_NaN());
   for (int64_t i = 0; i < len; i += 8) {
     __m256 gx, gy;
     if (point_offsets == nullptr) {
@@ -193,11 +222,7 @@ CROSSNET_FAST_TARGET_AVX2 inline void grid_sample_one_channel_avx2(const float* 
     const __m256i base = _mm256_add_epi32(_mm256_set1_epi32(static_cast<int32_t>(n * in_plane)),
                                           _mm256_and_si256(next_image, plane));
     __m256 sum = sample_pairs8(src, t, base, extent);
-    if (t.undefined_bits != 0) {
-      const __m256i bits = _mm256_and_si256(_mm256_set1_epi32(t.undefined_bits), _mm256_sllv_epi32(_mm256_set1_epi32(1), lanes));
-      sum = _mm256_blendv_ps(sum, nan, _mm256_castsi256_ps(_mm256_cmpgt_epi32(bits, _mm256_setzero_si256())));
-    }
-    _mm256_storeu_ps(dst + i, sum);
+    _mm256_storeu_ps(dst + i, nan_where_undefined(sum, t.undefined_bits));
     r += 8;
     if (r >= P) {
       r -= P;
