@@ -52,8 +52,8 @@ struct GridSampleTaps {
 
   // sample_forward's few-channel path (flow fields): whether it applies to these inputs, and the
   // tile [p0, p0 + len) of image n: groups of 8 packed points from registers
-  // (cpu::grid_sample_few_channels_avx2), the rest (and unpacked tiles) point by point through
-  // bilinear.h with forward_channels_scalar's sums. src_n: the image's planes; dst: its tile start.
+  // (cpu::grid_sample_few_channels_avx2), the rest (and unpacked tiles) through the general path.
+  // src_n: the image's planes; dst: its tile start.
   template <typename scalar_t>
   bool few_channels_apply(int64_t C, int64_t in_plane) const {
 #if CROSSNET_FAST_X86_DISPATCH
@@ -79,18 +79,12 @@ struct GridSampleTaps {
       }
     }
 #endif
-    for (int64_t i = done; i < len; ++i) {
-      const auto t = (*this)(n, p0 + i);
-      for (int64_t c = 0; c < C; ++c) {
-        const scalar_t* plane = src_n + c * in_plane;
-        const acc_t sum = weighted(t.taps.weight[0], acc_t(plane[t.taps.offset[0]])) +
-                          weighted(t.taps.weight[1], acc_t(plane[t.taps.offset[1]])) +
-                          weighted(t.taps.weight[2], acc_t(plane[t.taps.offset[2]])) +
-                          weighted(t.taps.weight[3], acc_t(plane[t.taps.offset[3]]));
-        dst[c * P_out + i] = t.undefined ? static_cast<scalar_t>(std::numeric_limits<acc_t>::quiet_NaN())
-                                         : static_cast<scalar_t>(sum);
-      }
-    }
+    if (done == len) return;
+    // The rest through the general path: bilinear.h taps point by point, forward_channels' sums.
+    cpu::TileTaps<acc_t, int32_t> t;
+    t.fill_pointwise(*this, n, p0 + done, len - done, false);
+    cpu::forward_channels_scalar(src_n, dst + done, C, in_plane, P_out, int64_t(0), len - done, t);
+    cpu::poison_undefined(dst + done, C, P_out, len - done, t);
   }
 
   GridTaps<acc_t, int64_t> operator()(int64_t n, int64_t p) const {
@@ -137,39 +131,18 @@ struct GridSampleTaps {
 
 // sample_forward's one-channel flattened tiles: points [q0, q0 + len) of the (N * P) grid straight
 // from the grid (cpu::grid_sample_one_channel_avx2) where that path applies (fp32, AVX2, zeros or
-// border padding, images of 8 to kTile points, whole groups of 8, non-negative strides with int32
-// element offsets); false otherwise.
+// border padding, images of >= 8 points, whole groups of 8, packed points); false otherwise
+// (grids with the batch innermost take sample_one_channel_batch_inner first).
 template <typename acc_t>
 template <typename scalar_t>
 bool GridSampleTaps<acc_t>::sample_one_channel(const scalar_t* src, scalar_t* dst, int64_t q0, int64_t len,
                                                int64_t in_plane, int64_t extent) const {
 #if CROSSNET_FAST_X86_DISPATCH
   if constexpr (std::is_same_v<scalar_t, float> && std::is_same_v<acc_t, float>) {
-    if (cpu::has_avx2() && padding != GridPadding::Reflection && P >= 8 && P <= cpu::kTile && len % 8 == 0 &&
-        extent >= 2) {
-      const int64_t n = q0 / P, r = q0 % P;
-      const bool border = padding == GridPadding::Border;
-      if (packed(0, q0, len)) {
-        cpu::grid_sample_one_channel_avx2(src, point(0, q0), nullptr, 0, 0, dst, len, P, in_plane,
-                                          static_cast<int32_t>(extent), n, r, H, W, border, align_corners);
-        return true;
-      }
-      // Any other layout (RAFT's grids come batch-innermost from a broadcast add): gathered through
-      // the element offsets of one image's points, then of the next image's first 8.
-      const int64_t N = q0 / P + (q0 % P + len + P - 1) / P;  // images this tile reaches, from 0
-      const int64_t last_element = (N - 1) * std::abs(stride_n) + (P / Wo - 1) * std::abs(stride_h) +
-                                   (Wo - 1) * std::abs(stride_w) + std::abs(stride_xy);
-      if (stride_n < 0 || stride_h < 0 || stride_w < 0 || stride_xy < 0 ||
-          last_element > std::numeric_limits<int32_t>::max()) {
-        return false;
-      }
-      int32_t point_offsets[cpu::kTile + 8];
-      for (int64_t p = 0; p < P + 8; ++p) {
-        const int64_t image = p / P, q = p % P;
-        point_offsets[p] = static_cast<int32_t>(image * stride_n + (q / Wo) * stride_h + (q % Wo) * stride_w);
-      }
-      cpu::grid_sample_one_channel_avx2(src, grid, point_offsets, stride_n, stride_xy, dst, len, P, in_plane,
-                                        static_cast<int32_t>(extent), n, r, H, W, border, align_corners);
+    if (cpu::has_avx2() && padding != GridPadding::Reflection && P >= 8 && len % 8 == 0 && extent >= 2 &&
+        packed(0, q0, len)) {
+      cpu::grid_sample_one_channel_avx2(src, point(0, q0), dst, len, P, in_plane, static_cast<int32_t>(extent),
+                                        q0 / P, q0 % P, H, W, padding == GridPadding::Border, align_corners);
       return true;
     }
   }

@@ -392,17 +392,18 @@ CROSSNET_FAST_TARGET_AVX2 inline void transpose8x8(__m256 r[8]) {
 // input) or read-add-write (of its gradient) instead of 8 gathered or scalar ones on 8 planes (the
 // scalar adds were the backward's largest cost, the gathers the next).
 
-// g8[i][j] = g[j * P + i]: a tile's grad_out of 8 channels (rows P apart), point-major.
-CROSSNET_FAST_TARGET_AVX2 inline void transpose_tile8(const float* g, int64_t P, int64_t len, float (*g8)[8]) {
+// out[i * 8 + j] = rows[j * stride + i] for i < len: 8 rows (channels, stride apart) into the
+// pixel-major layout (a tile's grad_out, or a block's whole input planes). out 32-byte aligned.
+CROSSNET_FAST_TARGET_AVX2 inline void to_pixel_major8(const float* rows, int64_t stride, int64_t len, float* out) {
   const int64_t vec_len = len - len % 8;
   for (int64_t i = 0; i < vec_len; i += 8) {
     __m256 r[8];
-    for (int j = 0; j < 8; ++j) r[j] = _mm256_loadu_ps(g + j * P + i);
+    for (int j = 0; j < 8; ++j) r[j] = _mm256_loadu_ps(rows + j * stride + i);
     transpose8x8(r);
-    for (int j = 0; j < 8; ++j) _mm256_store_ps(g8[i + j], r[j]);
+    for (int j = 0; j < 8; ++j) _mm256_store_ps(out + (i + j) * 8, r[j]);
   }
   for (int64_t i = vec_len; i < len; ++i) {
-    for (int j = 0; j < 8; ++j) g8[i][j] = g[j * P + i];
+    for (int j = 0; j < 8; ++j) out[i * 8 + j] = rows[j * stride + i];
   }
 }
 
@@ -468,20 +469,6 @@ CROSSNET_FAST_TARGET_AVX2 inline void coordinate_tile_block8(const float (*g8)[8
   }
 }
 
-// in8[pixel][j] = planes[j * in_plane + pixel]: 8 planes into the pixel-major layout.
-CROSSNET_FAST_TARGET_AVX2 inline void load_block8(const float* planes, int64_t in_plane, float* in8) {
-  const int64_t vec_len = in_plane - in_plane % 8;
-  for (int64_t q = 0; q < vec_len; q += 8) {
-    __m256 r[8];
-    for (int j = 0; j < 8; ++j) r[j] = _mm256_loadu_ps(planes + j * in_plane + q);
-    transpose8x8(r);
-    for (int i = 0; i < 8; ++i) _mm256_store_ps(in8 + (q + i) * 8, r[i]);
-  }
-  for (int64_t q = vec_len; q < in_plane; ++q) {
-    for (int j = 0; j < 8; ++j) in8[q * 8 + j] = planes[j * in_plane + q];
-  }
-}
-
 // out[j * P + i] = sum_k weight_k[i] * in8[off_k[i]][j] for the 8 channels j of a tile (rows P
 // apart): the sums of forward_channels_scalar, in its order.
 CROSSNET_FAST_TARGET_AVX2 inline void forward_tile_block8(const float* in8, const TileTaps<float, int32_t>& t,
@@ -526,29 +513,51 @@ CROSSNET_FAST_TARGET_AVX2 inline void store_block8(const float* buf, int64_t in_
 #endif
 
 #if CROSSNET_FAST_X86_DISPATCH
-// add_image_bases 8 points at a time, images of P >= 8 points (so 8 points start at most one new
-// image); advances i, n and r past the points it did.
+// The plane offsets of 8 consecutive points of a flattened (N * P) grid whose first is point r of
+// image n, images of P >= 8 points (so 8 points start at most one new image) and in_plane
+// elements: n * in_plane, or (n + 1) * in_plane for the lanes past the image's last point.
+CROSSNET_FAST_TARGET_AVX2 inline __m256i image_bases8(int64_t n, int64_t r, int64_t P, int64_t in_plane) {
+  const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  const __m256i next_image = _mm256_cmpgt_epi32(_mm256_add_epi32(_mm256_set1_epi32(int32_t(r)), lanes),
+                                                _mm256_set1_epi32(static_cast<int32_t>(P - 1)));
+  return _mm256_add_epi32(_mm256_set1_epi32(static_cast<int32_t>(n * in_plane)),
+                          _mm256_and_si256(next_image, _mm256_set1_epi32(static_cast<int32_t>(in_plane))));
+}
+
+// Steps (n, r) 8 points on through images of P >= 8 points.
+inline void next_8_points(int64_t P, int64_t& n, int64_t& r) {
+  r += 8;
+  if (r >= P) {
+    r -= P;
+    ++n;
+  }
+}
+
+// add_image_bases 8 points at a time (images of P >= 8 points); advances i, n and r past the
+// points it did.
 CROSSNET_FAST_TARGET_AVX2 inline void add_image_bases_avx2(int32_t (*off)[kTile], int64_t len, int64_t P,
                                                            int64_t in_plane, int64_t& n, int64_t& r, int64_t& i) {
-  const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-  const __m256i plane = _mm256_set1_epi32(static_cast<int32_t>(in_plane));
-  const __m256i last = _mm256_set1_epi32(static_cast<int32_t>(P - 1));
   for (; i + 8 <= len; i += 8) {
-    const __m256i next_image = _mm256_cmpgt_epi32(_mm256_add_epi32(_mm256_set1_epi32(int32_t(r)), lanes), last);
-    const __m256i base = _mm256_add_epi32(_mm256_set1_epi32(static_cast<int32_t>(n * in_plane)),
-                                          _mm256_and_si256(next_image, plane));
+    const __m256i base = image_bases8(n, r, P, in_plane);
     for (int k = 0; k < 4; ++k) {
       __m256i* o = reinterpret_cast<__m256i*>(off[k] + i);
       _mm256_storeu_si256(o, _mm256_add_epi32(_mm256_loadu_si256(o), base));
     }
-    r += 8;
-    if (r >= P) {
-      r -= P;
-      ++n;
-    }
+    next_8_points(P, n, r);
   }
 }
 #endif
+
+// A 64-byte-aligned buffer of `count` floats, or none for count 0 (the pixel-major blocks, whose
+// loads and stores are 32-byte aligned).
+using AlignedFloats = std::unique_ptr<float, decltype(&std::free)>;
+inline AlignedFloats aligned_floats(int64_t count) {
+  if (count == 0) return AlignedFloats(nullptr, &std::free);
+  const size_t bytes = (count * sizeof(float) + 63) / 64 * 64;
+  float* buffer = static_cast<float*>(std::aligned_alloc(64, bytes));
+  TORCH_CHECK(buffer != nullptr, "crossnet_fast: out of memory for a ", bytes, "-byte buffer");
+  return AlignedFloats(buffer, &std::free);
+}
 
 // Whether sample_backward runs its 8-channels-at-a-time pass (the *_block8 functions): fp32 with
 // AVX2, at least 8 channels, and buffers of at most 8 MB each per thread.
@@ -662,17 +671,18 @@ void sample_forward(const scalar_t* src, scalar_t* dst, int64_t N, int64_t C, in
         const int64_t blocks = c8 / 8, band_tiles = std::min(tiles, kBandTiles);
         at::parallel_for(0, N * blocks, 1, [&](int64_t begin, int64_t end) {
           std::vector<TileTaps<float, int32_t>> band(band_tiles);
-          const size_t bytes = (in_plane * 8 * sizeof(float) + 63) / 64 * 64;
-          std::unique_ptr<float, decltype(&std::free)> in8(static_cast<float*>(std::aligned_alloc(64, bytes)), &std::free);
-          TORCH_CHECK(in8 != nullptr, "crossnet_fast: out of memory for a ", bytes, "-byte buffer");
+          const AlignedFloats in8 = aligned_floats(in_plane * 8);
+          int64_t band_image = -1;  // the image whose taps `band` holds, where one band covers it
           for (int64_t task = begin; task < end; ++task) {
             const int64_t n = task / blocks, c0 = (task % blocks) * 8;
-            load_block8(src + (n * C + c0) * in_plane, in_plane, in8.get());
+            to_pixel_major8(src + (n * C + c0) * in_plane, in_plane, in_plane, in8.get());
+            const bool refill = !(tiles == band_tiles && band_image == n);  // the next blocks reuse them
+            band_image = tiles == band_tiles ? n : -1;
             for (int64_t b0 = 0; b0 < tiles; b0 += band_tiles) {
               const int64_t b1 = std::min(tiles, b0 + band_tiles);
               for (int64_t i = b0; i < b1; ++i) {
                 const int64_t len = std::min(kTile, P - i * kTile);
-                source.fill(band[i - b0], n, i * kTile, len, false);
+                if (refill) source.fill(band[i - b0], n, i * kTile, len, false);
                 float* out = dst + (n * C + c0) * P + i * kTile;
                 forward_tile_block8(in8.get(), band[i - b0], len, out, P);
                 poison_undefined(out, 8, P, len, band[i - b0]);
@@ -834,8 +844,9 @@ void sample_backward(const scalar_t* src, const scalar_t* go, acc_t* gin, bool w
 
 #if CROSSNET_FAST_X86_DISPATCH
     // Pass 2, one task per (image, chunk of kChunk channels), its blocks of 8 in order: each block's
-    // input and gradient in pixel-major buffers (in_plane x 8), swept band by band (the taps
-    // tabulated again per block: cheap next to the gathers and adds it saves). A chunk's coordinate
+    // input and gradient in pixel-major buffers (in_plane x 8), swept band by band (an image of
+    // one band keeps its taps for all its blocks; a larger one tabulates them again per block,
+    // cheap next to the gathers and adds it saves). A chunk's coordinate
     // partial sums go to `partials`, added per point in chunk order at the end, as in pass 1.
     if constexpr (std::is_same_v<scalar_t, float> && std::is_same_v<acc_t, float> && std::is_same_v<index_t, int32_t>) {
       if (!blocked_pass) return;
@@ -843,14 +854,10 @@ void sample_backward(const scalar_t* src, const scalar_t* go, acc_t* gin, bool w
       std::vector<float> partials(blocked_coord ? N * chunks * 2 * P : 0);  // (N, chunks, x/y, P)
       at::parallel_for(0, N * chunks, 1, [&](int64_t begin, int64_t end) {
         std::vector<Tile> band(band_tiles);
-        const size_t bytes = (in_plane * 8 * sizeof(float) + 63) / 64 * 64;
-        auto aligned_buffer = [&](bool needed) {
-          float* b = needed ? static_cast<float*>(std::aligned_alloc(64, bytes)) : nullptr;
-          TORCH_CHECK(!needed || b != nullptr, "crossnet_fast: out of memory for a ", bytes, "-byte buffer");
-          return std::unique_ptr<float, decltype(&std::free)>(b, &std::free);
-        };
-        auto in8 = aligned_buffer(blocked_coord), grad8 = aligned_buffer(c_plane > 0);
+        const AlignedFloats in8 = aligned_floats(blocked_coord ? in_plane * 8 : 0);
+        const AlignedFloats grad8 = aligned_floats(c_plane > 0 ? in_plane * 8 : 0);
         alignas(32) float g8[kTile][8];
+        int64_t band_image = -1;  // the image whose taps `band` holds, where one band covers it
         for (int64_t task = begin; task < end; ++task) {
           const int64_t n = task / chunks, chunk = task % chunks;
           float* px = blocked_coord ? &partials[((n * chunks + chunk) * 2) * P] : nullptr;
@@ -859,13 +866,15 @@ void sample_backward(const scalar_t* src, const scalar_t* go, acc_t* gin, bool w
           for (int64_t c0 = chunk * kChunk; c0 < std::min(C, (chunk + 1) * kChunk); c0 += 8) {
             const bool scatter = c0 + 8 <= c_plane;
             if (!scatter && !blocked_coord) continue;
-            if (blocked_coord) load_block8(src + (n * C + c0) * in_plane, in_plane, in8.get());
+            if (blocked_coord) to_pixel_major8(src + (n * C + c0) * in_plane, in_plane, in_plane, in8.get());
             if (scatter) std::fill(grad8.get(), grad8.get() + in_plane * 8, 0.0f);
+            const bool refill = !(tiles == band_tiles && band_image == n);  // the next blocks reuse them
+            band_image = tiles == band_tiles ? n : -1;
             for (int64_t b0 = 0; b0 < tiles; b0 += band_tiles) {
               const int64_t b1 = std::min(tiles, b0 + band_tiles);
-              fill_tiles(n, b0, b0, b1, band.data(), blocked_coord);
+              if (refill) fill_tiles(n, b0, b0, b1, band.data(), blocked_coord);
               for (int64_t i = b0; i < b1; ++i) {
-                transpose_tile8(go + (n * C + c0) * P + i * kTile, P, tile_len(i), g8);
+                to_pixel_major8(go + (n * C + c0) * P + i * kTile, P, tile_len(i), &g8[0][0]);
                 if (scatter) scatter_tile_block8(g8, grad8.get(), band[i - b0], tile_len(i));
                 if (blocked_coord) {
                   coordinate_tile_block8(g8, in8.get(), band[i - b0], tile_len(i), px + i * kTile, py + i * kTile);

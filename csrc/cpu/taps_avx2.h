@@ -193,41 +193,18 @@ CROSSNET_FAST_TARGET_AVX2 inline void grid_sample_few_channels_avx2(const float*
 // is point r of image n; images of P >= 8 points and in_plane elements, extent (>= 2) elements in
 // all (int32 offsets). The sums are those of forward_channels (same products, same order); NaN
 // for an undefined point.
-// The grid: (x, y) interleaved from g (point_offsets null), or anywhere: point r + j of image n
-// (j < 8) at g + n * stride_n + point_offsets[r + j], its y stride_xy after its x (point_offsets:
-// P + 8 entries, the last 8 those of the next image's first points, stride_n added).
-CROSSNET_FAST_TARGET_AVX2 inline void grid_sample_one_channel_avx2(const float* src, const float* g,
-                                                                   const int32_t* point_offsets, int64_t stride_n,
-                                                                   int64_t stride_xy, float* dst, int64_t len,
-                                                                   int64_t P, int64_t in_plane, int32_t extent,
-                                                                   int64_t n, int64_t r, int64_t H, int64_t W,
-                                                                   bool border, bool align_corners) {
-  const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-  const __m256i plane = _mm256_set1_epi32(static_cast<int32_t>(in_plane));
-  const __m256i last = _mm256_set1_epi32(static_cast<int32_t>(P - 1));
+CROSSNET_FAST_TARGET_AVX2 inline void grid_sample_one_channel_avx2(const float* src, const float* g, float* dst,
+                                                                   int64_t len, int64_t P, int64_t in_plane,
+                                                                   int32_t extent, int64_t n, int64_t r, int64_t H,
+                                                                   int64_t W, bool border, bool align_corners) {
   for (int64_t i = 0; i < len; i += 8) {
     __m256 gx, gy;
-    if (point_offsets == nullptr) {
-      load_grid_xy8(g + 2 * i, gx, gy);
-    } else {
-      const __m256i at = _mm256_add_epi32(_mm256_set1_epi32(static_cast<int32_t>(n * stride_n)),
-                                          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(point_offsets + r)));
-      gx = _mm256_i32gather_ps(g, at, 4);
-      gy = _mm256_i32gather_ps(g + stride_xy, at, 4);
-    }
+    load_grid_xy8(g + 2 * i, gx, gy);
     const GridPoints8 p = grid_points8(gx, gy, H, W, border, align_corners);
     const Taps8 t = taps8(p.x, p.y, p.fx, p.fy, H, W, false);
-    // The image of each lane: n, or n + 1 for lanes past the image's last point.
-    const __m256i next_image = _mm256_cmpgt_epi32(_mm256_add_epi32(_mm256_set1_epi32(int32_t(r)), lanes), last);
-    const __m256i base = _mm256_add_epi32(_mm256_set1_epi32(static_cast<int32_t>(n * in_plane)),
-                                          _mm256_and_si256(next_image, plane));
-    __m256 sum = sample_pairs8(src, t, base, extent);
+    const __m256 sum = sample_pairs8(src, t, image_bases8(n, r, P, in_plane), extent);
     _mm256_storeu_ps(dst + i, nan_where_undefined(sum, t.undefined_bits));
-    r += 8;
-    if (r >= P) {
-      r -= P;
-      ++n;
-    }
+    next_8_points(P, n, r);
   }
 }
 
