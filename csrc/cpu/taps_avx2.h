@@ -24,7 +24,7 @@ struct Taps8 {
   int undefined_bits;
 };
 
-CROSSNET_FAST_TARGET_AVX2 inline Taps8 taps8(__m256 x, __m256 y, __m256 fx, __m256 fy, int64_t H, int64_t W,
+CROSSNET_FAST_AVX2_BLOCK inline Taps8 taps8(__m256 x, __m256 y, __m256 fx, __m256 fy, int64_t H, int64_t W,
                                              bool with_derivatives) {
   const __m256 one = _mm256_set1_ps(1.f), zero = _mm256_setzero_ps(), minus1 = _mm256_set1_ps(-1.f);
   const __m256 w = _mm256_set1_ps(float(W)), h = _mm256_set1_ps(float(H));
@@ -68,7 +68,7 @@ CROSSNET_FAST_TARGET_AVX2 inline Taps8 taps8(__m256 x, __m256 y, __m256 fx, __m2
 }
 
 // taps8 stored at t[.][i .. i+8); returns the undefined bits.
-CROSSNET_FAST_TARGET_AVX2 inline int store_taps8(TileTaps<float, int32_t>& t, int64_t i, __m256 x, __m256 y, __m256 fx,
+CROSSNET_FAST_AVX2_BLOCK inline int store_taps8(TileTaps<float, int32_t>& t, int64_t i, __m256 x, __m256 y, __m256 fx,
                                                  __m256 fy, int64_t H, int64_t W, bool with_derivatives) {
   const Taps8 k8 = taps8(x, y, fx, fy, H, W, with_derivatives);
   for (int k = 0; k < 4; ++k) {
@@ -84,7 +84,7 @@ CROSSNET_FAST_TARGET_AVX2 inline int store_taps8(TileTaps<float, int32_t>& t, in
 
 // The normalised (x, y) of 8 grid points stored (x, y) interleaved from g: even and odd lanes
 // split (an in-lane shuffle, then the order fixed).
-CROSSNET_FAST_TARGET_AVX2 inline void load_grid_xy8(const float* g, __m256& gx, __m256& gy) {
+CROSSNET_FAST_AVX2_BLOCK inline void load_grid_xy8(const float* g, __m256& gx, __m256& gy) {
   const __m256 lo = _mm256_loadu_ps(g), hi = _mm256_loadu_ps(g + 8);
   gx = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0))),
                                               _MM_SHUFFLE(3, 1, 2, 0)));
@@ -99,7 +99,7 @@ struct GridPoints8 {
   __m256 x, y, fx, fy;
 };
 
-CROSSNET_FAST_TARGET_AVX2 inline GridPoints8 grid_points8(__m256 gx, __m256 gy, int64_t H, int64_t W, bool border,
+CROSSNET_FAST_AVX2_BLOCK inline GridPoints8 grid_points8(__m256 gx, __m256 gy, int64_t H, int64_t W, bool border,
                                                           bool align_corners) {
   const __m256 one = _mm256_set1_ps(1.f), half = _mm256_set1_ps(0.5f), zero = _mm256_setzero_ps();
   const __m256 w = _mm256_set1_ps(float(W)), h = _mm256_set1_ps(float(H));
@@ -143,7 +143,7 @@ CROSSNET_FAST_TARGET_AVX2 inline void fill_grid_taps_avx2(TileTaps<float, int32_
 // One channel's samples of 8 points, sum_k weight_k * src[base + off_k] in forward_channels'
 // order, each row's two taps read as one 64-bit pair (tap_pairs8: half the gathered elements;
 // the gathers are most of the one-channel loops); the pairs may lie anywhere in extent elements.
-CROSSNET_FAST_TARGET_AVX2 inline __m256 sample_pairs8(const float* src, const Taps8& t, __m256i base, int32_t extent) {
+CROSSNET_FAST_AVX2_BLOCK inline __m256 sample_pairs8(const float* src, const Taps8& t, __m256i base, int32_t extent) {
   const TapPairs8 top = tap_pairs8(_mm256_add_epi32(t.off[0], base), _mm256_add_epi32(t.off[1], base),
                                    nonzero8(t.weight[0]), extent);
   const TapPairs8 bottom = tap_pairs8(_mm256_add_epi32(t.off[2], base), _mm256_add_epi32(t.off[3], base),
@@ -158,7 +158,7 @@ CROSSNET_FAST_TARGET_AVX2 inline __m256 sample_pairs8(const float* src, const Ta
 }
 
 // NaN in the lanes of sum whose bit is set in undefined_bits (points that are not finite).
-CROSSNET_FAST_TARGET_AVX2 inline __m256 nan_where_undefined(__m256 sum, int undefined_bits) {
+CROSSNET_FAST_AVX2_BLOCK inline __m256 nan_where_undefined(__m256 sum, int undefined_bits) {
   if (undefined_bits == 0) return sum;
   const __m256i lane_bits = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
   const __m256i set = _mm256_and_si256(_mm256_set1_epi32(undefined_bits), lane_bits);
