@@ -73,6 +73,15 @@ inline void check_upsample_input(const at::Tensor& t, int64_t scale, const char*
   TORCH_CHECK_TYPE(is_supported_float(t.scalar_type()), name, " must be a float tensor");
 }
 
+// The (N, C, H, W) float input of the resize ops (H, W > 0: there is nothing to interpolate from
+// an empty plane) and the positive size (`sizes`: its name in the message) of the other side.
+inline void check_resize_input(const at::Tensor& t, int64_t height, int64_t width, const char* name, const char* sizes) {
+  TORCH_CHECK_VALUE(t.dim() == 4, name, " must be (N, C, H, W), got ", t.sizes());
+  TORCH_CHECK_VALUE(t.size(2) > 0 && t.size(3) > 0, name, " must have a non-empty (H, W) plane, got ", t.sizes());
+  TORCH_CHECK_VALUE(height > 0 && width > 0, sizes, " must be positive, got ", height, ", ", width);
+  TORCH_CHECK_TYPE(is_supported_float(t.scalar_type()), name, " must be a float tensor");
+}
+
 // padding of grid_sample (F.grid_sample's padding_mode strings).
 inline GridPadding parse_grid_padding(c10::string_view padding) {
   if (padding == "zeros") return GridPadding::Zeros;

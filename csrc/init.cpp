@@ -23,6 +23,8 @@ TORCH_LIBRARY(crossnet_fast, m) {
       "bool[2] output_mask) -> (Tensor, Tensor)");
   m.def("upsample_flow(Tensor flow, int scale) -> Tensor");
   m.def("upsample_flow_backward(Tensor grad_out, int scale) -> Tensor");
+  m.def("resize_flow(Tensor flow, int height, int width, bool align_corners) -> Tensor");
+  m.def("resize_flow_backward(Tensor grad_out, int height, int width, bool align_corners) -> Tensor");
   m.def(
       "charbonnier(Tensor pred, Tensor target, float eps, str reduction, bool compute_grad) -> "
       "(Tensor, Tensor)");

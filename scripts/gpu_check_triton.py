@@ -187,6 +187,26 @@ def check_upsample(rep, n, size, scale, dtype_name):
                                       for _ in range(2)])), 0.0)
 
 
+def check_resize(rep, n, size, out_size, dtype_name, align_corners):
+    dtype = DTYPES[dtype_name]
+    g = torch.Generator(device=DEVICE).manual_seed(5)
+    flow = (4 * torch.randn(n, 2, size, size, device=DEVICE, generator=g)).to(dtype)
+    grad = torch.randn(n, 2, *out_size, device=DEVICE, generator=g).to(dtype)
+    run = lambda f: cf.resize_flow(f, out_size, align_corners=align_corners, backend="triton")  # noqa: E731
+    out, gr = grads_of(run, [flow], [grad])
+    rout, rgr = grads_of(lambda f: ref.resize_flow(f, out_size, align_corners), [flow], [grad])
+    ratio = torch.tensor([out_size[1] / size, out_size[0] / size], device=DEVICE).view(1, 2, 1, 1)
+    interp = F.interpolate(flow.float(), size=out_size, mode="bilinear", align_corners=align_corners) * ratio
+    tol = 1e-5 if dtype == torch.float32 else 2e-2  # half: about one ulp of the largest value
+    tag = f"resize {size}->{out_size} align={align_corners} {dtype_name}"
+    rep.check(f"{tag} forward", rel_err(out[0], rout[0]), tol)
+    rep.check(f"{tag} vs F.interpolate", rel_err(out[0], interp), tol)
+    rep.check(f"{tag} grad", rel_err(gr[0], rgr[0]), tol)
+    rep.check(f"{tag} backward deterministic",
+              float(not torch.equal(*[torch.ops.crossnet_fast_triton.resize_flow_backward(
+                  grad, size, size, align_corners) for _ in range(2)])), 0.0)
+
+
 def check_grid_sample(rep, n, c, size, dtype_name, padding, align_corners):
     """Compiled Triton grid_sample vs F.grid_sample in fp64 (forward, both gradients); the grid
     has another size than the input and points outside it."""
@@ -393,6 +413,10 @@ def main(argv=None):
     for dt in ("fp32", "bf16"):
         check_upsample(rep, n, sizes[1], 2, dt)
     check_upsample(rep, n, sizes[-2], 4, "fp32")
+    for align_corners in (False, True):
+        for dt in ("fp32", "bf16"):
+            check_resize(rep, n, sizes[-2], (sizes[-2] * 8, sizes[-2] * 8), dt, align_corners)  # RAFT's x8
+        check_resize(rep, n, sizes[1], (sizes[1] // 3 + 1, sizes[1] + 5), "fp32", align_corners)  # down and up
     for dt in ("fp32", "fp16", "bf16"):
         check_charbonnier(rep, (n, 3, sizes[0], sizes[0]), dt)
     for padding in ("zeros", "border", "reflection"):

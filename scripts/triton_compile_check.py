@@ -43,13 +43,19 @@ from triton.compiler import ASTSource  # noqa: E402
 from crossnet_fast.triton import charbonnier as CH  # noqa: E402
 from crossnet_fast.triton import grid_sample as GS  # noqa: E402
 from crossnet_fast.triton import multiscale_warp as MW  # noqa: E402
+from crossnet_fast.triton import resize_flow as RS  # noqa: E402
 from crossnet_fast.triton import upsample_flow as UP  # noqa: E402
 
 ACC = {"fp64": tl.float64}
 I32 = ("C", "H", "W", "s_n", "s_c", "s_h", "s_w", "g_n", "g_c", "g_h", "g_w", "scale", "S", "count", "numel",
-       "tiles", "P", "HWo", "Wo", "q_n", "q_h", "q_w", "q_k", "r_n", "r_h", "r_w", "r_k")
+       "tiles", "P", "HWo", "Wo", "q_n", "q_h", "q_w", "q_k", "r_n", "r_h", "r_w", "r_k", "HO", "WO",
+       "FOOT_Y", "FOOT_X")
 # Integer arguments that can be 1 at run time (Triton then compiles them as the constant 1).
 CAN_BE_ONE = ("S", "scale", "C", "tiles", "count", "numel")
+# upsample_flow: a one-row or one-column flow.
+UPSAMPLE_ONES = ("H", "W", "s_w", "g_w")
+# resize_flow: every size can be 1 (a one-row flow, a one-column output), and so can a footprint.
+RESIZE_ONES = (("C", "tiles", "H", "W", "HO", "WO", "s_w", "g_w"), ("FOOT_Y", "FOOT_X", "s_w", "g_w"))
 # grid_sample: the usual case has unit last strides (contiguous input, grad_out and grid); any
 # size can be 1 too. Each tuple is one more compiled variant of every grid_sample kernel.
 GS_ONES = (("s_w", "g_w", "q_k", "r_k"),
@@ -107,6 +113,11 @@ def variants(quick):
                dict(ACC=acc, BLOCK=UP._BLOCKS[0][0]), UP._BLOCKS[0][1], False)
         yield (f"upsample bwd {dt}", UP._upsample_bwd_kernel, dict(gout_ptr=dt, gin_ptr=dt),
                dict(ACC=acc, BLOCK=UP._BLOCKS[0][0]), UP._BLOCKS[0][1], False)
+        for align in (False, True):
+            yield (f"resize fwd {dt} align={align}", RS._resize_fwd_kernel, dict(in_ptr=dt, out_ptr=dt),
+                   dict(ALIGN=align, ACC=acc, BLOCK=RS._BLOCKS[0][0]), RS._BLOCKS[0][1], False)
+            yield (f"resize bwd {dt} align={align}", RS._resize_bwd_kernel, dict(gout_ptr=dt, gin_ptr=dt),
+                   dict(ALIGN=align, ACC=acc, BLOCK=RS._BLOCKS[0][0]), RS._BLOCKS[0][1], False)
         for reduce in (True, False):
             for grad in (True, False):
                 yield (f"charbonnier {dt} reduce={reduce} grad={grad}", CH._charbonnier_kernel,
@@ -160,7 +171,10 @@ def expanded(quick):
     for v in variants(quick):
         yield v + ((),)
         grid_sample = v[1] in (GS._grid_sample_fwd_kernel, GS._grid_sample_bwd_kernel)
-        for names in GS_ONES if grid_sample else (CAN_BE_ONE,):
+        resize = v[1] in (RS._resize_fwd_kernel, RS._resize_bwd_kernel)
+        upsample = v[1] in (UP._upsample_fwd_kernel, UP._upsample_bwd_kernel)
+        for names in (GS_ONES if grid_sample else RESIZE_ONES if resize else
+                      (CAN_BE_ONE, UPSAMPLE_ONES) if upsample else (CAN_BE_ONE,)):
             ones = tuple(k for k in names if k in v[1].arg_names)
             if ones:
                 yield (v[0] + " [" + ",".join(f"{k}=1" for k in ones) + "]",) + v[1:] + (ones,)

@@ -312,6 +312,62 @@ def check_upsample(case, upsample_fn, device="cpu"):
 
 
 @st.composite
+def resize_case(draw):
+    """A flow field, an output size (smaller, equal or larger per axis) and a convention."""
+    case = draw(upsample_case())
+    n, _, h, w = case["flow"].shape
+    case["size"] = (draw(st.integers(1, 3 * h + 1)), draw(st.integers(1, 3 * w + 1)))
+    case["align_corners"] = draw(st.booleans())
+    return case
+
+
+def _resize_axis(size_in, size_out, align_corners, compute):
+    """Taps ((i0, w0), (i1, w1)) of one axis as F.interpolate(size=...) places them: the step and
+    the source coordinates in the compute dtype (fp32 for fp32/fp16/bf16), which decides which
+    taps a point lands on exactly; the weights in float64."""
+    d = torch.arange(size_out, dtype=compute)
+    if align_corners:
+        step = torch.tensor((size_in - 1) / (size_out - 1) if size_out > 1 else 0.0, dtype=compute)
+        src = d * step
+    else:
+        src = (torch.tensor(size_in / size_out, dtype=compute) * (d + 0.5) - 0.5).clamp(min=0)
+    src = src.double()
+    i0 = src.floor().long().clamp(max=size_in - 1)
+    return ((i0, 1 - (src - i0)), ((i0 + 1).clamp(max=size_in - 1), src - i0))
+
+
+def check_resize(case, resize_fn, device="cpu"):
+    """resize_flow against F.interpolate(size) with x times w/W and y times h/H, in float64,
+    forward and gradient; where a non-finite input has a non-zero weight, against the written-out
+    sum of the used taps."""
+    dtype, (ho, wo), align = case["dtype"], case["size"], case["align_corners"]
+    x = layout(case["flow"], case["layout"]).to(device).requires_grad_()
+    out = resize_fn(x, (ho, wo), align)
+    n, _, h, w = case["flow"].shape
+    assert out.shape == (n, 2, ho, wo) and out.dtype == dtype
+    go = torch.randn(out.shape, generator=torch.Generator().manual_seed(case["grad_seed"]),
+                     dtype=torch.float64).to(dtype)
+    (gx,) = torch.autograd.grad(out, x, go.to(device))
+    flow64 = case["flow"].double()
+    ratio = torch.tensor([wo / w, ho / h], dtype=torch.float64).view(1, 2, 1, 1)
+    ref_in = torch.where(torch.isfinite(flow64), flow64, 0.0).requires_grad_()
+    want = F.interpolate(ref_in, size=(ho, wo), mode="bilinear", align_corners=align) * ratio
+    (want_g,) = torch.autograd.grad(want, ref_in, go.double())
+    compute = torch.float64 if dtype == torch.float64 else torch.float32
+    value = torch.zeros(n, 2, ho, wo, dtype=torch.float64)
+    hit = torch.zeros(n, 2, ho, wo, dtype=torch.bool)
+    for yi, wy in _resize_axis(h, ho, align, compute):
+        for xi, wx in _resize_axis(w, wo, align, compute):
+            weight = wy.view(-1, 1) * wx.view(1, -1)
+            tap = flow64[:, :, yi][:, :, :, xi]
+            used = weight != 0
+            value = value + torch.where(used, weight * tap, 0.0)
+            hit |= used & ~torch.isfinite(tap)
+    assert_close(out, torch.where(hit, value * ratio, want), dtype, "resize forward")
+    assert_close(gx, want_g, dtype, "resize gradient")  # independent of the values
+
+
+@st.composite
 def loss_case(draw):
     shape = tuple(draw(st.lists(st.integers(0, 4), min_size=1, max_size=4)))
     dtype = draw(st.sampled_from(DTYPES))

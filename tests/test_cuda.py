@@ -355,6 +355,27 @@ def test_upsample_flow_matches_reference(dtype, scale, shape):
     torch.testing.assert_close(grad.to(compute), f.grad, **grad_tol(dtype, f.grad))
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("align_corners", [False, True])
+@pytest.mark.parametrize("shape,size", [((2, 2, 5, 7), (40, 56)), ((1, 2, 16, 16), (128, 128)), ((3, 2, 1, 9), (4, 2)),
+                                        ((1, 2, 33, 17), (12, 50))])
+def test_resize_flow_matches_reference(dtype, align_corners, shape, size):
+    flow = make_feat(*shape, dtype)
+    out = OPS.resize_flow(flow, *size, align_corners)
+    torch.testing.assert_close(out, reference.resize_flow(flow, size, align_corners), **tol(dtype))
+    if dtype in (torch.float32, torch.float64):
+        ratio = torch.tensor([size[1] / shape[3], size[0] / shape[2]], dtype=dtype, device=DEV).view(1, 2, 1, 1)
+        expected = F.interpolate(flow, size=size, mode="bilinear", align_corners=align_corners) * ratio
+        torch.testing.assert_close(out, expected, rtol=1e-4, atol=1e-4)
+    grad_out = make_feat(shape[0], shape[1], *size, dtype, seed=3)
+    f = flow.detach().double().requires_grad_(True)
+    reference.resize_flow(f, size, align_corners).backward(grad_out.double())
+    grad = OPS.resize_flow_backward(grad_out, shape[2], shape[3], align_corners)
+    assert grad.shape == flow.shape and grad.dtype == dtype
+    torch.testing.assert_close(grad.double(), f.grad, **grad_tol(dtype, f.grad))
+    assert torch.equal(grad, OPS.resize_flow_backward(grad_out, shape[2], shape[3], align_corners))  # a gather
+
+
 def test_upsample_flow_channels_last_and_empty():
     flow = make_feat(2, 2, 6, 8, torch.float32).contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(OPS.upsample_flow(flow, 2), reference.upsample_flow(flow, 2), rtol=1e-6, atol=1e-6)

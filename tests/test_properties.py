@@ -11,8 +11,8 @@ import torch
 from hypothesis import example, given
 
 import crossnet_fast as cf
-from properties import (check_charbonnier, check_upsample, check_warp, loss_case, upsample_case,
-                        warp_case)
+from properties import (check_charbonnier, check_resize, check_upsample, check_warp, loss_case, resize_case,
+                        upsample_case, warp_case)
 
 # On a GPU machine the compiled Triton kernels run the same properties on CUDA tensors (on a CPU
 # machine, Triton runs them under the interpreter: tests/test_properties_triton.py).
@@ -77,6 +77,14 @@ def _upsample_inf_at_scale_1():
     return {"flow": flow, "dtype": torch.float32, "scale": 1, "layout": "nchw", "grad_seed": 0}
 
 
+def _resize_inf_on_exact_rows():
+    """An inf on a source pixel that corner-aligned x3 upsampling lands on exactly: it reaches only
+    the outputs that weight it (F.interpolate also spreads it to its zero-weight neighbours)."""
+    flow = torch.tensor([[[[0.5, float("inf")], [1.0, -2.0]], [[0.25, 0.0], [float("nan"), 3.0]]]])
+    return {"flow": flow, "dtype": torch.float32, "scale": 1, "layout": "nchw", "grad_seed": 0,
+            "size": (4, 4), "align_corners": True}
+
+
 def _charbonnier_overflow():
     """Regression case found by hypothesis: (pred - target)^2 overflowed fp32 for a difference of
     1e30 (the loss, 1e30, is representable)."""
@@ -89,6 +97,13 @@ def _charbonnier_overflow():
 @example(case=_upsample_inf_at_scale_1())
 def test_upsample_flow_matches_interpolate(backend, case):
     check_upsample(case, lambda f, s: cf.upsample_flow(f, s, backend=backend), DEVICE[backend])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@given(case=resize_case())
+@example(case=_resize_inf_on_exact_rows())
+def test_resize_flow_matches_interpolate(backend, case):
+    check_resize(case, lambda f, size, a: cf.resize_flow(f, size, align_corners=a, backend=backend), DEVICE[backend])
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

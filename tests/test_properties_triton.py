@@ -16,10 +16,10 @@ from hypothesis import example, given, settings
 
 import crossnet_fast as cf
 from _interpreter import HAS_TRITON, rerun_under_interpreter
-from properties import (check_charbonnier, check_upsample, check_warp, loss_case,
-                        upsample_case, warp_case)
+from properties import (check_charbonnier, check_resize, check_upsample, check_warp, loss_case,
+                        resize_case, upsample_case, warp_case)
 from test_properties import (_charbonnier_overflow, _identity_with_inf, _inf_at_origin,
-                             _upsample_inf_at_scale_1)
+                             _resize_inf_on_exact_rows, _upsample_inf_at_scale_1)
 
 INTERPRET = os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 TRITON_EXAMPLES = max(10, settings().max_examples // 5)  # 40 in CI, 1000 with HYPOTHESIS_PROFILE=long
@@ -36,8 +36,8 @@ interpreted = pytest.mark.skipif(not (HAS_TRITON and INTERPRET), reason="runs un
 @pytest.mark.skipif(INTERPRET, reason="already running under the interpreter")
 def test_properties_under_interpreter():
     out = rerun_under_interpreter(__file__, timeout=1800)
-    # All three properties ran (only this driver is skipped in the child).
-    assert "3 passed, 1 skipped" in out.splitlines()[-1], out[-2000:]
+    # All four properties ran (only this driver is skipped in the child).
+    assert "4 passed, 1 skipped" in out.splitlines()[-1], out[-2000:]
 
 
 def _triton_warp(feat, flow, padding):
@@ -60,6 +60,14 @@ def test_triton_backward_warp_matches_grid_sample(case):
 @example(case=_upsample_inf_at_scale_1())
 def test_triton_upsample_flow_matches_interpolate(case):
     check_upsample(case, lambda f, s: cf.upsample_flow(f, s, backend="triton"))
+
+
+@interpreted
+@settings(max_examples=TRITON_EXAMPLES)
+@given(case=resize_case())
+@example(case=_resize_inf_on_exact_rows())
+def test_triton_resize_flow_matches_interpolate(case):
+    check_resize(case, lambda f, size, a: cf.resize_flow(f, size, align_corners=a, backend="triton"))
 
 
 @interpreted

@@ -65,6 +65,15 @@ def test_opcheck_upsample_flow(requires_grad, gen):
     torch.library.opcheck(OPS.upsample_flow_backward.default, (torch.randn(2, 2, 9, 15, dtype=torch.float64), 3))
 
 
+@pytest.mark.parametrize("requires_grad", [False, True])
+@pytest.mark.parametrize("align_corners", [False, True])
+def test_opcheck_resize_flow(requires_grad, align_corners, gen):
+    flow = torch.randn(2, 2, 3, 5, generator=gen, dtype=torch.float64, requires_grad=requires_grad)
+    torch.library.opcheck(OPS.resize_flow.default, (flow, 7, 4, align_corners))
+    torch.library.opcheck(OPS.resize_flow_backward.default,
+                          (torch.randn(2, 2, 7, 4, dtype=torch.float64), 3, 5, align_corners))
+
+
 @pytest.mark.parametrize("reduction", ["mean", "sum", "batch", "none"])
 @pytest.mark.parametrize("compute_grad", [False, True])
 def test_opcheck_charbonnier(reduction, compute_grad, gen):

@@ -323,6 +323,102 @@ def test_upsample_gradcheck_fp64_and_empty():
 
 
 # ----------------------------------------------------------------------------------------------
+# resize_flow (and upsample_flow with align_corners=True, which runs on it)
+
+
+def _interpolate_flow(flow, size, align_corners):
+    """F.interpolate to ``size``, x times w/W and y times h/H: the definition of resize_flow."""
+    h, w = size
+    ratio = torch.tensor([w / flow.shape[-1], h / flow.shape[-2]], dtype=flow.dtype).view(1, 2, 1, 1)
+    return F.interpolate(flow, size=size, mode="bilinear", align_corners=align_corners) * ratio
+
+
+@pytest.mark.parametrize("align_corners", [False, True])
+@pytest.mark.parametrize("layout", ["nchw", "noncontig"])
+def test_resize_fp32_matches_interpolate_and_reference(align_corners, layout):
+    flow = _layout(4 * torch.randn(2, 2, 5, 4, generator=_gen(1)), layout).requires_grad_()
+    out = cf.resize_flow(flow, (9, 3), align_corners=align_corners, backend="triton")
+    assert out.is_contiguous() and out.shape == (2, 2, 9, 3)
+    expected = _interpolate_flow(flow, (9, 3), align_corners)
+    _assert_close(out, expected)
+    _assert_close(out, ref.resize_flow(flow, (9, 3), align_corners))
+    grad = torch.randn(out.shape, generator=_gen(2))
+    (got,) = torch.autograd.grad(out, flow, grad)
+    (want,) = torch.autograd.grad(expected, flow, grad)
+    _assert_close(got, want)
+
+
+@pytest.mark.parametrize("align_corners", [False, True])
+def test_resize_every_size_pair_fp64(align_corners):
+    """The backward gathers a run of FOOT candidate outputs per input sample: over down-, up- and
+    same-size pairs every output that reads a sample must be inside its run (fp64, to 1e-12)."""
+    for h_in, h_out in [(1, 1), (1, 4), (2, 1), (2, 7), (3, 2), (5, 16), (7, 3), (16, 5), (23, 11)]:
+        flow = torch.randn(1, 2, h_in, h_out, generator=_gen(h_in * 31 + h_out), dtype=torch.float64)
+        f = flow.clone().requires_grad_()
+        out = cf.resize_flow(f, (h_out, h_in), align_corners=align_corners, backend="triton")
+        g = torch.randn(out.shape, generator=_gen(5), dtype=torch.float64)
+        (got,) = torch.autograd.grad(out, f, g)
+        f2 = flow.clone().requires_grad_()
+        expected = _interpolate_flow(f2, (h_out, h_in), align_corners)
+        (want,) = torch.autograd.grad(expected, f2, g)
+        torch.testing.assert_close(out, expected, atol=1e-12, rtol=1e-12)
+        torch.testing.assert_close(got, want, atol=1e-12, rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_resize_half_within_reference_error(dtype):
+    flow = (4 * torch.randn(1, 2, 4, 3, generator=_gen(3))).to(dtype).requires_grad_()
+    grad = torch.randn(1, 2, 7, 8, generator=_gen(4)).to(dtype)
+    out = cf.resize_flow(flow, (7, 8), align_corners=True, backend="triton")
+    low = ref.resize_flow(flow, (7, 8), True)
+    exact_in = flow.detach().double().requires_grad_()
+    exact = ref.resize_flow(exact_in, (7, 8), True)
+    _assert_within_ref_error(out, low, exact, dtype)
+    (g,) = torch.autograd.grad(out, flow, grad)
+    (gl,) = torch.autograd.grad(low, flow, grad)
+    (ge,) = torch.autograd.grad(exact, exact_in, grad.double())
+    _assert_within_ref_error(g, gl, ge, dtype)
+
+
+def test_upsample_align_corners_runs_the_resize_kernels():
+    flow = torch.randn(1, 3, 3, 4, generator=_gen(6), dtype=torch.float64).requires_grad_()
+    assert torch.autograd.gradcheck(lambda f: cf.upsample_flow(f, 3, align_corners=True, backend="triton"), (flow,),
+                                    fast_mode=True)
+    _assert_close(cf.upsample_flow(flow, 3, align_corners=True, backend="triton"),
+                  F.interpolate(flow, scale_factor=3, mode="bilinear", align_corners=True) * 3, tol=1e-12)
+
+
+def test_resize_backward_is_deterministic_and_empty_batches_work():
+    grad = torch.randn(1, 2, 9, 12, generator=_gen(7))
+    op = torch.ops.crossnet_fast_triton.resize_flow_backward
+    first = op(grad, 4, 5, True)
+    assert torch.equal(first, op(grad, 4, 5, True)) and first.shape == (1, 2, 4, 5)
+    empty = torch.zeros(0, 2, 3, 3, requires_grad=True)
+    out = cf.resize_flow(empty, (5, 2), backend="triton")
+    assert out.shape == (0, 2, 5, 2)
+    out.sum().backward()
+    assert empty.grad.shape == empty.shape
+
+
+def test_resize_launches_on_grid_axis_0_only(monkeypatch):
+    """As upsample_flow (issue 10 item 7): N * C planes fold into grid axis 0."""
+    from crossnet_fast.triton import resize_flow as tr
+
+    grids = []
+
+    class Recorder:
+        def __getitem__(self, grid):
+            grids.append(grid)
+            return lambda *args, **kwargs: None
+
+    monkeypatch.setattr(tr, "_resize_fwd_kernel", Recorder())
+    monkeypatch.setattr(tr, "_resize_bwd_kernel", Recorder())
+    tr.resize_flow(torch.zeros(35000, 2, 1, 1), 2, 2, True)
+    tr.resize_flow_backward(torch.zeros(35000, 2, 2, 2), 1, 1, False)
+    assert grids and all(len(g) == 1 and g[0] >= 70000 for g in grids), grids
+
+
+# ----------------------------------------------------------------------------------------------
 # charbonnier
 
 
@@ -424,6 +520,8 @@ def _opcheck_samples():
                                      (grads, small_f, small_v, "border", [False, True])],
         "upsample_flow": [(small_v[0].clone().requires_grad_(), 2)],
         "upsample_flow_backward": [(torch.randn(1, 2, 4, 6, generator=_gen(4)), 2)],
+        "resize_flow": [(small_v[0].clone().requires_grad_(), 5, 2, True), (small_v[0], 2, 7, False)],
+        "resize_flow_backward": [(torch.randn(1, 2, 4, 6, generator=_gen(5)), 3, 2, True)],
         "charbonnier": [(pred.clone().requires_grad_(), target, 1e-3, "mean", True),
                         (pred, target.clone().requires_grad_(), 1e-3, "none", False)],
         "charbonnier_backward": [(torch.tensor(1.5), pred, target, 1e-3, "batch")],
@@ -431,7 +529,8 @@ def _opcheck_samples():
 
 
 @pytest.mark.parametrize("name", ["multiscale_warp", "multiscale_warp_backward", "upsample_flow",
-                                  "upsample_flow_backward", "charbonnier", "charbonnier_backward"])
+                                  "upsample_flow_backward", "resize_flow", "resize_flow_backward", "charbonnier",
+                                  "charbonnier_backward"])
 def test_opcheck(name):
     import crossnet_fast.triton as ct
 

@@ -31,6 +31,8 @@ SCHEMAS = {
     ),
     "upsample_flow": "(Tensor flow, int scale) -> Tensor",
     "upsample_flow_backward": "(Tensor grad_out, int scale) -> Tensor",
+    "resize_flow": "(Tensor flow, int height, int width, bool align_corners) -> Tensor",
+    "resize_flow_backward": "(Tensor grad_out, int height, int width, bool align_corners) -> Tensor",
     "charbonnier": "(Tensor pred, Tensor target, float eps, str reduction, bool compute_grad) -> (Tensor, Tensor)",
     "charbonnier_backward": "(Tensor grad_loss, Tensor pred, Tensor target, float eps, str reduction) -> Tensor",
 }
@@ -77,6 +79,18 @@ def _fake_upsample_flow_backward(grad_out, scale):
     n, c, h, w = grad_out.shape
     torch._check(h % scale == 0 and w % scale == 0, lambda: "grad_out size must be a multiple of scale")
     return grad_out.new_empty((n, c, h // scale, w // scale))
+
+
+def _fake_resize_flow(flow, height, width, align_corners):
+    n, c, h, w = flow.shape
+    torch._check(h > 0 and w > 0, lambda: "flow must have a non-empty (H, W) plane")
+    return flow.new_empty((n, c, height, width))
+
+
+def _fake_resize_flow_backward(grad_out, height, width, align_corners):
+    # height, width: the forward's input size.
+    n, c = grad_out.shape[0], grad_out.shape[1]
+    return grad_out.new_empty((n, c, height, width))
 
 
 def _fake_charbonnier(pred, target, eps, reduction, compute_grad):
@@ -132,6 +146,14 @@ def _autograd_for(namespace: str):
     def upsample_backward(ctx, grad_out):
         return ops_of(namespace).upsample_flow_backward(grad_out, ctx.scale), None
 
+    def resize_setup(ctx, inputs, output):
+        flow, _, _, align_corners = inputs
+        ctx.size_in, ctx.align_corners = tuple(flow.shape[-2:]), align_corners
+
+    def resize_backward(ctx, grad_out):
+        grad = ops_of(namespace).resize_flow_backward(grad_out, *ctx.size_in, ctx.align_corners)
+        return grad, None, None, None
+
     def charbonnier_setup(ctx, inputs, output):
         pred, target, eps, reduction, compute_grad = inputs
         ctx.eps, ctx.reduction = eps, reduction
@@ -165,6 +187,7 @@ def _autograd_for(namespace: str):
         "multiscale_warp": (warp_setup, warp_backward),
         "grid_sample": (grid_sample_setup, grid_sample_backward),
         "upsample_flow": (upsample_setup, upsample_backward),
+        "resize_flow": (resize_setup, resize_backward),
         "charbonnier": (charbonnier_setup, charbonnier_backward),
     }
 
@@ -176,6 +199,8 @@ _FAKES = {
     "grid_sample_backward": _fake_grid_sample_backward,
     "upsample_flow": _fake_upsample_flow,
     "upsample_flow_backward": _fake_upsample_flow_backward,
+    "resize_flow": _fake_resize_flow,
+    "resize_flow_backward": _fake_resize_flow_backward,
     "charbonnier": _fake_charbonnier,
     "charbonnier_backward": _fake_charbonnier_backward,
 }

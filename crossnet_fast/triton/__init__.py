@@ -24,7 +24,7 @@ _library = None  # the torch.library.Library holding the definitions, once regis
 
 def _implementations() -> dict:
     """op name -> Python implementation (imports Triton and the kernels)."""
-    from . import charbonnier, grid_sample, multiscale_warp, upsample_flow
+    from . import charbonnier, grid_sample, multiscale_warp, resize_flow, upsample_flow
 
     return {
         "multiscale_warp": multiscale_warp.multiscale_warp,
@@ -33,6 +33,8 @@ def _implementations() -> dict:
         "grid_sample_backward": grid_sample.grid_sample_backward,
         "upsample_flow": upsample_flow.upsample_flow,
         "upsample_flow_backward": upsample_flow.upsample_flow_backward,
+        "resize_flow": resize_flow.resize_flow,
+        "resize_flow_backward": resize_flow.resize_flow_backward,
         "charbonnier": charbonnier.charbonnier,
         "charbonnier_backward": charbonnier.charbonnier_backward,
     }

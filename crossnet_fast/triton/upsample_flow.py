@@ -16,7 +16,8 @@ import triton
 import triton.language as tl
 
 from . import _common
-from ._warp_kernels import _weighted
+# One elementwise configuration list for both flow resamplers.
+from .resize_flow import _BLOCKS, _configs, bilinear_taps  # noqa: F401 (_BLOCKS: the compile check's)
 
 
 @triton.jit
@@ -34,27 +35,21 @@ def _src(d, scale, size_in, ACC: tl.constexpr):
 def _upsample_fwd_kernel(in_ptr, out_ptr, C, H, W, s_n, s_c, s_h, s_w, scale, tiles,
                          ACC: tl.constexpr, BLOCK: tl.constexpr):
     pid = tl.program_id(0).to(tl.int64)
+    # tl.cast, not .to(): Triton compiles an integer argument equal to 1 (H or W) as a constexpr.
     plane = pid // tiles  # n * C + c
     n = plane // C
     c = plane - n * C
-    HO = H.to(tl.int64) * scale
-    WO = W.to(tl.int64) * scale
+    HO = tl.cast(H, tl.int64) * scale
+    WO = tl.cast(W, tl.int64) * scale
     q = (pid - plane * tiles) * BLOCK + tl.arange(0, BLOCK)
     mask = q < HO * WO
     oy = q // WO
     ox = q - oy * WO
     y0, y1, fy = _src(oy, scale, H, ACC)
     x0, x1, fx = _src(ox, scale, W, ACC)
-    base = in_ptr + n * s_n + c * s_c
-    v00 = tl.load(base + y0 * s_h + x0 * s_w, mask=mask, other=0.0).to(ACC)
-    v01 = tl.load(base + y0 * s_h + x1 * s_w, mask=mask, other=0.0).to(ACC)
-    v10 = tl.load(base + y1 * s_h + x0 * s_w, mask=mask, other=0.0).to(ACC)
-    v11 = tl.load(base + y1 * s_h + x1 * s_w, mask=mask, other=0.0).to(ACC)
-    # Rows first, then columns, as the reference does; a tap of weight 0 is not used (an inf
-    # there must not become NaN).
-    top = _weighted(1 - fy, v00) + _weighted(fy, v10)
-    bot = _weighted(1 - fy, v01) + _weighted(fy, v11)
-    val = (_weighted(1 - fx, top) + _weighted(fx, bot)) * scale
+    # Rows first, then columns, as the reference does.
+    val = bilinear_taps(in_ptr + n * s_n + c * s_c, y0, y1, fy, x0, x1, fx, s_h, s_w, mask, ACC, ROWS_FIRST=True)
+    val = val * scale
     out = out_ptr + plane * HO * WO
     tl.store(out + q, val.to(out_ptr.dtype.element_ty), mask=mask)
 
@@ -74,10 +69,10 @@ def _upsample_bwd_kernel(gout_ptr, gin_ptr, C, H, W, g_n, g_c, g_h, g_w, scale, 
     plane = pid // tiles
     n = plane // C
     c = plane - n * C
-    HO = H.to(tl.int64) * scale
-    WO = W.to(tl.int64) * scale
+    HO = tl.cast(H, tl.int64) * scale
+    WO = tl.cast(W, tl.int64) * scale
     q = (pid - plane * tiles) * BLOCK + tl.arange(0, BLOCK)
-    mask = q < H.to(tl.int64) * W
+    mask = q < tl.cast(H, tl.int64) * W
     iy = q // W
     ix = q - iy * W
     base = gout_ptr + n * g_n + c * g_c
@@ -95,16 +90,6 @@ def _upsample_bwd_kernel(gout_ptr, gin_ptr, C, H, W, g_n, g_c, g_h, g_w, scale, 
             acc += tl.where(ok, wx * wy * g, 0.0)
     out = gin_ptr + plane * H * W
     tl.store(out + q, (acc * scale).to(gin_ptr.dtype.element_ty), mask=mask)
-
-
-_BLOCKS = [(256, 4), (512, 4), (1024, 8), (128, 4)]  # (BLOCK, num_warps); first = untimed default
-_INTERP_BLOCK = 256
-
-
-def _configs():
-    if _common.interpreting():
-        return [dict(BLOCK=_INTERP_BLOCK, num_warps=1)]
-    return [dict(BLOCK=b, num_warps=w) for b, w in _BLOCKS]
 
 
 def upsample_flow(flow: torch.Tensor, scale: int) -> torch.Tensor:
