@@ -4,6 +4,7 @@ Run: pytest benchmarks/bench_compat.py --benchmark-only --benchmark-json=out/ben
 then: python benchmarks/report.py out/bench_compat.json
 Share of time in sampling: python benchmarks/bench_compat.py   (profiler, one run of each)
 Interleaved A/B (unpatched and patched alternating): python benchmarks/bench_compat.py --interleaved 30
+Time inside the patched helpers, in the running model: python benchmarks/bench_compat.py --helpers 30
 
 Workloads (random weights, fp32): torchvision raft_small, 1x3x128x128 pairs, 12 flow updates,
 forward; BasicSR BasicVSR(num_feat=16, num_block=2), 1 clip of 3 frames 3x64x64 (x4 output),
@@ -19,10 +20,13 @@ import torch
 from crossnet_fast import compat
 
 IMPLS = ["pytorch_unpatched", "crossnet_fast_patched"]
-# Self-time of these profiler events counts as "sampling": PyTorch's grid_sample and bilinear
-# interpolate kernels (forward and backward) vs this library's ops.
-PYTORCH_SAMPLING = ("aten::grid_sampler_2d", "aten::upsample_bilinear2d")
-OURS = "crossnet_fast"
+# Profiler events that count as "sampling": PyTorch's grid_sample and bilinear interpolate ops
+# (forward and backward) and this library's ops. Their inclusive time is counted, outermost event
+# only: PyTorch's grid_sample copies a non-contiguous grid in a child op (not in its self-time),
+# while this library's kernels read it in place.
+PYTORCH_SAMPLING = ("aten::grid_sampler", "aten::upsample_bilinear2d", "GridSampler2DBackward",
+                    "UpsampleBilinear2DBackward")
+OURS = ("crossnet_fast",)
 
 
 def raft_workload():
@@ -59,14 +63,30 @@ def _context(impl, patch):
 
 
 def sampling_share(step) -> dict:
-    """One profiled run of ``step`` -> share of CPU self-time in PyTorch's vs this library's sampling."""
+    """One profiled run of ``step`` -> time in PyTorch's vs this library's sampling ops: inclusive
+    CPU time of the outermost such events (ms), and as a share of the run's total self-time."""
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
         step()
-    events = prof.key_averages()
+    events = prof.events()
     total = sum(e.self_cpu_time_total for e in events)
-    pytorch = sum(e.self_cpu_time_total for e in events if e.key.startswith(PYTORCH_SAMPLING))
-    ours = sum(e.self_cpu_time_total for e in events if OURS in e.key)
-    return {"pytorch_sampling_share": pytorch / total, "crossnet_fast_share": ours / total,
+
+    def outermost(prefixes):
+        def matches(e):
+            return any(p in e.name for p in prefixes)
+
+        def nested(e):
+            parent = e.cpu_parent
+            while parent is not None:
+                if matches(parent):
+                    return True
+                parent = parent.cpu_parent
+            return False
+
+        return sum(e.cpu_time_total for e in events if matches(e) and not nested(e))
+
+    pytorch, ours = outermost(PYTORCH_SAMPLING), outermost(OURS)
+    return {"pytorch_sampling_ms": pytorch / 1e3, "crossnet_fast_ms": ours / 1e3,
+            "pytorch_sampling_share": pytorch / total, "crossnet_fast_share": ours / total,
             "profiled_total_ms": total / 1e3}
 
 
@@ -139,21 +159,75 @@ def interleaved(rounds: int) -> None:
               f"{statistics.median(times['crossnet_fast_patched']):.1f} | {statistics.median(ratios):.3f}x | {rounds} |")
 
 
+# The helpers each patch rebinds, per workload: (package, defining module, names).
+HELPERS = {"raft_small forward": ("torchvision", "torchvision.models.optical_flow._utils", ("grid_sample", "upsample_flow")),
+           "BasicVSR forward": ("basicsr", "basicsr.archs.arch_util", ("flow_warp",))}
+
+
+def helper_times(rounds: int) -> None:
+    """Wall time spent inside the patched helpers per forward (their calls timed in place, in the
+    running model, with whatever the model left in the caches), unpatched and patched alternating
+    round by round; medians over the rounds. Forward only: a helper's backward runs elsewhere."""
+    import importlib
+    import statistics
+    import time
+
+    from crossnet_fast.compat._rebind import rebind
+
+    print("| workload | helper | calls per forward | unpatched ms (median) | patched ms (median) | ratio |")
+    print("|---|---|---:|---:|---:|---:|")
+    for name, step, patch, grad in _prepared_workloads():
+        if name not in HELPERS:
+            continue
+        package, owner, names = HELPERS[name]
+        spent = {impl: {n: [] for n in names} for impl in IMPLS}
+        calls = {}
+        for r in range(rounds + 1):  # round 0: warm-up
+            for impl in IMPLS:
+                with _context(impl, patch), grad:
+                    module = importlib.import_module(owner)
+                    acc = {n: 0.0 for n in names}
+                    count = {n: 0 for n in names}
+
+                    def timed(n, fn):
+                        def run(*args, **kwargs):
+                            start = time.perf_counter()
+                            out = fn(*args, **kwargs)
+                            acc[n] += time.perf_counter() - start
+                            count[n] += 1
+                            return out
+                        return run
+
+                    with rebind(package, owner, {n: timed(n, getattr(module, n)) for n in names}):
+                        step()
+                if r:
+                    for n in names:
+                        spent[impl][n].append(acc[n] * 1e3)
+                calls = count
+        for n in names:
+            u, p = statistics.median(spent["pytorch_unpatched"][n]), statistics.median(spent["crossnet_fast_patched"][n])
+            print(f"| {name} | `{n}` | {calls[n]} | {u:.2f} | {p:.2f} | {u / p:.2f}x |")
+
+
 def main() -> None:
     import sys
 
     if len(sys.argv) > 2 and sys.argv[1] == "--interleaved":
         interleaved(int(sys.argv[2]))
         return
+    if len(sys.argv) > 2 and sys.argv[1] == "--helpers":
+        helper_times(int(sys.argv[2]))
+        return
     print("| workload | run | PyTorch sampling ops | crossnet_fast ops | profiled total ms |")
-    print("|---|---|---|---|---|")
+    print("|---|---|---|---|---:|")
     for name, step, patch, grad in _prepared_workloads():
         for impl in IMPLS:
             with _context(impl, patch), grad:
                 step()  # warm-up
                 share = sampling_share(step)
-            print(f"| {name} | {impl} | {share['pytorch_sampling_share']:.1%} | "
-                  f"{share['crossnet_fast_share']:.1%} | {share['profiled_total_ms']:.0f} |")
+            print(f"| {name} | {impl} | {share['pytorch_sampling_ms']:.2f} ms ({share['pytorch_sampling_share']:.1%}) | "
+                  f"{share['crossnet_fast_ms']:.2f} ms ({share['crossnet_fast_share']:.1%}) | "
+                  f"{share['profiled_total_ms']:.0f} |")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ Run: pytest benchmarks/bench_ops_cpu.py --benchmark-only --benchmark-json=out/be
 then: python benchmarks/report.py out/bench_cpu.json   (ratios per group, for the README)
 
 Shape: N=1, C=64, pyramid 128^2, 64^2, 32^2, 16^2 (CrossNet's four warped scales at 1/4 of the
-anchor resolution), flows of a few pixels; charbonnier and upsample at 1x3x256x256 and 1x2x128x128.
+anchor resolution), flows of a few pixels; charbonnier and upsample at 4x3x256x256 and 4x2x128x128;
+resize_flow at RAFT's x8 upsampling and a SPyNet-like resize.
 """
 import pytest
 import torch
@@ -72,6 +73,45 @@ def test_upsample_forward_backward(benchmark, impl):
     flow = torch.randn(4, 2, 128, 128, requires_grad=True)
     fn = UPSAMPLE_IMPLS[impl]
     benchmark(lambda: torch.autograd.grad(fn(flow).sum(), flow))
+
+
+def _interpolate_flow(v, size, align_corners):
+    """The unfused baseline of resize_flow: F.interpolate, then x times w/W and y times h/H."""
+    h, w = size
+    ratio = torch.tensor([w / v.shape[-1], h / v.shape[-2]], dtype=v.dtype).view(1, 2, 1, 1)
+    return F.interpolate(v, size=size, mode="bilinear", align_corners=align_corners) * ratio
+
+
+# RAFT's bilinear x8 flow upsampling (1/8-resolution flow of a 440x1024 pair: 55x128 -> 440x1024,
+# align_corners=True) and SPyNet's resize to an arbitrary size with per-axis ratios.
+RESIZE_CASES = {
+    "raft x8 align_corners, 1x2x55x128 -> 440x1024": ((1, 2, 55, 128), (440, 1024), True),
+    "spynet resize, 4x2x64x64 -> 100x90": ((4, 2, 64, 64), (100, 90), False),
+}
+RESIZE_IMPLS = {
+    "crossnet_fast_cpu": lambda v, size, ac: cf.resize_flow(v, size, align_corners=ac, backend="cpu"),
+    "interpolate_x_ratio": _interpolate_flow,
+}
+
+
+@pytest.mark.parametrize("case", list(RESIZE_CASES))
+@pytest.mark.parametrize("impl", list(RESIZE_IMPLS))
+def test_resize_forward(benchmark, case, impl):
+    shape, size, ac = RESIZE_CASES[case]
+    benchmark.group = f"resize_flow forward, {case} fp32"
+    flow = torch.randn(*shape)
+    with torch.no_grad():
+        benchmark(RESIZE_IMPLS[impl], flow, size, ac)
+
+
+@pytest.mark.parametrize("case", list(RESIZE_CASES))
+@pytest.mark.parametrize("impl", list(RESIZE_IMPLS))
+def test_resize_forward_backward(benchmark, case, impl):
+    shape, size, ac = RESIZE_CASES[case]
+    benchmark.group = f"resize_flow forward+backward, {case} fp32"
+    flow = torch.randn(*shape, requires_grad=True)
+    fn = RESIZE_IMPLS[impl]
+    benchmark(lambda: torch.autograd.grad(fn(flow, size, ac).sum(), flow))
 
 
 CHARB_IMPLS = {
