@@ -48,6 +48,7 @@ for h, w in ((7, 1), (1, 1)):
 for ho, wo in ((7, 7), (1, 3)):
     xs = torch.randn(40, 1, 9, 10)
     g = torch.rand(40, ho, wo, 2) * 2.4 - 1.2
+    g[13, 0, wo - 1, 0] = float("nan")  # a NaN point: NaN out, in a lane of the 8-image blocks too
     out = cf.grid_sample(xs, g, padding_mode="zeros", align_corners=True, backend="cpu")
     results[f"grid-flat-{ho}x{wo}"] = [out.flatten().tolist(), [], []]
     # The same points in RAFT's layout (batch innermost, x and y planes apart): read with strides.

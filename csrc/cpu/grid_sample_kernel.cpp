@@ -167,13 +167,11 @@ bool GridSampleTaps<acc_t>::sample_one_channel_batch_inner(const scalar_t* src, 
     }
     const int64_t blocks = N / 8;
     at::parallel_for(0, blocks, 1, [&](int64_t begin, int64_t end) {
+      const cpu::AlignedFloats buffer = cpu::aligned_floats(8 * P);  // point-major results of one block
       for (int64_t block = begin; block < end; ++block) {
-        for (int64_t p = 0; p < P; ++p) {
-          const float* grid_p = grid + block * 8 + (p / Wo) * stride_h + (p % Wo) * stride_w;
-          cpu::grid_sample_one_channel_8_images_avx2(src, grid_p, stride_xy, dst + p, P, in_plane,
-                                                     static_cast<int32_t>(extent), block * 8, H, W,
-                                                     padding == GridPadding::Border, align_corners);
-        }
+        cpu::grid_sample_one_channel_8_images_avx2(src, grid + block * 8, stride_h, stride_w, stride_xy, dst, P, Wo,
+                                                   in_plane, static_cast<int32_t>(extent), block * 8, H, W,
+                                                   padding == GridPadding::Border, align_corners, buffer.get());
       }
     });
     return true;
