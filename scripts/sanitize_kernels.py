@@ -6,9 +6,9 @@
 
 Covers: the warp forward and backward (both gradients, each alone, atomic and deterministic
 feature gradient) for fp32/fp16/bf16/fp64, NCHW and channels_last, both paddings, a three-scale
-pyramid with odd sizes, NaN / inf / far flows and an inf feature at a corner; upsample_flow forward
-and backward; the Charbonnier loss (every reduction, fused and unfused gradient); grid_sample
-forward and backward (every padding and align_corners, each gradient alone, atomic and, on CUDA,
+pyramid with odd sizes, NaN / inf / far flows and an inf feature at a corner; upsample_flow and
+resize_flow forward and backward (down, up, one-row and one-column sizes, both conventions); the
+Charbonnier loss (every reduction, fused and unfused gradient); grid_sample forward and backward (every padding and align_corners, each gradient alone, atomic and, on CUDA,
 deterministic input gradient, fp32/bf16/fp64, NaN / inf / far grid points, an empty grid). Exit status 0
 when every call returned (the sanitizer's own exit code reports what it found).
 """
@@ -70,6 +70,13 @@ def other_calls(backend):
         flow = (torch.randn(3, 2, 5, 7, generator=gen, device="cuda") * 2).to(dtype).requires_grad_()
         for scale in (1, 2, 3):
             cf.upsample_flow(flow, scale, backend=backend).sum().backward()
+        # resize_flow (and upsample_flow with align_corners=True): down, up, one row and one column.
+        for size in ((2, 3), (11, 23), (1, 9), (6, 1)):
+            for align_corners in (False, True):
+                cf.resize_flow(flow, size, align_corners=align_corners, backend=backend).sum().backward()
+        cf.upsample_flow(flow, 8, align_corners=True, backend=backend).sum().backward()
+        row = (torch.randn(2, 2, 1, 6, generator=gen, device="cuda")).to(dtype).requires_grad_()
+        cf.upsample_flow(row, 2, backend=backend).sum().backward()  # H = 1 (a Triton constexpr 1)
         pred = torch.rand(2, 3, 17, 19, generator=gen, device="cuda").to(dtype).requires_grad_()
         target = torch.rand(2, 3, 17, 19, generator=gen, device="cuda").to(dtype)
         for reduction in ("mean", "sum", "batch", "none"):
