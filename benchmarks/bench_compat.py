@@ -5,6 +5,7 @@ then: python benchmarks/report.py out/bench_compat.json
 Share of time in sampling: python benchmarks/bench_compat.py   (profiler, one run of each)
 Interleaved A/B (unpatched and patched alternating): python benchmarks/bench_compat.py --interleaved 30
 Time inside the patched helpers, in the running model: python benchmarks/bench_compat.py --helpers 30
+Time inside the sampling functions themselves (raft_small): python benchmarks/bench_compat.py --ops 30
 
 Workloads (random weights, fp32): torchvision raft_small, 1x3x128x128 pairs, 12 flow updates,
 forward; BasicSR BasicVSR(num_feat=16, num_block=2), 1 clip of 3 frames 3x64x64 (x4 output),
@@ -209,11 +210,67 @@ def helper_times(rounds: int) -> None:
             print(f"| {name} | `{n}` | {calls[n]} | {u:.2f} | {p:.2f} | {u / p:.2f}x |")
 
 
+def op_times(rounds: int) -> None:
+    """raft_small: wall time per forward in the sampling functions themselves, timed in place in the
+    running model (arms alternating, medians over the rounds): unpatched, the ``F.grid_sample`` and
+    ``F.interpolate`` that torchvision's helpers call; patched, the ``crossnet_fast.grid_sample``
+    and ``crossnet_fast.upsample_flow`` that the compat helpers call (each with its Python
+    wrapper). The helpers' own work (pixel normalisation, scaling) is left out: see --helpers."""
+    import statistics
+    import time
+
+    import torch.nn.functional as F
+
+    from crossnet_fast.compat import torchvision_raft
+
+    step, patch = raft_workload()
+    targets = {"pytorch_unpatched": [(F, "grid_sample"), (F, "interpolate")],
+               "crossnet_fast_patched": [(torchvision_raft, "_grid_sample"), (torchvision_raft, "_upsample_flow")]}
+    spent = {impl: {name: [] for _, name in targets[impl]} for impl in IMPLS}
+    calls = {}
+    for r in range(rounds + 1):  # round 0: warm-up
+        for impl in IMPLS:
+            acc = {name: 0.0 for _, name in targets[impl]}
+            count = {name: 0 for _, name in targets[impl]}
+            saved = [(owner, name, getattr(owner, name)) for owner, name in targets[impl]]
+
+            def timed(name, fn):
+                def run(*args, **kwargs):
+                    start = time.perf_counter()
+                    out = fn(*args, **kwargs)
+                    acc[name] += time.perf_counter() - start
+                    count[name] += 1
+                    return out
+                return run
+
+            try:
+                for owner, name, fn in saved:
+                    setattr(owner, name, timed(name, fn))
+                with _context(impl, patch), torch.no_grad():
+                    step()
+            finally:
+                for owner, name, fn in saved:
+                    setattr(owner, name, fn)
+            if r:
+                for name in acc:
+                    spent[impl][name].append(acc[name] * 1e3)
+            calls.update({(impl, name): c for name, c in count.items()})
+    print("| raft_small forward | function | calls per forward | ms per forward (median) |")
+    print("|---|---|---:|---:|")
+    for impl in IMPLS:
+        for _, name in targets[impl]:
+            label = ("F." if impl == "pytorch_unpatched" else "crossnet_fast.") + name.lstrip("_")
+            print(f"| {impl} | `{label}` | {calls[(impl, name)]} | {statistics.median(spent[impl][name]):.2f} |")
+
+
 def main() -> None:
     import sys
 
     if len(sys.argv) > 2 and sys.argv[1] == "--interleaved":
         interleaved(int(sys.argv[2]))
+        return
+    if len(sys.argv) > 2 and sys.argv[1] == "--ops":
+        op_times(int(sys.argv[2]))
         return
     if len(sys.argv) > 2 and sys.argv[1] == "--helpers":
         helper_times(int(sys.argv[2]))
