@@ -26,17 +26,6 @@ C10_HOST_DEVICE inline UpsampleTap<acc_t> upsample_tap(int64_t dst, int64_t scal
   return {i0, i1, src - static_cast<acc_t>(i0)};
 }
 
-// The weight with which output index `dst` reads input index `src` along one axis (0 when it does
-// not read it; both taps may be `src` at the clamped last sample, then the weights add up).
-template <typename acc_t>
-C10_HOST_DEVICE inline acc_t upsample_weight(int64_t dst, int64_t src, int64_t scale, int64_t size_in) {
-  const UpsampleTap<acc_t> t = upsample_tap<acc_t>(dst, scale, size_in);
-  acc_t w = acc_t(0);
-  if (t.i0 == src) w += acc_t(1) - t.frac;
-  if (t.i1 == src) w += t.frac;
-  return w;
-}
-
 // Output indices [*lo, *hi) that may read input index `src` (a superset: every output whose source
 // coordinate lies within one input sample of `src`), clipped to [0, size_in * scale).
 C10_HOST_DEVICE inline void upsample_footprint(int64_t src, int64_t scale, int64_t size_in, int64_t* lo, int64_t* hi) {
@@ -113,5 +102,22 @@ C10_HOST_DEVICE inline acc_t axis_weight(const Axis& axis, int64_t dst, int64_t 
   if (t.i1 == src) w += t.frac;
   return w;
 }
+
+// Host-side axis descriptions: `as<acc_t>()` gives the UpsampleAxis / ResizeAxis of the
+// accumulation type that the kernels' dtype dispatch picks (the CPU and CUDA launchers share them).
+struct UpsampleAxisSpec {
+  int64_t size_in, scale;
+  template <typename acc_t>
+  UpsampleAxis<acc_t> as() const { return {size_in, scale}; }
+};
+
+struct ResizeAxisSpec {
+  int64_t size_in, size_out;
+  bool align_corners;
+  template <typename acc_t>
+  ResizeAxis<acc_t> as() const {
+    return {size_in, size_out, resize_step<acc_t>(size_in, size_out, align_corners), align_corners};
+  }
+};
 
 }  // namespace crossnet_fast

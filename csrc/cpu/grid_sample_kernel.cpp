@@ -31,9 +31,12 @@ struct GridSampleTaps {
   // images packed too where the range runs into the next image (an expanded grid, stride_n 0,
   // qualifies tile by tile).
   bool packed(int64_t n, int64_t p0, int64_t len) const {
-    const int64_t Ho = P / Wo;
-    if (stride_xy != 1 || (Wo > 1 && stride_w != 2) || (Ho > 1 && stride_h != 2 * Wo)) return false;
-    return p0 % P + len <= P || stride_n == 2 * P;
+    return rows_packed() && (p0 % P + len <= P || stride_n == 2 * P);
+  }
+
+  // Whether the points of one image lie back to back as (x, y) pairs (any image stride).
+  bool rows_packed() const {
+    return stride_xy == 1 && (Wo == 1 || stride_w == 2) && (P == Wo || stride_h == 2 * Wo);
   }
 
   // The (x, y) of point p of image n; p >= P (tiles of the flattened grid) is point p % P of
@@ -58,8 +61,7 @@ struct GridSampleTaps {
   bool few_channels_apply(int64_t C, int64_t in_plane) const {
 #if CROSSNET_FAST_X86_DISPATCH
     if constexpr (std::is_same_v<scalar_t, float> && std::is_same_v<acc_t, float>) {
-      const bool rows_packed = stride_xy == 1 && (Wo == 1 || stride_w == 2) && (P == Wo || stride_h == 2 * Wo);
-      return cpu::has_avx2() && padding != GridPadding::Reflection && rows_packed && in_plane >= 2 &&
+      return cpu::has_avx2() && padding != GridPadding::Reflection && rows_packed() && in_plane >= 2 &&
              C * in_plane <= std::numeric_limits<int32_t>::max();
     }
 #endif

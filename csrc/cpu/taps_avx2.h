@@ -123,6 +123,14 @@ CROSSNET_FAST_AVX2_BLOCK inline GridPoints8 grid_points8(__m256 gx, __m256 gy, i
   return p;
 }
 
+// The forward taps (no derivatives) of 8 grid points from their normalised (gx, gy): grid_points8,
+// then the zeros-rule taps, in registers (the one- and few-channel loops below).
+CROSSNET_FAST_AVX2_BLOCK inline Taps8 grid_taps8(__m256 gx, __m256 gy, int64_t H, int64_t W, bool border,
+                                                  bool align_corners) {
+  const GridPoints8 p = grid_points8(gx, gy, H, W, border, align_corners);
+  return taps8(p.x, p.y, p.fx, p.fy, H, W, false);
+}
+
 // grid_sample's taps for zeros or border padding, points [0, len) of a tile (len a multiple of
 // 8): grid_points8, then the zeros-rule taps.
 CROSSNET_FAST_TARGET_AVX2 inline void fill_grid_taps_avx2(TileTaps<float, int32_t>& t, const float* g, int64_t len,
@@ -178,8 +186,7 @@ CROSSNET_FAST_TARGET_AVX2 inline void grid_sample_few_channels_avx2(const float*
   for (int64_t i = 0; i < len; i += 8) {
     __m256 gx, gy;
     load_grid_xy8(g + 2 * i, gx, gy);
-    const GridPoints8 p = grid_points8(gx, gy, H, W, border, align_corners);
-    const Taps8 t = taps8(p.x, p.y, p.fx, p.fy, H, W, false);
+    const Taps8 t = grid_taps8(gx, gy, H, W, border, align_corners);
     for (int64_t c = 0; c < C; ++c) {
       const __m256 sum = sample_pairs8(src + c * in_plane, t, zero, static_cast<int32_t>(in_plane));
       _mm256_storeu_ps(dst + c * P + i, nan_where_undefined(sum, t.undefined_bits));
@@ -200,8 +207,7 @@ CROSSNET_FAST_TARGET_AVX2 inline void grid_sample_one_channel_avx2(const float* 
   for (int64_t i = 0; i < len; i += 8) {
     __m256 gx, gy;
     load_grid_xy8(g + 2 * i, gx, gy);
-    const GridPoints8 p = grid_points8(gx, gy, H, W, border, align_corners);
-    const Taps8 t = taps8(p.x, p.y, p.fx, p.fy, H, W, false);
+    const Taps8 t = grid_taps8(gx, gy, H, W, border, align_corners);
     const __m256 sum = sample_pairs8(src, t, image_bases8(n, r, P, in_plane), extent);
     _mm256_storeu_ps(dst + i, nan_where_undefined(sum, t.undefined_bits));
     next_8_points(P, n, r);
@@ -236,8 +242,7 @@ CROSSNET_FAST_TARGET_AVX2 inline void grid_sample_one_channel_8_images_avx2(
     for (int64_t col = 0; col < Wo && p < P; ++col, ++p) {
       const float* grid_p = grid_row + col * stride_w;
       const __m256 gx = _mm256_loadu_ps(grid_p), gy = _mm256_loadu_ps(grid_p + stride_xy);
-      const GridPoints8 q = grid_points8(gx, gy, H, W, border, align_corners);
-      const Taps8 t = taps8(q.x, q.y, q.fx, q.fy, H, W, false);
+      const Taps8 t = grid_taps8(gx, gy, H, W, border, align_corners);
       _mm256_store_ps(buffer + 8 * p, nan_where_undefined(sample_pairs8(src, t, base, extent), t.undefined_bits));
     }
   }

@@ -135,22 +135,6 @@ at::Tensor resample_backward(const at::Tensor& grad_out, const Axis& ay, const A
   return grad;
 }
 
-// Axis descriptions that become UpsampleAxis / ResizeAxis of the dispatched accumulation type.
-struct UpsampleAxisSpec {
-  int64_t size_in, scale;
-  template <typename acc_t>
-  UpsampleAxis<acc_t> as() const { return {size_in, scale}; }
-};
-
-struct ResizeAxisSpec {
-  int64_t size_in, size_out;
-  bool align_corners;
-  template <typename acc_t>
-  ResizeAxis<acc_t> as() const {
-    return {size_in, size_out, resize_step<acc_t>(size_in, size_out, align_corners), align_corners};
-  }
-};
-
 at::Tensor upsample_flow_cpu(const at::Tensor& flow, int64_t scale) {
   check_upsample_input(flow, scale, "flow");
   const int64_t H = flow.size(2), W = flow.size(3);

@@ -8,8 +8,6 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
-#include <utility>
-
 #include "../common.h"
 #include "../upsample.h"
 #include "cuda_common.cuh"
@@ -85,11 +83,11 @@ unsigned grid_for(int64_t total) {
   return static_cast<unsigned>(std::max<int64_t>(1, std::min<int64_t>(ceil_div(total, kBlock), int64_t(1) << 20)));
 }
 
-// Launches resample_forward: out (N, C, Ho, Wo) from in (N, C, H, W); `axes(acc_t)` gives the
-// (y, x) Axis pair of the dispatched accumulation type.
-template <typename MakeAxes>
-at::Tensor launch_forward(const at::Tensor& flow, int64_t Ho, int64_t Wo, double factor_x, double factor_y,
-                          MakeAxes axes) {
+// Launches resample_forward: out (N, C, Ho, Wo) from in (N, C, H, W); ay, ax: UpsampleAxisSpec or
+// ResizeAxisSpec (../upsample.h), made Axis objects of the dispatched accumulation type.
+template <typename AxisSpec>
+at::Tensor launch_forward(const at::Tensor& flow, const AxisSpec& ay, const AxisSpec& ax, int64_t Ho, int64_t Wo,
+                          double factor_x, double factor_y) {
   const c10::cuda::CUDAGuard guard(flow.device());
   const int64_t N = flow.size(0), C = flow.size(1), H = flow.size(2), W = flow.size(3);
   const at::Tensor in = flow.contiguous();
@@ -98,9 +96,9 @@ at::Tensor launch_forward(const at::Tensor& flow, int64_t Ho, int64_t Wo, double
   if (total == 0) return out;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, flow.scalar_type(), "resample_forward_cuda", [&] {
     using acc_t = at::opmath_type<scalar_t>;
-    const auto yx = axes(acc_t(0));
     resample_forward<scalar_t><<<grid_for(total), kBlock, 0, at::cuda::getCurrentCUDAStream()>>>(
-        in.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(), total, C, H, W, Ho, Wo, yx.first, yx.second,
+        in.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(), total, C, H, W, Ho, Wo, ay.template as<acc_t>(),
+        ax.template as<acc_t>(),
         static_cast<acc_t>(factor_x), static_cast<acc_t>(factor_y));
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
@@ -108,9 +106,9 @@ at::Tensor launch_forward(const at::Tensor& flow, int64_t Ho, int64_t Wo, double
 }
 
 // Launches resample_backward: grad (N, C, H, W) from grad_out (N, C, Ho, Wo).
-template <typename MakeAxes>
-at::Tensor launch_backward(const at::Tensor& grad_out, int64_t H, int64_t W, double factor_x, double factor_y,
-                           MakeAxes axes) {
+template <typename AxisSpec>
+at::Tensor launch_backward(const at::Tensor& grad_out, const AxisSpec& ay, const AxisSpec& ax, int64_t H, int64_t W,
+                           double factor_x, double factor_y) {
   const c10::cuda::CUDAGuard guard(grad_out.device());
   const int64_t N = grad_out.size(0), C = grad_out.size(1), Ho = grad_out.size(2), Wo = grad_out.size(3);
   const at::Tensor g = grad_out.contiguous();
@@ -119,9 +117,9 @@ at::Tensor launch_backward(const at::Tensor& grad_out, int64_t H, int64_t W, dou
   if (total == 0) return grad;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad_out.scalar_type(), "resample_backward_cuda", [&] {
     using acc_t = at::opmath_type<scalar_t>;
-    const auto yx = axes(acc_t(0));
     resample_backward<scalar_t><<<grid_for(total), kBlock, 0, at::cuda::getCurrentCUDAStream()>>>(
-        g.data_ptr<scalar_t>(), grad.data_ptr<scalar_t>(), total, C, H, W, Ho, Wo, yx.first, yx.second,
+        g.data_ptr<scalar_t>(), grad.data_ptr<scalar_t>(), total, C, H, W, Ho, Wo, ay.template as<acc_t>(),
+        ax.template as<acc_t>(),
         static_cast<acc_t>(factor_x), static_cast<acc_t>(factor_y));
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
@@ -134,10 +132,8 @@ at::Tensor upsample_flow_cuda(const at::Tensor& flow, int64_t scale) {
   check_upsample_input(flow, scale, "flow");
   check_cuda(flow, "flow");
   const int64_t H = flow.size(2), W = flow.size(3);
-  return launch_forward(flow, H * scale, W * scale, double(scale), double(scale), [&](auto zero) {
-    using acc_t = decltype(zero);
-    return std::make_pair(UpsampleAxis<acc_t>{H, scale}, UpsampleAxis<acc_t>{W, scale});
-  });
+  return launch_forward(flow, UpsampleAxisSpec{H, scale}, UpsampleAxisSpec{W, scale}, H * scale, W * scale,
+                        double(scale), double(scale));
 }
 
 at::Tensor upsample_flow_backward_cuda(const at::Tensor& grad_out, int64_t scale) {
@@ -147,37 +143,24 @@ at::Tensor upsample_flow_backward_cuda(const at::Tensor& grad_out, int64_t scale
   TORCH_CHECK_VALUE(Ho % scale == 0 && Wo % scale == 0, "grad_out size ", grad_out.sizes(),
                     " must be a multiple of scale ", scale);
   const int64_t H = Ho / scale, W = Wo / scale;
-  return launch_backward(grad_out, H, W, double(scale), double(scale), [&](auto zero) {
-    using acc_t = decltype(zero);
-    return std::make_pair(UpsampleAxis<acc_t>{H, scale}, UpsampleAxis<acc_t>{W, scale});
-  });
-}
-
-template <typename acc_t>
-ResizeAxis<acc_t> resize_axis(int64_t size_in, int64_t size_out, bool align_corners) {
-  return {size_in, size_out, resize_step<acc_t>(size_in, size_out, align_corners), align_corners};
+  return launch_backward(grad_out, UpsampleAxisSpec{H, scale}, UpsampleAxisSpec{W, scale}, H, W, double(scale),
+                         double(scale));
 }
 
 at::Tensor resize_flow_cuda(const at::Tensor& flow, int64_t height, int64_t width, bool align_corners) {
   check_resize_input(flow, height, width, "flow", "height, width");
   check_cuda(flow, "flow");
   const int64_t H = flow.size(2), W = flow.size(3);
-  return launch_forward(flow, height, width, double(width) / double(W), double(height) / double(H), [&](auto zero) {
-    using acc_t = decltype(zero);
-    return std::make_pair(resize_axis<acc_t>(H, height, align_corners), resize_axis<acc_t>(W, width, align_corners));
-  });
+  return launch_forward(flow, ResizeAxisSpec{H, height, align_corners}, ResizeAxisSpec{W, width, align_corners},
+                        height, width, double(width) / double(W), double(height) / double(H));
 }
 
 at::Tensor resize_flow_backward_cuda(const at::Tensor& grad_out, int64_t height, int64_t width, bool align_corners) {
   check_resize_input(grad_out, height, width, "grad_out", "input height, width");
   check_cuda(grad_out, "grad_out");
   const int64_t Ho = grad_out.size(2), Wo = grad_out.size(3);
-  return launch_backward(grad_out, height, width, double(Wo) / double(width), double(Ho) / double(height),
-                         [&](auto zero) {
-                           using acc_t = decltype(zero);
-                           return std::make_pair(resize_axis<acc_t>(height, Ho, align_corners),
-                                                 resize_axis<acc_t>(width, Wo, align_corners));
-                         });
+  return launch_backward(grad_out, ResizeAxisSpec{height, Ho, align_corners}, ResizeAxisSpec{width, Wo, align_corners},
+                         height, width, double(Wo) / double(width), double(Ho) / double(height));
 }
 
 }  // namespace
