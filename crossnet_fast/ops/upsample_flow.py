@@ -25,8 +25,8 @@ def upsample_flow(flow: torch.Tensor, scale: int = 2, align_corners: bool = Fals
 
     Returns:
         (N, 2, H*scale, W*scale) contiguous tensor of ``flow.dtype``, in output pixels;
-        differentiable w.r.t. ``flow`` (the backward is a gather over each input sample's
-        footprint: deterministic).
+        differentiable w.r.t. ``flow`` (deterministic backward: a fixed order of summation on
+        every backend, no atomics).
     """
     op = "upsample_flow"
     _validation.check_float_tensor(op, "flow", flow, 4, "(N, 2, H, W)")
@@ -50,7 +50,8 @@ def resize_flow(flow: torch.Tensor, size: Sequence[int], align_corners: bool = F
     ``out[:, 0] = interpolate(flow)[:, 0] * w / W`` and ``out[:, 1] = interpolate(flow)[:, 1] * h / H``
     with ``interpolate = F.interpolate(..., size=(h, w), mode="bilinear", align_corners=align_corners)``
     (SPyNet's and RAFT's convention: the ratio of the sizes, also with ``align_corners=True``).
-    A fused separable kernel on every backend; the backward is a gather (deterministic).
+    A fused separable kernel on every backend; the backward sums in a fixed order, without
+    atomics (deterministic).
 
     Args:
         flow: (N, 2, H, W) float tensor, H, W > 0; displacement in input pixels, channel 0 = x,
