@@ -14,6 +14,9 @@ forward and forward+backward (input gradient).
 from __future__ import annotations
 
 import contextlib
+import importlib
+import statistics
+import time
 
 import pytest
 import torch
@@ -138,9 +141,6 @@ def interleaved(rounds: int) -> None:
     """Unpatched and patched runs alternating, round by round: this VM's speed drifts by more than
     the few percent at stake between pytest-benchmark's back-to-back groups; a ratio taken within
     each round, and its median over the rounds, does not drift with it."""
-    import statistics
-    import time
-
     print("| workload | unpatched ms (median) | patched ms (median) | median per-round ratio | rounds |")
     print("|---|---:|---:|---:|---:|")
     for name, step, patch, grad in _prepared_workloads():
@@ -160,6 +160,23 @@ def interleaved(rounds: int) -> None:
               f"{statistics.median(times['crossnet_fast_patched']):.1f} | {statistics.median(ratios):.3f}x | {rounds} |")
 
 
+class _Stopwatch:
+    """Wall time (s) and call count per name of the functions wrapped by :meth:`wrap`."""
+
+    def __init__(self, names):
+        self.seconds = {n: 0.0 for n in names}
+        self.calls = {n: 0 for n in names}
+
+    def wrap(self, name, fn):
+        def run(*args, **kwargs):
+            start = time.perf_counter()
+            out = fn(*args, **kwargs)
+            self.seconds[name] += time.perf_counter() - start
+            self.calls[name] += 1
+            return out
+        return run
+
+
 # The helpers each patch rebinds, per workload: (package, defining module, names).
 HELPERS = {"raft_small forward": ("torchvision", "torchvision.models.optical_flow._utils", ("grid_sample", "upsample_flow")),
            "BasicVSR forward": ("basicsr", "basicsr.archs.arch_util", ("flow_warp",))}
@@ -169,10 +186,6 @@ def helper_times(rounds: int) -> None:
     """Wall time spent inside the patched helpers per forward (their calls timed in place, in the
     running model, with whatever the model left in the caches), unpatched and patched alternating
     round by round; medians over the rounds. Forward only: a helper's backward runs elsewhere."""
-    import importlib
-    import statistics
-    import time
-
     from crossnet_fast.compat._rebind import rebind
 
     print("| workload | helper | calls per forward | unpatched ms (median) | patched ms (median) | ratio |")
@@ -185,26 +198,15 @@ def helper_times(rounds: int) -> None:
         calls = {}
         for r in range(rounds + 1):  # round 0: warm-up
             for impl in IMPLS:
+                watch = _Stopwatch(names)
                 with _context(impl, patch), grad:
                     module = importlib.import_module(owner)
-                    acc = {n: 0.0 for n in names}
-                    count = {n: 0 for n in names}
-
-                    def timed(n, fn):
-                        def run(*args, **kwargs):
-                            start = time.perf_counter()
-                            out = fn(*args, **kwargs)
-                            acc[n] += time.perf_counter() - start
-                            count[n] += 1
-                            return out
-                        return run
-
-                    with rebind(package, owner, {n: timed(n, getattr(module, n)) for n in names}):
+                    with rebind(package, owner, {n: watch.wrap(n, getattr(module, n)) for n in names}):
                         step()
                 if r:
                     for n in names:
-                        spent[impl][n].append(acc[n] * 1e3)
-                calls = count
+                        spent[impl][n].append(watch.seconds[n] * 1e3)
+                calls = watch.calls
         for n in names:
             u, p = statistics.median(spent["pytorch_unpatched"][n]), statistics.median(spent["crossnet_fast_patched"][n])
             print(f"| {name} | `{n}` | {calls[n]} | {u:.2f} | {p:.2f} | {u / p:.2f}x |")
@@ -216,9 +218,6 @@ def op_times(rounds: int) -> None:
     ``F.interpolate`` that torchvision's helpers call; patched, the ``crossnet_fast.grid_sample``
     and ``crossnet_fast.upsample_flow`` that the compat helpers call (each with its Python
     wrapper). The helpers' own work (pixel normalisation, scaling) is left out: see --helpers."""
-    import statistics
-    import time
-
     import torch.nn.functional as F
 
     from crossnet_fast.compat import torchvision_raft
@@ -230,31 +229,20 @@ def op_times(rounds: int) -> None:
     calls = {}
     for r in range(rounds + 1):  # round 0: warm-up
         for impl in IMPLS:
-            acc = {name: 0.0 for _, name in targets[impl]}
-            count = {name: 0 for _, name in targets[impl]}
+            watch = _Stopwatch([name for _, name in targets[impl]])
             saved = [(owner, name, getattr(owner, name)) for owner, name in targets[impl]]
-
-            def timed(name, fn):
-                def run(*args, **kwargs):
-                    start = time.perf_counter()
-                    out = fn(*args, **kwargs)
-                    acc[name] += time.perf_counter() - start
-                    count[name] += 1
-                    return out
-                return run
-
             try:
                 for owner, name, fn in saved:
-                    setattr(owner, name, timed(name, fn))
+                    setattr(owner, name, watch.wrap(name, fn))
                 with _context(impl, patch), torch.no_grad():
                     step()
             finally:
                 for owner, name, fn in saved:
                     setattr(owner, name, fn)
             if r:
-                for name in acc:
-                    spent[impl][name].append(acc[name] * 1e3)
-            calls.update({(impl, name): c for name, c in count.items()})
+                for name, seconds in watch.seconds.items():
+                    spent[impl][name].append(seconds * 1e3)
+            calls.update({(impl, name): c for name, c in watch.calls.items()})
     print("| raft_small forward | function | calls per forward | ms per forward (median) |")
     print("|---|---|---:|---:|")
     for impl in IMPLS:
