@@ -272,23 +272,32 @@ def _upsample_used_taps(flow64, s):
     clamped at 0) that sums only the taps of non-zero weight, in float64, times ``s``: the oracle of
     the non-finite outputs (F.interpolate also reads the zero-weight neighbour at the clamped first
     row and column, and at scale 1). Returns (value, hit: a non-finite input has a non-zero weight)."""
-    n, c, h, w = flow64.shape
+    h, w = flow64.shape[-2:]
 
     def axis(size):
         src = ((torch.arange(size * s, dtype=torch.float64) + 0.5) / s - 0.5).clamp(min=0)
         i0 = src.floor().long().clamp(max=size - 1)
         return ((i0, 1 - (src - i0)), ((i0 + 1).clamp(max=size - 1), src - i0))
 
-    value = torch.zeros(n, c, h * s, w * s, dtype=torch.float64)
-    hit = torch.zeros(n, c, h * s, w * s, dtype=torch.bool)
-    for yi, wy in axis(h):
-        for xi, wx in axis(w):
+    value, hit = _sum_used_taps(flow64, axis(h), axis(w))
+    return value * s, hit
+
+
+def _sum_used_taps(flow64, y_taps, x_taps):
+    """Bilinear sum over the taps of non-zero weight only, float64. y_taps, x_taps: per axis, the
+    two (index, weight) pairs of every output coordinate. Returns (value, hit: a non-finite input
+    has a non-zero weight)."""
+    n, c = flow64.shape[:2]
+    value = torch.zeros(n, c, len(y_taps[0][0]), len(x_taps[0][0]), dtype=torch.float64)
+    hit = torch.zeros(value.shape, dtype=torch.bool)
+    for yi, wy in y_taps:
+        for xi, wx in x_taps:
             weight = wy.view(-1, 1) * wx.view(1, -1)
             tap = flow64[:, :, yi][:, :, :, xi]
             used = weight != 0
             value = value + torch.where(used, weight * tap, 0.0)
             hit |= used & ~torch.isfinite(tap)
-    return value * s, hit
+    return value, hit
 
 
 def check_upsample(case, upsample_fn, device="cpu"):
@@ -354,15 +363,7 @@ def check_resize(case, resize_fn, device="cpu"):
     want = F.interpolate(ref_in, size=(ho, wo), mode="bilinear", align_corners=align) * ratio
     (want_g,) = torch.autograd.grad(want, ref_in, go.double())
     compute = torch.float64 if dtype == torch.float64 else torch.float32
-    value = torch.zeros(n, 2, ho, wo, dtype=torch.float64)
-    hit = torch.zeros(n, 2, ho, wo, dtype=torch.bool)
-    for yi, wy in _resize_axis(h, ho, align, compute):
-        for xi, wx in _resize_axis(w, wo, align, compute):
-            weight = wy.view(-1, 1) * wx.view(1, -1)
-            tap = flow64[:, :, yi][:, :, :, xi]
-            used = weight != 0
-            value = value + torch.where(used, weight * tap, 0.0)
-            hit |= used & ~torch.isfinite(tap)
+    value, hit = _sum_used_taps(flow64, _resize_axis(h, ho, align, compute), _resize_axis(w, wo, align, compute))
     assert_close(out, torch.where(hit, value * ratio, want), dtype, "resize forward")
     assert_close(gx, want_g, dtype, "resize gradient")  # independent of the values
 

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 
 import crossnet_fast as cf
 from _interpreter import HAS_TRITON, ROOT, in_process, keep_only_rerun, rerun_under_interpreter
+from test_resize_flow import _interpolate_flow
 from crossnet_fast import reference as ref
 
 # The kernels run here only when the interpreter was on before they were first imported.
@@ -326,13 +327,6 @@ def test_upsample_gradcheck_fp64_and_empty():
 # resize_flow (and upsample_flow with align_corners=True, which runs on it)
 
 
-def _interpolate_flow(flow, size, align_corners):
-    """F.interpolate to ``size``, x times w/W and y times h/H: the definition of resize_flow."""
-    h, w = size
-    ratio = torch.tensor([w / flow.shape[-1], h / flow.shape[-2]], dtype=flow.dtype).view(1, 2, 1, 1)
-    return F.interpolate(flow, size=size, mode="bilinear", align_corners=align_corners) * ratio
-
-
 @pytest.mark.parametrize("align_corners", [False, True])
 @pytest.mark.parametrize("layout", ["nchw", "noncontig"])
 def test_resize_fp32_matches_interpolate_and_reference(align_corners, layout):
@@ -398,24 +392,6 @@ def test_resize_backward_is_deterministic_and_empty_batches_work():
     assert out.shape == (0, 2, 5, 2)
     out.sum().backward()
     assert empty.grad.shape == empty.shape
-
-
-def test_resize_launches_on_grid_axis_0_only(monkeypatch):
-    """As upsample_flow (issue 10 item 7): N * C planes fold into grid axis 0."""
-    from crossnet_fast.triton import resize_flow as tr
-
-    grids = []
-
-    class Recorder:
-        def __getitem__(self, grid):
-            grids.append(grid)
-            return lambda *args, **kwargs: None
-
-    monkeypatch.setattr(tr, "_resize_fwd_kernel", Recorder())
-    monkeypatch.setattr(tr, "_resize_bwd_kernel", Recorder())
-    tr.resize_flow(torch.zeros(35000, 2, 1, 1), 2, 2, True)
-    tr.resize_flow_backward(torch.zeros(35000, 2, 2, 2), 1, 1, False)
-    assert grids and all(len(g) == 1 and g[0] >= 70000 for g in grids), grids
 
 
 # ----------------------------------------------------------------------------------------------
@@ -608,10 +584,8 @@ def test_charbonnier_reduction_partials_do_not_depend_on_the_tuned_config(monkey
     assert len({c["BLOCK"] for c in tc._configs(reduce=False)}) > 1  # elementwise: free to tune
 
 
-def test_upsample_launches_on_grid_axis_0_only(monkeypatch):
-    """Issue 10 item 7: N * C planes must not go on grid axis 1 (at most 65535 on a GPU)."""
-    from crossnet_fast.triton import upsample_flow as tu
-
+def _record_launch_grids(monkeypatch, module, kernels) -> list:
+    """Replace ``module``'s kernels by recorders: the returned list receives each launch's grid."""
     grids = []
 
     class Recorder:
@@ -619,10 +593,28 @@ def test_upsample_launches_on_grid_axis_0_only(monkeypatch):
             grids.append(grid)
             return lambda *args, **kwargs: None
 
-    monkeypatch.setattr(tu, "_upsample_fwd_kernel", Recorder())
-    monkeypatch.setattr(tu, "_upsample_bwd_kernel", Recorder())
+    for name in kernels:
+        monkeypatch.setattr(module, name, Recorder())
+    return grids
+
+
+def test_upsample_launches_on_grid_axis_0_only(monkeypatch):
+    """Issue 10 item 7: N * C planes must not go on grid axis 1 (at most 65535 on a GPU)."""
+    from crossnet_fast.triton import upsample_flow as tu
+
+    grids = _record_launch_grids(monkeypatch, tu, ("_upsample_fwd_kernel", "_upsample_bwd_kernel"))
     tu.upsample_flow(torch.zeros(35000, 2, 1, 1), 2)
     tu.upsample_flow_backward(torch.zeros(35000, 2, 2, 2), 2)
+    assert grids and all(len(g) == 1 and g[0] >= 70000 for g in grids), grids
+
+
+def test_resize_launches_on_grid_axis_0_only(monkeypatch):
+    """As upsample_flow: N * C planes fold into grid axis 0."""
+    from crossnet_fast.triton import resize_flow as tr
+
+    grids = _record_launch_grids(monkeypatch, tr, ("_resize_fwd_kernel", "_resize_bwd_kernel"))
+    tr.resize_flow(torch.zeros(35000, 2, 1, 1), 2, 2, True)
+    tr.resize_flow_backward(torch.zeros(35000, 2, 2, 2), 1, 1, False)
     assert grids and all(len(g) == 1 and g[0] >= 70000 for g in grids), grids
 
 
