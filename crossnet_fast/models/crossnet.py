@@ -1,9 +1,9 @@
 """CrossNet (Zheng et al., ECCV 2018): reference-based SR with cross-scale warping.
 
-Data flow (CROSSNET.md section 1), all at HR size H x W:
-    lr_up  = bicubic(lr)                 flow-net input in the "official" configuration
-    lr_sr  = SISR(lr)                    encoder input (and flow-net input in "paper")
-    V0..V3 = FlowNetS+(flow_input, ref)
+Data flow (docs/DESIGN.md, Model), all at HR size H x W:
+    lr_up  = bicubic(lr)                 flow input in the "official" configuration
+    lr_sr  = SISR(lr)                    encoder input (and flow input in "paper")
+    V0..V3 = flow estimator              FlowNetS+ (the paper) or a correlation pyramid
     F_lr   = Encoder(lr_sr); F_ref = Encoder(ref)   (one shared encoder in "official")
     W_i    = backward_warp(F_ref[i], V_i)           one fused multiscale_warp call
     out    = Decoder(F_lr, W)
@@ -21,6 +21,7 @@ from ..degrade import back_project, degrade
 from ..ops import backward_warp, multiscale_warp
 from .decoder import Decoder, ReferenceDetailGate
 from .encoder import Encoder
+from .corrflow import CorrelationFlow, hr_pyramid
 from .flownet import FlowNetSPlus
 from .refine import LocalSearchRefinement
 from .sisr import bicubic_upsample, build_sisr
@@ -30,6 +31,7 @@ SISRS = ("mdsr", "bicubic", "srcnn", "vdsr")
 SCALES = (4, 8)
 FLOW_REFS = ("sharp", "degraded")
 FLOW_INITS = ("net", "patchmatch")
+FLOWS = ("flownet", "correlation")
 # The flow net has six stride-2 convolutions: HR sizes must be multiples of 2^6.
 SIZE_MULTIPLE = 64
 
@@ -76,6 +78,10 @@ class CrossNetConfig:
     #   with): the output then degrades back to the observed LR more closely. Not learned,
     #   differentiable, applied in training too. 0 = off.
     backprojection: int = 0
+    # flow: the flow estimator: "flownet" (FlowNetS+, the paper's) or "correlation" (a cost-volume
+    #   pyramid at LR resolution and coarser, models/corrflow.py, whose per-scale confidence also
+    #   gates the warped reference features: a reference that matches nowhere is ignored).
+    flow: str = "flownet"
 
     def __post_init__(self) -> None:
         if isinstance(self.scale, bool) or not isinstance(self.scale, int) or self.scale not in SCALES:
@@ -99,6 +105,11 @@ class CrossNetConfig:
             raise ValueError(f"backprojection must be an integer in [0, 4], got {self.backprojection!r}")
         if self.flow_init not in FLOW_INITS:
             raise ValueError(f"flow_init must be one of {FLOW_INITS}, got {self.flow_init!r}")
+        if self.flow not in FLOWS:
+            raise ValueError(f"flow must be one of {FLOWS}, got {self.flow!r}")
+        if self.flow == "correlation" and self.flow_init != "net":
+            raise ValueError("flow_init='patchmatch' starts FlowNetS+'s V0; with flow='correlation' "
+                             f"use flow_init='net', got {self.flow_init!r}")
 
     @property
     def channels(self) -> int:
@@ -121,7 +132,7 @@ class CrossNetConfig:
     @property
     def needs_degraded_ref(self) -> bool:
         return (self.flow_ref == "degraded" or self.ref_detail or self.refine_radius > 0
-                or self.flow_init == "patchmatch")
+                or self.flow_init == "patchmatch" or self.flow == "correlation")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -152,14 +163,16 @@ class CrossNet(nn.Module):
     def __init__(self, scale: int = 4, config: str = "official", sisr: str = "mdsr",
                  backend: str = "auto", freeze_sisr: bool = False, width: float = 1.0,
                  residual: bool = False, flow_ref: str = "sharp", ref_detail: bool = False,
-                 refine_radius: int = 0, flow_init: str = "net", backprojection: int = 0) -> None:
+                 refine_radius: int = 0, flow_init: str = "net", backprojection: int = 0,
+                 flow: str = "flownet") -> None:
         super().__init__()
         self.cfg = CrossNetConfig(scale=scale, config=config, sisr=sisr, width=width, residual=residual,
                                   flow_ref=flow_ref, ref_detail=ref_detail, refine_radius=refine_radius,
-                                  flow_init=flow_init, backprojection=backprojection)
-        self.backend = backend
+                                  flow_init=flow_init, backprojection=backprojection, flow=flow)
         self.sisr = build_sisr(sisr, scale)
-        self.flownet = FlowNetSPlus(width)
+        # One flow estimator, under its own name so that state dicts say which one they hold.
+        self.flownet = FlowNetSPlus(width) if flow == "flownet" else None
+        self.corrflow = CorrelationFlow(scale, backend=backend) if flow == "correlation" else None
         self.encoder = Encoder(self.cfg.channels)
         # Registered only in the paper configuration, so that state dicts hold no duplicates.
         self.encoder_ref = None if self.cfg.shared_encoder else Encoder(self.cfg.channels)
@@ -171,6 +184,7 @@ class CrossNet(nn.Module):
         self.ref_detail = ReferenceDetailGate(self.cfg.channels, patch=scale + 3) if ref_detail else None
         self.refine = (LocalSearchRefinement(refine_radius, steps=2, patch=scale + 3, backend=backend)
                        if refine_radius else None)
+        self.backend = backend
         self.freeze_sisr(freeze_sisr)
 
     @classmethod
@@ -191,8 +205,9 @@ class CrossNet(nn.Module):
         if value != "auto" and value not in BACKENDS:
             raise ValueError(f"backend must be one of {('auto',) + BACKENDS}, got {value!r}")
         self._backend = value
-        if getattr(self, "refine", None) is not None:
-            self.refine.backend = value
+        for part in ("refine", "corrflow"):
+            if getattr(self, part, None) is not None:
+                getattr(self, part).backend = value
 
     @property
     def scale(self) -> int:
@@ -246,12 +261,17 @@ class CrossNet(nn.Module):
         return lr_up, lr_sr
 
     def degraded_reference(self, ref: torch.Tensor) -> torch.Tensor:
-        """The reference as the LR input would look: MATLAB-bicubic x``scale`` downsampling (the
-        degradation of the training and evaluation LR images), bicubic-upsampled back exactly like
-        the LR. ref (N, 3, H, W) -> (N, 3, H, W), same dtype; no gradient (an input, not a weight)."""
+        """The reference as the LR input would look, back at HR size: MATLAB-bicubic x``scale``
+        downsampling (the degradation of the training and evaluation LR images), bicubic-upsampled
+        back exactly like the LR. ref (N, 3, H, W) -> (N, 3, H, W), same dtype; no gradient."""
+        return self._degraded(ref)[1]
+
+    def _degraded(self, ref: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(ref_lr (N, 3, H/s, W/s), ref_low (N, 3, H, W)): the degraded reference at LR size and
+        upsampled back; ref's dtype, no gradient (an input, not a weight)."""
         with torch.no_grad():
             low = degrade(ref.float(), self.scale)
-            return bicubic_upsample(low, self.scale).to(ref.dtype)
+            return low.to(ref.dtype), bicubic_upsample(low, self.scale).to(ref.dtype)
 
     def initial_flow(self, lr_up: torch.Tensor, ref_low: torch.Tensor) -> torch.Tensor:
         """The ``flow_init="patchmatch"`` start of V0: (N, 2, H, W) float32 integer px, the
@@ -261,50 +281,87 @@ class CrossNet(nn.Module):
             flow, _ = nearest_neighbour_flow(lr_up.float(), ref_low.float(), self.scale)
         return flow
 
+    # The paper's data flow, one named step each; the configuration picks each step's variant.
+
+    def prepare(self, lr: torch.Tensor, ref: torch.Tensor) -> dict:
+        """The images every later step reads: ``lr_up`` (bicubic LR), ``lr_sr`` (SISR LR), and
+        with a degraded-reference option ``ref_lr`` / ``ref_low`` (see :meth:`_degraded`)."""
+        lr_up, lr_sr = self.upsample(lr)
+        x = {"lr": lr, "ref": ref, "lr_up": lr_up, "lr_sr": lr_sr, "ref_lr": None, "ref_low": None}
+        if self.cfg.needs_degraded_ref:
+            x["ref_lr"], x["ref_low"] = self._degraded(ref)
+        x["flow_ref"] = x["ref_low"] if self.cfg.flow_ref == "degraded" else ref
+        return x
+
+    def estimate_flow(self, x: dict) -> tuple[list[torch.Tensor], list[torch.Tensor] | None]:
+        """Step 1, the flows V0..V3 (N, 2, H/2^i, W/2^i) px and, for ``flow="correlation"``, their
+        confidences (N, 1, H/2^i, W/2^i) in [0, 1] (None for FlowNetS+)."""
+        if self.corrflow is not None:
+            flow, conf = self.corrflow(x["lr"], x["ref_lr"])
+            return hr_pyramid(flow, conf, self.scale, backend=self.backend)
+        flow_in = x["lr_up"] if self.cfg.flow_input == "bicubic" else x["lr_sr"]
+        return self.flownet(flow_in, x["flow_ref"]), None
+
+    def refine_flow(self, flows: list[torch.Tensor], x: dict) -> list[torch.Tensor]:
+        """Step 2, the flows the warps use: V0 replaced by the PatchMatch start and/or refined by
+        the local search when configured (the raw flows stay what a photometric loss trains)."""
+        v0 = self.initial_flow(x["lr_up"], x["ref_low"]) if self.cfg.flow_init == "patchmatch" else flows[0]
+        if self.refine is not None:
+            v0 = self.refine(v0, x["lr_up"], x["ref_low"])
+        if v0 is flows[0]:
+            return flows
+        return [v0.to(flows[0].dtype)] + list(flows[1:])
+
+    def encode(self, x: dict) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Feature pyramids (4 x (N, C, H/2^i, W/2^i)) of the SISR LR and of the reference."""
+        if self.encoder_ref is None:
+            # Shared weights: one encoder pass over the LR and reference batches together.
+            feats = self.encoder(torch.cat((x["lr_sr"], x["ref"]), 0))
+            n = x["lr"].shape[0]
+            return [f[:n] for f in feats], [f[n:] for f in feats]
+        return self.encoder(x["lr_sr"]), self.encoder_ref(x["ref"])
+
+    def fuse(self, x: dict, flows: list[torch.Tensor], confs: list[torch.Tensor] | None):
+        """Step 3: warp the reference features by the flows (gated by the confidences when
+        given) and decode them with the LR features. Returns (image (N, 3, H, W), fused features)."""
+        f_lr, f_ref = self.encode(x)
+        # Under autocast the convs give half-precision flows; the warp samples in fp32 anyway.
+        warped = self.warp(f_ref, flows)
+        if confs is not None:
+            warped = [w * c.to(w.dtype) for w, c in zip(warped, confs)]
+        fused = self.decoder.features(f_lr, warped)
+        return self.decoder.out(fused), fused
+
+    def post_process(self, out: torch.Tensor, fused: torch.Tensor, flows: list[torch.Tensor], x: dict):
+        """Step 4: global residual, gated reference detail, back-projection (each when configured)."""
+        if self.cfg.residual:
+            out = out + x["lr_up"].to(out.dtype)
+        if self.ref_detail is not None:
+            # Detail and degraded reference warped together by V0 (6 channels, one warp).
+            ref, ref_low = x["ref"], x["ref_low"]
+            both = torch.cat((ref - ref_low, ref_low), 1).float()
+            w = backward_warp(both, flows[0].float(), padding=self.cfg.padding, backend=self.backend)
+            detail, mismatch = w[:, :3], x["lr_up"].float() - w[:, 3:]
+            out = out + self.ref_detail(fused, detail, mismatch).to(out.dtype)
+        return back_project(out, x["lr"], self.scale, self.cfg.backprojection)
+
     def forward(self, lr: torch.Tensor, ref: torch.Tensor, return_parts: bool = False):
         """See the class docstring. ``return_parts=True`` returns a dict instead of the image:
         ``out`` (N, 3, H, W); ``flows`` [V0..V3] (N, 2, H/2^i, W/2^i) px; ``lr_up`` (N, 3, H, W), the
-        bicubic LR; ``flow_ref`` (N, 3, H, W), the image the flow net compared it with (what a
+        bicubic LR; ``flow_ref`` (N, 3, H, W), the image the flows align with the LR (what a
         photometric loss on the flows should warp); ``v0_used`` (N, 2, H, W), the full-resolution
-        flow the warps used (V0, or V0 refined with ``refine_radius``)."""
+        flow the warps used (V0, or V0 refined with ``refine_radius``); ``confidences``
+        [C0..C3] (N, 1, H/2^i, W/2^i) or None."""
         self.check_inputs(lr, ref)
-        lr_up, lr_sr = self.upsample(lr)
-        ref_low = self.degraded_reference(ref) if self.cfg.needs_degraded_ref else None
-        flow_ref = ref_low if self.cfg.flow_ref == "degraded" else ref
-        flows = self.flownet(lr_up if self.cfg.flow_input == "bicubic" else lr_sr, flow_ref)
-        if self.encoder_ref is None:
-            # Shared weights: one encoder pass over the LR and reference batches together.
-            feats = self.encoder(torch.cat((lr_sr, ref), 0))
-            n = lr.shape[0]
-            f_lr = [f[:n] for f in feats]
-            f_ref = [f[n:] for f in feats]
-        else:
-            f_lr = self.encoder(lr_sr)
-            f_ref = self.encoder_ref(ref)
-        used = flows
-        v0 = self.initial_flow(lr_up, ref_low) if self.cfg.flow_init == "patchmatch" else flows[0]
-        if self.refine is not None:
-            # The refined V0 drives the full-resolution warps; the raw flows stay what a
-            # photometric loss trains (so the flow net learns to start the search close).
-            v0 = self.refine(v0, lr_up, ref_low)
-        if v0 is not flows[0]:
-            used = [v0.to(flows[0].dtype)] + list(flows[1:])
-        # Under autocast the convs give half-precision flows; the warp samples in fp32 anyway.
-        warped = self.warp(f_ref, used)
-        fused = self.decoder.features(f_lr, warped)
-        out = self.decoder.out(fused)
-        if self.cfg.residual:
-            out = out + lr_up.to(out.dtype)
-        if self.ref_detail is not None:
-            # Detail and degraded reference warped together by V0 (6 channels, one warp).
-            both = torch.cat((ref - ref_low, ref_low), 1).float()
-            w = backward_warp(both, used[0].float(), padding=self.cfg.padding, backend=self.backend)
-            detail, mismatch = w[:, :3], lr_up.float() - w[:, 3:]
-            out = out + self.ref_detail(fused, detail, mismatch).to(out.dtype)
-        out = back_project(out, lr, self.scale, self.cfg.backprojection)
+        x = self.prepare(lr, ref)
+        flows, confs = self.estimate_flow(x)
+        used = self.refine_flow(flows, x)
+        out, fused = self.fuse(x, used, confs)
+        out = self.post_process(out, fused, used, x)
         if not return_parts:
             return out
-        return {"out": out, "flows": flows, "v0_used": used[0], "lr_up": lr_up, "flow_ref": flow_ref}
+        return {"out": out, "flows": flows, "v0_used": used[0], "lr_up": x["lr_up"],
+                "flow_ref": x["flow_ref"], "confidences": confs}
 
     def save(self, path) -> None:
         """Write weights + configuration to a safetensors file, atomically (see crossnet_fast.checkpoint)."""

@@ -69,6 +69,9 @@ class DataConfig:
     lightfield_repeats: int = 8
     stereo_repeats: int = 1
     synthetic_fraction: float = 0.0   # probability that a sample is a synthetic pair
+    # Probability that a sample's reference is replaced by the next sample's (another scene or
+    # crop): teaches the model not to trust a reference that does not match (0 = off, the paper).
+    mismatch_fraction: float = 0.0
     cache_images: bool = True         # keep decoded views (uint8) in memory
 
 
@@ -170,6 +173,7 @@ class TrainConfig:
         _check(d.batch_size >= 1, "data.batch_size", d.batch_size, ">= 1")
         _check(0.0 <= d.synthetic_fraction <= 1.0, "data.synthetic_fraction", d.synthetic_fraction,
                "in [0, 1]")
+        _check(0.0 <= d.mismatch_fraction <= 1.0, "data.mismatch_fraction", d.mismatch_fraction, "in [0, 1]")
         _check(d.video_max_gap >= 1, "data.video_max_gap", d.video_max_gap, ">= 1")
         _check(d.lightfields or d.stereo or d.video or d.synthetic_fraction > 0, "data", "no sources",
                "at least one light field, stereo folder or synthetic_fraction > 0")

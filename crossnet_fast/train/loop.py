@@ -272,6 +272,17 @@ class _Trainer:
         return path
 
     # -- the loop ------------------------------------------------------------------------------
+    def _mismatch(self, ref: torch.Tensor) -> torch.Tensor:
+        """``data.mismatch_fraction`` of the references (N, 3, H, W) swapped for the next sample's
+        (the batch rolled by one). The draw is a function of (seed, step), so a resumed run swaps
+        the same samples."""
+        frac = self.cfg.data.mismatch_fraction
+        if frac <= 0 or ref.shape[0] < 2:
+            return ref
+        g = torch.Generator().manual_seed(self.cfg.run.seed * 1_000_003 + self.step)
+        swap = (torch.rand(ref.shape[0], generator=g) < frac).to(ref.device)
+        return torch.where(swap.view(-1, 1, 1, 1), ref.roll(1, 0), ref)
+
     def _update(self, batch) -> None:
         cfg, dev = self.cfg, self.device
         lr_now = lr_at(self.step, cfg.optim)
@@ -280,6 +291,7 @@ class _Trainer:
         lr_img = batch["lr"].to(dev, non_blocking=True).contiguous(memory_format=fmt)
         ref = batch["ref"].to(dev, non_blocking=True).contiguous(memory_format=fmt)
         hr = batch["hr"].to(dev, non_blocking=True)
+        ref = self._mismatch(ref)
         o = cfg.optim
         w_photo = aux_weight(self.step, o.iterations, o.photometric, o.photometric_end)
         w_smooth = aux_weight(self.step, o.iterations, o.smoothness, 1.0)
