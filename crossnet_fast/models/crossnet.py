@@ -1,6 +1,6 @@
 """CrossNet (Zheng et al., ECCV 2018): reference-based SR with cross-scale warping.
 
-Data flow (CROSSNET.md section 1), all at HR size H x W:
+Data flow (docs/DESIGN.md, section "The model"), all at HR size H x W:
     lr_up  = bicubic(lr)                 flow-net input in the "official" configuration
     lr_sr  = SISR(lr)                    encoder input (and flow-net input in "paper")
     V0..V3 = FlowNetS+(flow_input, ref)
