@@ -1,7 +1,7 @@
 """CPU op benchmarks against their PyTorch baselines, at a CrossNet-like shape that runs in seconds.
 
 Run: pytest benchmarks/bench_ops_cpu.py --benchmark-only --benchmark-json=out/bench_cpu.json
-then: python benchmarks/report.py out/bench_cpu.json   (ratios per group, for the README)
+then: python benchmarks/report.py out/bench_cpu.json   (ratios per group, for docs/PERFORMANCE.md)
 
 Shape: N=1, C=64, pyramid 128^2, 64^2, 32^2, 16^2 (CrossNet's four warped scales at 1/4 of the
 anchor resolution), flows of a few pixels; charbonnier and upsample at 4x3x256x256 and 4x2x128x128;

@@ -4,7 +4,7 @@ Run on a CUDA machine::
 
     pytest benchmarks/bench_triton.py --benchmark-group-by=group --benchmark-columns=median,iqr,rounds
 
-Shape: the DESIGN.md anchor, N=4, C=64, pyramid 512^2..64^2, smooth flows of ~4 px; flow
+Shape: the GPU anchor of docs/PERFORMANCE.md, N=4, C=64, pyramid 512^2..64^2, smooth flows of ~4 px; flow
 upsampling 4x2x256^2 -> 512^2; Charbonnier 4x3x512x512. Each timed call ends with
 ``torch.cuda.synchronize()``; ``extra_info`` records the minimum bytes moved and the GB/s that
 implies. Skips without CUDA (and under TRITON_INTERPRET).

@@ -20,7 +20,7 @@ OPS = ("multiscale_warp", "grid_sample", "upsample_flow", "resize_flow", "charbo
 ENV_VAR = "CROSSNET_FAST_BACKEND"
 
 # What "auto" picks, per device type and op: the first available entry wins. Keep this table in
-# step with the benchmark results in the README (benchmarks/ measure every entry).
+# step with the benchmark results in docs/PERFORMANCE.md (benchmarks/ measure every entry).
 PREFERENCE = {
     "cpu": {op: ("cpu", "reference") for op in OPS},
     "cuda": {op: ("cuda", "triton", "reference") for op in OPS},

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Bicubic vs patch-matching RefSR on every scene of ../shared/data, at x4 and x8.
 
-Protocol (docs/CROSSNET.md section 7, data/README.md): light fields use reference view (0, 0)
+Protocol (docs/DESIGN.md, "Evaluation protocol"; ../shared/data/README.md): light fields use reference view (0, 0)
 and LR view (1, 1); Middlebury stereo pairs use reference = left, LR = right; LR images are the
 MATLAB-style bicubic degradation of the ground truth (cropped to multiples of the scale); PSNR
 and SSIM on RGB over the whole image, IFC on grayscale.

@@ -67,7 +67,7 @@ if step build 900 bash -c '"$PY" -m pip install --no-build-isolation --no-deps -
   step bench 300 "$PY" scripts/gpu_bench.py "${bench_args[@]}"
   # Issue 5: the model on the fused ops vs plain PyTorch (bf16, 512x512 x8 window), fast path checks.
   step model 300 "$PY" benchmarks/gpu_check_model.py
-  # Issue 6: CrossNet against patch matching on the GPU (ratio for the README).
+  # Issue 6: CrossNet against patch matching on the GPU (ratio for docs/PERFORMANCE.md).
   step baselines 240 "$PY" -m pytest -q -p no:cacheprovider benchmarks/bench_baselines.py -k cuda \
     --benchmark-only --benchmark-json="$LOGS/bench_baselines.json"
 fi

@@ -4,11 +4,11 @@ timings against the PyTorch baselines (and the CUDA backend when it is built).
 
 Run on a CUDA machine from the repository root::
 
-    python scripts/gpu_check_triton.py            # anchor shape of docs/DESIGN.md, prints a table
+    python scripts/gpu_check_triton.py            # GPU anchor shape (docs/PERFORMANCE.md), prints a table
     python scripts/gpu_check_triton.py --quick    # smaller shapes, fewer repetitions
     python scripts/gpu_check_triton.py --json out.json
 
-Shapes (DESIGN.md anchor): features N=4, C=64, pyramid 512^2, 256^2, 128^2, 64^2, flows ~4 px;
+Shapes (the GPU anchor of docs/PERFORMANCE.md): features N=4, C=64, pyramid 512^2, 256^2, 128^2, 64^2, flows ~4 px;
 flow upsampling 4x2x256x256 -> 512x512; Charbonnier on 4x3x512x512. Times are medians of
 CUDA-event timings in ms, measured in this process on this card (say which card when quoting).
 Exit status: 0 when every check passed, 1 when one failed, 2 without a CUDA device.

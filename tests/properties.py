@@ -8,7 +8,7 @@ Tolerances (stated once): an output or gradient of dtype ``d`` may differ from t
 ``TOL[d] * (1 + max |oracle|)`` elementwise, a few units in the last place of ``d`` (fp16 and bf16
 outputs are rounded once from an fp32 accumulator; fp32 kernels sum four taps in fp32).
 
-Semantics of non-finite values that the checks enforce (README, "Non-finite values"):
+Semantics of non-finite values that the checks enforce (docs/SEMANTICS.md, "Non-finite values"):
 * features: a tap is used only where its coefficient is non-zero, so an inf/NaN feature reaches
   exactly the samples that weight it (F.grid_sample also spreads it to samples lying exactly on a
   pixel row or column, with weight 0; the check computes the reach from the bilinear weights);

@@ -1,7 +1,7 @@
 """CrossNet model: exact parameter counts, shapes, configurations, backends, training step.
 
 The architecture is checked against an independent functional re-implementation written from the
-tables of docs/CROSSNET.md (F.conv2d / F.grid_sample on the model's state dict), so a wrong stride,
+layer tables of docs/DESIGN.md (F.conv2d / F.grid_sample on the model's state dict), so a wrong stride,
 activation, concatenation order or warp direction in crossnet_fast.models fails here.
 """
 from __future__ import annotations
@@ -27,7 +27,7 @@ def conv_params(cin, cout, k):
     return cin * cout * k * k + cout
 
 
-# ---------------------------------------------------------------- parameter counts (spec section 3-4)
+# ---------------------------------------------------------------- parameter counts (docs/DESIGN.md, "The model")
 
 # Counting needs no weights: build on the meta device (no allocation, no initialisation cost).
 
@@ -171,7 +171,7 @@ def _grid_warp(feat, flow):
 
 
 def _functional_crossnet(sd, lr, ref, scale, flow_ref=None, return_fused=False, v0=None):
-    """CrossNet "official" with bicubic SISR, written from the CROSSNET.md tables. ``flow_ref``: the
+    """CrossNet "official" with bicubic SISR, written from the docs/DESIGN.md tables. ``flow_ref``: the
     image the flow net compares the LR with (default: the reference itself, as in the paper)."""
     flow_ref = ref if flow_ref is None else flow_ref
     lrelu = lambda x: F.leaky_relu(x, 0.1)  # noqa: E731

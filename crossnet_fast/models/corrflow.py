@@ -1,4 +1,4 @@
-"""Correlation flow: CrossNet's ``flow="correlation"`` estimator (docs/DESIGN.md, Model).
+"""Correlation flow: CrossNet's ``flow="correlation"`` estimator (docs/DESIGN.md, section "The model").
 
 Finds where each pixel of the LR image lies in the reference by comparing features, not by
 regressing the displacement from stacked images (FlowNetS+). It runs on the LR image and on the

@@ -1,9 +1,9 @@
 """CrossNet (Zheng et al., ECCV 2018): reference-based SR with cross-scale warping.
 
-Data flow (docs/DESIGN.md, Model), all at HR size H x W:
+Data flow (docs/DESIGN.md, section "The model"), all at HR size H x W:
     lr_up  = bicubic(lr)                 flow input in the "official" configuration
     lr_sr  = SISR(lr)                    encoder input (and flow input in "paper")
-    V0..V3 = flow estimator              FlowNetS+ (the paper) or a correlation pyramid
+    V0..V3 = flow estimator              FlowNetS+ (the paper) or the correlation flow
     F_lr   = Encoder(lr_sr); F_ref = Encoder(ref)   (one shared encoder in "official")
     W_i    = backward_warp(F_ref[i], V_i)           one fused multiscale_warp call
     out    = Decoder(F_lr, W)

@@ -1,4 +1,4 @@
-"""The CrossNet U-Net fusion decoder (CROSSNET.md section 4)."""
+"""The CrossNet U-Net fusion decoder (docs/DESIGN.md, section "Encoder and decoder")."""
 from __future__ import annotations
 
 from typing import Sequence

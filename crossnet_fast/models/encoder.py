@@ -1,4 +1,4 @@
-"""The CrossNet feature encoder (CROSSNET.md section 4): 5 conv layers, 64 filters, SELU."""
+"""The CrossNet feature encoder (docs/DESIGN.md, section "Encoder and decoder"): 5 conv layers, 64 filters, SELU."""
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,4 @@
-"""FlowNetS+: the flow estimator of CrossNet (CROSSNET.md section 3), 33,830,110 parameters.
+"""FlowNetS+: the flow estimator of CrossNet (docs/DESIGN.md, section "FlowNetS+"), 33,830,110 parameters.
 
 FlowNetS (Dosovitskiy et al. 2015) stops at 1/4 resolution; the "+" adds two learned x2 stages with
 skip connections so that flows come out at full, 1/2, 1/4 and 1/8 resolution (V0..V3).

@@ -1,4 +1,4 @@
-"""Single-image super-resolution (SISR) front ends of CrossNet (CROSSNET.md section 5).
+"""Single-image super-resolution (SISR) front ends of CrossNet (docs/DESIGN.md, section "SISR front ends").
 
 Every front end maps an LR image (N, 3, h, w) float in [0, 1] to an HR image (N, 3, h*s, w*s) of the
 same dtype, values roughly in [0, 1]:

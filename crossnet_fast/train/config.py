@@ -1,6 +1,6 @@
 """Training configuration: nested dataclasses, loaded from TOML (or YAML if PyYAML is present).
 
-The defaults ARE the paper's recipe (CROSSNET.md section 6): Charbonnier eps 1e-3 summed over
+The defaults ARE the paper's recipe (docs/DESIGN.md, section "Training recipe"): Charbonnier eps 1e-3 summed over
 C, H, W and divided by the batch, Adam (0.9, 0.999), lr 1e-4 x0.1 at 150K of 200K iterations,
 photometric jitter, parallax shifts of up to 15 px, flips, view pairs from the whole grid. A config
 file only lists what differs; ``overrides`` ("optim.lr=5e-5") patch single keys on top.
