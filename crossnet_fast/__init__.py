@@ -14,6 +14,7 @@ from .backend import available_backends, use_backend
 from .ops import backward_warp, charbonnier, grid_sample, multiscale_warp, resize_flow, upsample_flow
 from .models import CrossNet
 from .infer import super_resolve
+from .placement import ReferencePlacementWarning, place_reference
 from .checkpoint import load_model
 from . import baselines, data, metrics
 from .degrade import degrade
@@ -58,6 +59,8 @@ __all__ = [
     "build_info",
     "CrossNet",
     "super_resolve",
+    "place_reference",
+    "ReferencePlacementWarning",
     "load_model",
     "degrade",
     "psnr",

@@ -4,12 +4,17 @@
 
     {"config": {...}, "methods": [...], "metrics": [...],
      "images": [{"name": str, "size": [H, W], "<method>": {"psnr": dB, "ssim": .., "ifc": ..,
-                 "seconds": s}}, ...],
+                 "seconds": s}, "ref_placement": str (only if placed)}, ...],
      "mean": {"<method>": {"psnr": .., "ssim": .., "ifc": .., "seconds": ..}}}
 
 Methods: ``bicubic``, ``patchmatch`` (``baselines.patchmatch_sr``) and ``crossnet`` (needs
 ``weights``; the model code is imported only when asked for). Timing includes the method's work
 only (data loading and metrics excluded) and synchronises CUDA.
+
+A stereo or pair-list reference of another size than its image is placed on the HR canvas by the
+dataset (``crossnet_fast.placement``: top-left aligned, cropped or edge-replicated), once, before
+any method runs, so every method gets the same reference; ``ref_placement`` says what was done and
+the Markdown lists it under the tables.
 """
 from __future__ import annotations
 
@@ -137,6 +142,10 @@ def evaluate(cfg: EvalConfig, keep_outputs: bool = False) -> dict:
                              f"images); metrics need HR images")
         lr, ref, hr = (s[k][None].to(device) for k in ("lr", "ref", "hr"))
         row = {"name": s["name"], "size": list(hr.shape[-2:])}
+        if "ref_placement" in s:
+            # The dataset placed a reference of another size on the HR canvas once, so every
+            # method (patch matching and CrossNet alike) sees the same reference.
+            row["ref_placement"] = s["ref_placement"]
         if keep_outputs:
             outputs[s["name"]] = {"hr": s["hr"], "lr": s["lr"]}
         for name, fn in runners.items():
@@ -188,6 +197,11 @@ def to_markdown(result: dict) -> str:
             v = row[name]
             per.append(f"| {row['name']} | {name} | " + " | ".join(
                 [_fmt(m, v[m]) for m in metrics] + [f"{v['seconds']:.3f}"]) + " |")
+    placed = [f"- {row['name']}: {row['ref_placement']}" for row in result["images"]
+              if row.get("ref_placement")]
+    if placed:
+        per += ["", "Reference placed on the output canvas (top-left aligned, same for every method):"]
+        per += placed
     return "\n".join(head + lines + per) + "\n"
 
 

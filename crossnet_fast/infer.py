@@ -10,6 +10,7 @@ and get no weight; a smooth cross-fade leaves no visible seam where neighbouring
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Callable
 
 import numpy as np
@@ -18,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .fastpath import WindowRunner
+from .placement import ReferencePlacementWarning, place_reference
 
 SIZE_MULTIPLE = 64  # the flow net's six stride-2 convolutions
 
@@ -125,7 +127,13 @@ def super_resolve(
             blended result stay where they are (CPU for numpy), so device memory is bounded by one
             batch of windows whatever the image size.
         lr: the LR image: (h, w, 3) uint8 numpy array, or float tensor (3, h, w) / (N, 3, h, w) in [0, 1].
-        ref: the HR reference, same kind and layout, (h*s, w*s) pixels for the model's scale s.
+        ref: the HR reference, same kind and layout, ideally (h*s, w*s) pixels for the model's
+            scale s. A reference of another size is placed on that canvas (``placement.py``,
+            docs/USE_IN_YOUR_MODEL.md): top-left aligned, cropped on the right / at the bottom
+            where larger, padded there by edge replication where smaller, never resized; a
+            :class:`~crossnet_fast.placement.ReferencePlacementWarning` says what was done. The
+            result is the same as passing the placed reference. Each side must be at least half
+            the canvas side (ValueError otherwise).
         window: HR window side in pixels (a multiple of 64). Images whose padded size fits are run
             in one pass; otherwise windows of window x window (or the padded size on an axis that
             fits) slide over the image.
@@ -139,6 +147,11 @@ def super_resolve(
         compile: run the model through ``torch.compile``.
         clamp: clamp the result to [0, 1].
         progress: False, True (a tqdm bar over windows) or a callable ``(done, total)``.
+
+    Warns:
+        ReferencePlacementWarning: ``ref`` was cropped or padded; the message is one line, e.g.
+        ``reference 741x500 padded to 744x500 (top-left aligned; 3 px on the right filled by edge
+        replication)`` (width x height).
 
     Returns:
         The HR image in the input's form: (h*s, w*s, 3) uint8 numpy array, or a float32 tensor
@@ -157,12 +170,14 @@ def super_resolve(
     if lr_t.device != ref_t.device:
         raise ValueError(f"lr and ref must be on the same device, got {lr_t.device} and {ref_t.device}")
     h, w = lr_t.shape[-2:]
-    H, W = ref_t.shape[-2:]
-    if (h * scale, w * scale) != (H, W):
-        raise ValueError(f"ref must be {scale}x the size of lr (the model's scale): lr is {h}x{w} (HxW), "
-                         f"so ref must be {h * scale}x{w * scale}, got {H}x{W}")
     if h == 0 or w == 0:
         raise ValueError(f"lr must not be empty, got {h}x{w}")
+    # A reference of another size goes on the (h*s, w*s) canvas by the rule of placement.py:
+    # top-left aligned, cropped where larger, edge-replicated where smaller.
+    ref_t, placement = place_reference(ref_t, (h * scale, w * scale), name="ref")
+    if placement.note is not None:
+        warnings.warn(placement.note, ReferencePlacementWarning, stacklevel=2)
+    H, W = ref_t.shape[-2:]
     _check_int("window", window, SIZE_MULTIPLE)
     if window % SIZE_MULTIPLE:
         raise ValueError(f"window must be a multiple of {SIZE_MULTIPLE}, got {window}")

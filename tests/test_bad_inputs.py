@@ -404,10 +404,13 @@ CASES = [
          lambda d, g: (_png(d / "s" / "left" / "a.png", _rgb(16, 16)), _png(d / "s" / "right" / "b.png", _rgb(16, 16))),
          lambda d, g: StereoDataset(d / "s" / "left", d / "s" / "right", 4),
          r"stereo folders differ: only in .*left: \['a\.png'\]; only in .*right: \['b\.png'\]", FileNotFoundError),
-    Case("stereo-sizes-differ",
-         lambda d, g: (_png(d / "s" / "left" / "a.png", _rgb(16, 24)), _png(d / "s" / "right" / "a.png", _rgb(16, 20))),
+    # A reference of another size is placed on the HR canvas (tests/cli/test_ref_any_size.py);
+    # one less than half of it on a side is refused, named by its file.
+    Case("stereo-reference-too-small",
+         lambda d, g: (_png(d / "s" / "left" / "a.png", _rgb(16, 9)), _png(d / "s" / "right" / "a.png", _rgb(16, 20))),
          lambda d, g: StereoDataset(d / "s" / "left", d / "s" / "right", 4)[0],
-         r"right/a\.png is 20x16 but .*left/a\.png is 24x16", ValueError),
+         r"left/a\.png is 9x16 \(width x height\), less than half of the 20x16 output on the width",
+         ValueError),
 
     # -- pair lists --------------------------------------------------------------------------------
     Case("pairs-names-a-missing-file", lambda d, g: (d / "pairs.txt").write_text(f"{g}/hr.png nope.png\n"),
@@ -420,7 +423,7 @@ CASES = [
          lambda d, g: read_pair_list(d / "pairs.txt"), r"pair list .*pairs\.txt is empty", ValueError),
     Case("pairs-lr-and-ref-sizes", lambda d, g: (d / "pairs.txt").write_text(f"{g}/lr.png {g}/lr.png\n"),
          lambda d, g: PairListDataset(d / "pairs.txt", 4, kind="lr")[0],
-         r"reference .*lr\.png is 16x16 but LR image .*lr\.png x4 is 64x64", ValueError),
+         r"reference .*lr\.png is 16x16 \(width x height\), less than half of the 64x64 output", ValueError),
 
     # -- safetensors checkpoints (load_model) ------------------------------------------------------
     Case("st-truncated-body", lambda d, g: _cut(g / "w.safetensors", d / "cut.safetensors"),

@@ -26,7 +26,7 @@ def files(tmp_path_factory):
     ref = rng.integers(0, 256, (64, 108, 3), dtype=np.uint8)
     Image.fromarray(lr).save(d / "lr.png")
     Image.fromarray(ref).save(d / "ref.png")
-    Image.fromarray(ref[:60]).save(d / "ref_bad.png")
+    Image.fromarray(ref[:31]).save(d / "ref_bad.png")  # less than half the 64-pixel output height
     return d, model, lr, ref
 
 
@@ -80,7 +80,7 @@ def test_sr_defaults_to_the_shipped_weights(files, capsys, tmp_path, monkeypatch
 
 
 @pytest.mark.parametrize("change,message", [
-    ({"--ref": "ref_bad.png"}, "--ref must be --scale"),
+    ({"--ref": "ref_bad.png"}, "--ref is 108x31 (width x height), less than half of the 108x64 output"),
     ({"--lr": "missing.png"}, "--lr: no such file"),
     ({"--scale": "8"}, "holds x4 weights, expected x8"),
     ({"--weights": "crossnet-x3"}, "available names"),  # a name never shipped

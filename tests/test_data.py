@@ -161,8 +161,12 @@ def test_stereo_and_pair_list(tmp_path):
     lr = _save(_view_pixels(0, 0, 4, 5), tmp_path / "lr.png")
     ok = PairListDataset([(lr, tmp_path / "st/left/a.png")], scale=4, kind="lr")[0]
     assert "hr" not in ok and ok["lr"].shape == (3, 4, 5)
-    with pytest.raises(ValueError, match="reference"):
-        PairListDataset([(lr, tmp_path / "st/left/a.png")], scale=2, kind="lr")[0]
+    # A reference of another size is placed top-left (cropped here: 20x16 on a 10x8 canvas).
+    placed = PairListDataset([(lr, tmp_path / "st/left/a.png")], scale=2, kind="lr")[0]
+    assert torch.equal(placed["ref"], _as_tensor(_view_pixels(0, 0, 16, 20))[:, :8, :10])
+    assert placed["ref_placement"].startswith("reference 20x16 cropped to 10x8")
+    with pytest.raises(ValueError, match="reference .*a.png is 20x16 .* less than half"):
+        PairListDataset([(lr, tmp_path / "st/left/a.png")], scale=16, kind="lr")[0]
     lst.write_text("only_one_path.png\n")
     with pytest.raises(ValueError, match="two paths"):
         PairListDataset(lst, scale=2)

@@ -34,7 +34,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         help="evaluate RefSR methods (PSNR/SSIM/IFC, time) on a dataset",
         description="Degrade each ground-truth view (MATLAB bicubic by default), super-resolve it "
                     "with each method using the reference view, and report PSNR and SSIM (RGB, "
-                    "whole image) and IFC (grayscale) with the seconds per image. Writes "
+                    "whole image) and IFC (grayscale) with the seconds per image. A stereo or "
+                    "pair-list reference of another size than its image is placed top-left on the "
+                    "output canvas (cropped, or padded by edge replication; never resized), the same "
+                    "for every method, and the tables list what was done. Writes "
                     "OUT/results.md and OUT/results.json atomically.",
     )
     p.add_argument("dataset", type=Path,

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -14,12 +15,16 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "sr",
         help="super-resolve an LR image using a high-resolution reference",
-        description="Super-resolve LR by --scale with CrossNet, using REF (the HR reference, exactly "
-                    "--scale times the size of LR). Any size works: the pair is padded to multiples "
-                    "of 64 and large images run as blended sliding windows.",
+        description="Super-resolve LR by --scale with CrossNet, using REF (the HR reference, ideally "
+                    "--scale times the size of LR; a REF of another size is placed top-left on that "
+                    "canvas, cropped where larger and padded by edge replication where smaller, never "
+                    "resized, and a note says what was done). Any size works: the pair is padded to "
+                    "multiples of 64 and large images run as blended sliding windows.",
     )
     p.add_argument("--lr", required=True, type=Path, help="low-resolution input image (PNG, JPEG, ...)")
-    p.add_argument("--ref", required=True, type=Path, help="high-resolution reference image")
+    p.add_argument("--ref", required=True, type=Path,
+                   help="high-resolution reference image: --scale times the LR size, or another size "
+                        "(placed top-left, cropped or edge-padded; at least half the output per side)")
     p.add_argument("--scale", required=True, type=int, choices=(4, 8), help="upscaling factor")
     p.add_argument("--weights", default=None,
                    help="CrossNet checkpoint (.safetensors written by CrossNet.save) or shipped name "
@@ -87,6 +92,7 @@ def write_rgb_atomic(image: np.ndarray, path: Path) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..checkpoint import load_model
     from ..infer import super_resolve
+    from ..placement import ReferencePlacementWarning, plan_placement
 
     output_format(args.out)
     device = resolve_device(args.device)
@@ -99,15 +105,18 @@ def run(args: argparse.Namespace) -> int:
         raise type(exc)(f"--weights: {msg}") from exc
     lr = read_rgb(args.lr, "--lr")
     ref = read_rgb(args.ref, "--ref")
-    want = (lr.shape[0] * args.scale, lr.shape[1] * args.scale)
-    if ref.shape[:2] != want:
-        raise ValueError(f"--ref must be --scale ({args.scale}) times the size of --lr: LR is "
-                         f"{lr.shape[1]}x{lr.shape[0]} (WxH), so REF must be {want[1]}x{want[0]}, "
-                         f"got {ref.shape[1]}x{ref.shape[0]}")
+    # Checked (and the note printed) here so that errors name --ref; super_resolve places the
+    # reference by the same rule and its warning, the same note, is not shown twice.
+    placement = plan_placement(ref.shape[:2], (lr.shape[0] * args.scale, lr.shape[1] * args.scale),
+                               name="--ref")
+    if placement.note is not None:
+        print(f"note: {placement.note}")
     stride = args.window // 2 if args.stride is None else args.stride
-    sr = super_resolve(model, lr, ref, window=args.window, stride=stride, batch_size=args.batch_size,
-                       precision=args.precision, channels_last=args.channels_last,
-                       cuda_graph=args.cuda_graph, compile=args.compile, progress=not args.no_progress)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ReferencePlacementWarning)
+        sr = super_resolve(model, lr, ref, window=args.window, stride=stride, batch_size=args.batch_size,
+                           precision=args.precision, channels_last=args.channels_last,
+                           cuda_graph=args.cuda_graph, compile=args.compile, progress=not args.no_progress)
     write_rgb_atomic(sr, args.out)
     print(f"wrote {args.out} ({sr.shape[1]}x{sr.shape[0]})")
     return 0

@@ -6,6 +6,11 @@
   training;
 - ``StereoDataset``: two folders with the same file names (reference = left by default);
 - ``PairListDataset``: a plain list of (HR-or-LR, reference) image pairs.
+
+Stereo and pair-list references of another size than their image (other cameras, crops) are
+placed on the HR canvas by ``crossnet_fast.placement`` (top-left aligned, cropped or
+edge-replicated, never resized; docs/USE_IN_YOUR_MODEL.md) and the sample gets a
+``ref_placement`` note; light-field views must have one size.
 """
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
+from ..placement import place_reference
 from .io import list_images, load_image
 from .lightfield import LightField, _as_view
 from .samples import check_same_size, crop_top_left, make_sample
@@ -107,6 +113,8 @@ class StereoDataset(Dataset):
     Args:
         left_dir, right_dir: the folders. scale, crop, degradation: as ``LightFieldDataset``.
         ref_side: ``"left"`` (reference = left, LR = right; the default) or ``"right"``.
+
+    A reference of another size than its image is placed (see the module docstring).
     """
 
     def __init__(self, left_dir, right_dir, scale: int, ref_side: str = "left", crop=None,
@@ -136,7 +144,7 @@ class StereoDataset(Dataset):
                        else (self.right[n], self.left[n]))
         return make_sample(load_image(hr_p), load_image(ref_p), self.scale, name=Path(n).stem,
                            crop=self.crop, degradation=self.degradation,
-                           hr_what=str(hr_p), ref_what=str(ref_p))
+                           hr_what=str(hr_p), ref_what=str(ref_p), place_ref=True)
 
 
 def read_pair_list(path) -> list[tuple[Path, Path]]:
@@ -167,8 +175,9 @@ class PairListDataset(Dataset):
         pairs: a list of (image, reference) paths, or the path of a list file (``read_pair_list``).
         scale: integer factor.
         kind: ``"hr"``: the image is the ground truth, degraded here (samples have ``hr``);
-            ``"lr"``: the image already is the LR input (no ``hr``: inference only); the
-            reference must then be exactly ``scale`` times its size.
+            ``"lr"``: the image already is the LR input (no ``hr``: inference only).
+            A reference of another size than the HR image (``scale`` times the LR) is placed
+            on it (see the module docstring).
         crop, degradation: as ``LightFieldDataset`` (``kind="hr"`` only).
     """
 
@@ -195,9 +204,11 @@ class PairListDataset(Dataset):
         img, ref = load_image(a), load_image(b)
         if self.kind == "hr":
             return make_sample(img, ref, self.scale, name=a.stem, crop=self.crop,
-                               degradation=self.degradation, hr_what=str(a), ref_what=str(b))
-        want = (img.shape[-2] * self.scale, img.shape[-1] * self.scale)
-        if tuple(ref.shape[-2:]) != want:
-            raise ValueError(f"reference {b} is {ref.shape[-1]}x{ref.shape[-2]} but LR image {a} "
-                             f"x{self.scale} is {want[1]}x{want[0]} (width x height)")
-        return {"lr": img, "ref": ref, "name": a.stem}
+                               degradation=self.degradation, hr_what=str(a), ref_what=str(b),
+                               place_ref=True)
+        ref, placement = place_reference(ref, (img.shape[-2] * self.scale, img.shape[-1] * self.scale),
+                                         name=f"reference {b}")
+        sample = {"lr": img, "ref": ref.contiguous(), "name": a.stem}
+        if placement.note is not None:
+            sample["ref_placement"] = placement.note
+        return sample

@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 
 from ..degrade import degrade
+from ..placement import place_reference
 
 
 def check_same_size(a: torch.Tensor, b: torch.Tensor, what_a: str, what_b: str) -> None:
@@ -24,23 +25,38 @@ def crop_top_left(img: torch.Tensor, size, what: str) -> torch.Tensor:
 
 def make_sample(hr: torch.Tensor, ref: torch.Tensor, scale: int, *, name: str,
                 crop=None, degradation: str = "bicubic", hr_what: str = "the HR view",
-                ref_what: str = "the reference view") -> dict:
+                ref_what: str = "the reference view", place_ref: bool = False) -> dict:
     """Crop (top-left ``crop``, then down to multiples of ``scale``) and degrade.
 
     Args:
-        hr, ref: (3, H, W) float32 in [0, 1], same size.
+        hr, ref: (3, H, W) float32 in [0, 1], same size (or, with ``place_ref``, any size).
         scale: integer >= 1. crop: optional (h, w). degradation: ``degrade`` method.
+        place_ref: a reference of another size than ``hr`` is placed on the cropped HR canvas
+            (``crossnet_fast.placement``: top-left aligned, cropped or edge-replicated, never
+            resized) instead of being an error; ``crop`` applies to ``hr`` only then (placement
+            is itself a top-left crop).
 
     Returns:
         dict with ``lr`` (3, H'/scale, W'/scale), ``ref`` and ``hr`` (3, H', W'), float32 in
-        [0, 1], and ``name`` (str); H', W' the cropped size (multiples of ``scale``).
+        [0, 1], and ``name`` (str); H', W' the cropped size (multiples of ``scale``). A placed
+        reference adds ``ref_placement``: the one-line note of what was done.
     """
-    check_same_size(hr, ref, hr_what, ref_what)
+    placed = place_ref and hr.shape[-2:] != ref.shape[-2:]
+    if not placed:
+        check_same_size(hr, ref, hr_what, ref_what)
     if crop is not None:
-        hr, ref = crop_top_left(hr, crop, hr_what), crop_top_left(ref, crop, ref_what)
+        hr = crop_top_left(hr, crop, hr_what)
+        if not placed:
+            ref = crop_top_left(ref, crop, ref_what)
     H, W = (hr.shape[-2] // scale) * scale, (hr.shape[-1] // scale) * scale
     if H == 0 or W == 0:
         raise ValueError(f"{hr_what} ({hr.shape[-1]}x{hr.shape[-2]}) is smaller than the scale {scale}")
-    hr, ref = hr[:, :H, :W].contiguous(), ref[:, :H, :W].contiguous()
+    hr = hr[:, :H, :W].contiguous()
+    sample = {}
+    if placed:
+        ref, placement = place_reference(ref, (H, W), name=ref_what)
+        if placement.note is not None:
+            sample["ref_placement"] = placement.note
+    ref = ref[:, :H, :W].contiguous()
     lr = degrade(hr[None], scale, method=degradation)[0]
-    return {"lr": lr, "ref": ref, "hr": hr, "name": name}
+    return {"lr": lr, "ref": ref, "hr": hr, "name": name, **sample}
