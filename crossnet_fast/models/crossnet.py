@@ -23,7 +23,7 @@ from .decoder import Decoder, ReferenceDetailGate
 from .encoder import Encoder
 from .flownet import FlowNetSPlus
 from .refine import LocalSearchRefinement
-from .sisr import bicubic_upsample, build_sisr
+from .sisr import build_sisr, upsample_bicubic_torch as bicubic_upsample  # PyTorch's bicubic
 
 CONFIGS = ("official", "paper")
 SISRS = ("mdsr", "bicubic", "srcnn", "vdsr")

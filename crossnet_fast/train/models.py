@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..models.sisr import bicubic_upsample, build_sisr
+from ..models.sisr import build_sisr, upsample_bicubic_torch
 from ..ops import backward_warp
 
 
@@ -59,7 +59,7 @@ class TinyRefSR(nn.Module):
         return {"name": "tiny", "scale": self.scale, "channels": self.channels}
 
     def forward(self, lr: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
-        lr_up = bicubic_upsample(lr, self.scale)
+        lr_up = upsample_bicubic_torch(lr, self.scale)
         flow = self.flow(torch.cat((lr_up, ref), 1))
         feat = self.encode(ref)
         warped = backward_warp(feat.float().contiguous(), flow.float().contiguous(),
