@@ -86,7 +86,6 @@ class StopRequest:
         return False
 
 
-
 @torch.no_grad()
 def validate(model, pairs: list[dict], precision: str = "fp32", window: int = 512) -> list[dict]:
     """Validation on held-out real view pairs: PSNR of the model and of bicubic upsampling.
@@ -112,7 +111,6 @@ def validate(model, pairs: list[dict], precision: str = "fp32", window: int = 51
     finally:
         model.train(was_training)
     return out
-
 
 
 class _Trainer:
