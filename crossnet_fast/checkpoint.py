@@ -1,34 +1,21 @@
 """CrossNet checkpoints: safetensors weights with the model configuration in the file's metadata.
 
+The public functions for CrossNet files (``crossnet_fast.load_model`` is :func:`load_model`). The
+file format itself is written and read in one place, :mod:`crossnet_fast._model_file`, which
+``CrossNet.save`` / ``CrossNet.load`` use too; this module only binds it to :class:`CrossNet`.
+
 Loading never unpickles anything: safetensors holds raw tensors, the configuration is JSON, and the
 model is rebuilt from the configuration by this package's own code.
 """
 from __future__ import annotations
 
-import json
-import os
-import re
 from pathlib import Path
 
-import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
-
-from ._atomic import atomic_path
+from . import _model_file
+from ._model_file import available_weights
+# Importable from here as before. WEIGHTS_DIR is a copy: the loaders read _model_file.WEIGHTS_DIR.
+from ._model_file import FORMAT, FORMAT_VERSION, METADATA_KEY, WEIGHTS_DIR  # noqa: F401
 from .models.crossnet import CrossNet, CrossNetConfig
-
-FORMAT = "crossnet_fast.CrossNet"
-FORMAT_VERSION = 1
-METADATA_KEY = "crossnet_fast"  # metadata value: JSON {"format", "format_version", "config"}
-WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-
-
-def available_weights() -> list[str]:
-    """Names accepted by :func:`load_model` (the ``*.safetensors`` files of the weights folder)."""
-    if not WEIGHTS_DIR.is_dir():
-        return []
-    return sorted(p.name[: -len(".safetensors")] for p in WEIGHTS_DIR.glob("*.safetensors"))
 
 
 def save_model(model: CrossNet, path) -> Path:
@@ -39,60 +26,12 @@ def save_model(model: CrossNet, path) -> Path:
     """
     if not isinstance(model, CrossNet):
         raise TypeError(f"model must be a CrossNet, got {type(model).__name__}")
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise FileNotFoundError(f"path: folder {str(path.parent)!r} does not exist")
-    # Contiguous CPU copies: safetensors stores dense row-major bytes (channels_last weights too).
-    tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    meta = {METADATA_KEY: json.dumps({"format": FORMAT, "format_version": FORMAT_VERSION,
-                                      "config": model.config})}
-    with atomic_path(path) as tmp:
-        save_file(tensors, tmp, metadata=meta)
-    return path
-
-
-def _resolve(path_or_name) -> Path:
-    if not isinstance(path_or_name, (str, os.PathLike)):
-        raise TypeError(f"path_or_name must be a str or os.PathLike, got {type(path_or_name).__name__}")
-    path = Path(path_or_name)
-    if path.is_file():
-        return path
-    name = str(path_or_name)
-    if _NAME.match(name) and not name.endswith(".safetensors"):
-        shipped = WEIGHTS_DIR / f"{name}.safetensors"
-        if shipped.is_file():
-            return shipped
-        names = available_weights()
-        listed = ", ".join(names) if names else "none are shipped yet; pass the path of a .safetensors file"
-        raise FileNotFoundError(f"path_or_name: {name!r} is neither a file nor a shipped weights name "
-                                f"(available names: {listed})")
-    raise FileNotFoundError(f"path_or_name: no such file: {name!r}")
+    return _model_file.write(model, path)
 
 
 def read_config(path) -> CrossNetConfig:
     """The :class:`CrossNetConfig` stored in a checkpoint (reads the header only)."""
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-    except SafetensorError as exc:
-        raise ValueError(f"path_or_name: {str(path)!r} is not a safetensors file (truncated, corrupt or "
-                         f"another format: {exc}); crossnet_fast "
-                         "never unpickles .pth/.pt files: convert trusted weights with CrossNet.save") from exc
-    if METADATA_KEY not in meta:
-        raise ValueError(f"path_or_name: {str(path)!r} is not a crossnet_fast checkpoint "
-                         f"(no {METADATA_KEY!r} entry in its safetensors metadata)")
-    try:
-        info = json.loads(meta[METADATA_KEY])
-        if info.get("format") != FORMAT:
-            raise ValueError(f"format is {info.get('format')!r}, expected {FORMAT!r}")
-        if int(info.get("format_version", 0)) > FORMAT_VERSION:
-            raise ValueError(f"format_version {info['format_version']} is newer than this library's "
-                             f"{FORMAT_VERSION}; upgrade crossnet_fast")
-        return CrossNetConfig(**info["config"])
-    except (TypeError, KeyError, json.JSONDecodeError, ValueError) as exc:
-        raise ValueError(f"path_or_name: {str(path)!r} has an unreadable configuration: {exc}") from exc
+    return _model_file.read_config(path, CrossNetConfig)
 
 
 def load_model(path_or_name, device="cpu", backend: str = "auto", dtype=None, scale: int | None = None) -> CrossNet:
@@ -114,32 +53,8 @@ def load_model(path_or_name, device="cpu", backend: str = "auto", dtype=None, sc
     exact; a bf16 or fp32 checkpoint keeps its dtype unless ``dtype`` is given).
     Raises FileNotFoundError (listing the shipped names) or ValueError for a foreign file.
     """
-    path = _resolve(path_or_name)
-    cfg = read_config(path)
-    if scale is not None and cfg.scale != scale:
-        raise ValueError(f"path_or_name: {str(path)!r} holds x{cfg.scale} weights, expected x{scale} "
-                         f"(scale={scale}); use the x{scale} weights (e.g. crossnet-x{scale})")
-    if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
-        raise TypeError(f"dtype must be None or a floating torch.dtype, got {dtype!r}")
-    try:
-        state = load_file(str(path), device="cpu")
-    except (SafetensorError, OSError) as exc:
-        raise ValueError(f"path_or_name: {str(path)!r} is truncated or corrupt: its header is readable but "
-                         f"its tensors are not ({exc})") from exc
-    for k, v in state.items():
-        if v.is_floating_point() and (dtype is not None or v.dtype == torch.float16):
-            state[k] = v.to(dtype or torch.float32)
-    # Built on the meta device and given the stored tensors themselves (assign=True): no random
-    # initialisation to throw away, and the (fp16 -> fp32 upcast) dtype is kept as it is.
-    with torch.device("meta"):
-        model = CrossNet.from_config(cfg, backend=backend)
-    try:
-        # clone(): fresh, aligned storage (safetensors may hand out views at odd offsets, and oneDNN
-        # picks kernels, hence rounding, by alignment).
-        model.load_state_dict({k: v.clone() for k, v in state.items()}, strict=True, assign=True)
-    except RuntimeError as exc:
-        raise ValueError(f"path_or_name: {str(path)!r} does not match its configuration {cfg}: {exc}") from exc
-    return model.to(device).eval()
+    return _model_file.read(path_or_name, CrossNet, CrossNetConfig, device=device, backend=backend,
+                            dtype=dtype, scale=scale)
 
 
 __all__ = ["save_model", "load_model", "available_weights", "read_config"]

@@ -10,8 +10,9 @@ Public functions:
 
 - ``imresize(x, scale=None, size=None)``: MATLAB ``imresize`` (bicubic, antialiased when shrinking);
 - ``degrade(hr, scale, method="bicubic", sigma=None)``: HR -> LR, output ``ceil(H/s) x ceil(W/s)``;
-- ``upsample_bicubic(lr, scale, size=None)``: MATLAB-style bicubic upsampling (the "bicubic"
-  baseline), optionally cropped to the HR size.
+- ``upsample_bicubic_matlab(lr, scale, size=None)``: MATLAB-style bicubic upsampling (the "bicubic"
+  baseline), optionally cropped to the HR size. (PyTorch's bicubic, which the model uses inside, is
+  :func:`crossnet_fast.models.sisr.upsample_bicubic_torch`.)
 """
 from __future__ import annotations
 
@@ -21,7 +22,10 @@ import math
 import torch
 import torch.nn.functional as F
 
-__all__ = ["imresize", "degrade", "upsample_bicubic", "back_project", "resize_matrix", "gaussian_kernel1d"]
+from ._deprecated import renamed
+
+__all__ = ["imresize", "degrade", "upsample_bicubic_matlab", "upsample_bicubic", "back_project", "resize_matrix",
+           "gaussian_kernel1d"]
 
 
 def _cubic(x: torch.Tensor) -> torch.Tensor:
@@ -184,9 +188,9 @@ def degrade(hr: torch.Tensor, scale: int, method: str = "bicubic", sigma: float 
     return lr.clamp(0.0, 1.0)
 
 
-def upsample_bicubic(lr: torch.Tensor, scale: int, size: tuple[int, int] | None = None,
-                     clamp: bool = True) -> torch.Tensor:
-    """MATLAB ``imresize(lr, scale, 'bicubic')``, then a top-left crop to ``size``.
+def upsample_bicubic_matlab(lr: torch.Tensor, scale: int, size: tuple[int, int] | None = None,
+                            clamp: bool = True) -> torch.Tensor:
+    """MATLAB ``imresize(lr, scale, 'bicubic')`` (Keys a = -0.5), then a top-left crop to ``size``.
 
     Args:
         lr: (..., h, w) float tensor in [0, 1].
@@ -210,8 +214,11 @@ def upsample_bicubic(lr: torch.Tensor, scale: int, size: tuple[int, int] | None 
     return up.clamp(0.0, 1.0) if clamp else up
 
 
+upsample_bicubic = renamed(upsample_bicubic_matlab, "crossnet_fast.degrade.upsample_bicubic")
+
+
 def back_project(sr: torch.Tensor, lr: torch.Tensor, scale: int, rounds: int, method: str = "bicubic") -> torch.Tensor:
-    """Iterative back-projection: ``rounds`` times ``sr += upsample_bicubic(lr - degrade(clamp(sr)))``.
+    """Iterative back-projection: ``rounds`` times ``sr += upsample_bicubic_matlab(lr - degrade(clamp(sr)))``.
 
     Pushes an estimate towards consistency with the observed LR image (the last step of the
     patch-matching baseline and CrossNet's ``backprojection`` option). Differentiable.
@@ -227,5 +234,5 @@ def back_project(sr: torch.Tensor, lr: torch.Tensor, scale: int, rounds: int, me
     """
     for _ in range(rounds):
         residual = lr.float() - degrade(sr.float().clamp(0, 1), scale, method=method)
-        sr = sr + upsample_bicubic(residual, scale, clamp=False).to(sr.dtype)
+        sr = sr + upsample_bicubic_matlab(residual, scale, clamp=False).to(sr.dtype)
     return sr

@@ -30,7 +30,7 @@ def patchmatch_psnr(run: Path) -> tuple[int, dict]:
     from crossnet_fast.baselines import patchmatch_sr
     from crossnet_fast.metrics import psnr
     from crossnet_fast.train.config import load_config
-    from crossnet_fast.train.sources import Sources
+    from crossnet_fast.train.pairs import Sources
 
     cfg = load_config(json.loads((run / "config.json").read_text()))
     src = Sources(cfg.data, cfg.model.scale, cfg.val)

@@ -53,7 +53,7 @@ from crossnet_fast.data import (MosaicLightField, PairListDataset, StereoDataset
                                 ViewFolderLightField, load_image, open_dataset, read_pair_list)
 from crossnet_fast.models import CrossNet
 from crossnet_fast.train import TinyRefSR, load_config
-from crossnet_fast.train import ckpt as train_ckpt
+from crossnet_fast.train import run_state
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -185,7 +185,7 @@ def _write_cfg(d: Path, g: Path, text: str | None = None, name="c.toml", **secti
 def _checkpoint(d: Path, g: Path, scale=4, name="tiny") -> Path:
     """A training checkpoint of ``run/`` whose saved config has this model name and scale."""
     cfg = load_config(_train_cfg(g, d, model={"name": name, "scale": scale}))
-    return train_ckpt.save(d / "run" / "checkpoints", 1, TinyRefSR(scale), {"config": cfg.to_dict()})
+    return run_state.save(d / "run" / "checkpoints", 1, TinyRefSR(scale), {"config": cfg.to_dict()})
 
 
 # -- faults --------------------------------------------------------------------------------------------
@@ -285,7 +285,7 @@ def disk_full_savefig(monkeypatch):
 def disk_full_safetensors(monkeypatch, at_call: int):
     """safetensors' ``save_file`` in the trainer fails at its ``at_call``-th call (1-based) the
     way the real one does on a full disk: a SafetensorError naming os error 28."""
-    real, calls = train_ckpt.save_file, []
+    real, calls = run_state.save_file, []
 
     def save(tensors, filename, metadata=None):
         calls.append(filename)
@@ -295,7 +295,7 @@ def disk_full_safetensors(monkeypatch, at_call: int):
                                   f"(os error 28) at path {filename!r}")
         return real(tensors, filename, metadata=metadata)
 
-    monkeypatch.setattr(train_ckpt, "save_file", save)
+    monkeypatch.setattr(run_state, "save_file", save)
 
 
 # -- the table -------------------------------------------------------------------------------------------
@@ -352,7 +352,7 @@ TRAIN = ["train", "--config", "{d}/c.toml"]
 def _ckpt_left_at_step_1(d: Path) -> None:
     root = d / "run" / "checkpoints"
     assert json.loads((root / "latest.json").read_text()) == {"step": 1, "dir": "step_00000001"}
-    train_ckpt.verify(root / "step_00000001")  # complete: sizes and sha256 match
+    run_state.verify(root / "step_00000001")  # complete: sizes and sha256 match
     assert not list(root.glob(".tmp-*")) and not list(root.glob(".*.tmp*"))
 
 
@@ -454,7 +454,7 @@ CASES = [
     Case("st-another-scale", _nothing, lambda d, g: load_model(g / "w.safetensors", scale=8),
          r"w\.safetensors' holds x4 weights, expected x8", ValueError),
     Case("st-no-crossnet-metadata",
-         lambda d, g: train_ckpt.save_weights(TinyRefSR(4), d / "tiny.safetensors"),
+         lambda d, g: run_state.save_weights(TinyRefSR(4), d / "tiny.safetensors"),
          lambda d, g: load_model(d / "tiny.safetensors"),
          r"tiny\.safetensors' is not a crossnet_fast checkpoint", ValueError),
 
@@ -485,7 +485,7 @@ CASES = [
     Case("demo-hr-truncated", lambda d, g: _truncated_png(d / "cut.png", 64, 64), _with(DEMO, hr="{d}/cut.png"),
          r"cannot read image file .*cut\.png: image file is truncated"),
     Case("demo-weights-not-a-crossnet-checkpoint",
-         lambda d, g: train_ckpt.save_weights(TinyRefSR(4), d / "tiny.safetensors"),
+         lambda d, g: run_state.save_weights(TinyRefSR(4), d / "tiny.safetensors"),
          _with(DEMO, weights="{d}/tiny.safetensors"), r"tiny\.safetensors' is not a crossnet_fast checkpoint"),
     Case("demo-out-in-a-read-only-folder", lambda d, g: _sentinel(d / "ro" / "demo.png"),
          _with(DEMO, out="{d}/ro/demo.png"), r"cannot write '.*ro/demo\.png': Permission denied",

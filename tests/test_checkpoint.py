@@ -10,6 +10,7 @@ import torch
 from safetensors.torch import save_file
 
 import crossnet_fast.checkpoint as ckpt
+from crossnet_fast import _model_file
 from crossnet_fast.checkpoint import available_weights, load_model
 from crossnet_fast.models import CrossNet
 
@@ -61,7 +62,7 @@ def test_overwrite_is_atomic(tmp_path, monkeypatch):
             f.write(b"partial")
         raise OSError("disk full")
 
-    monkeypatch.setattr(ckpt, "save_file", broken)
+    monkeypatch.setattr(_model_file, "save_file", broken)  # the one writer of model files
     with pytest.raises(OSError, match="disk full"):
         model.save(path)
     assert path.read_bytes() == before  # the old checkpoint is intact
@@ -79,7 +80,7 @@ def test_channels_last_and_bf16_models_round_trip(tmp_path):
 
 
 def test_names_and_missing_weights(tmp_path, monkeypatch):
-    monkeypatch.setattr(ckpt, "WEIGHTS_DIR", tmp_path)
+    monkeypatch.setattr(_model_file, "WEIGHTS_DIR", tmp_path)
     with pytest.raises(FileNotFoundError, match="crossnet-x4.*none are shipped"):
         load_model("crossnet-x4")
     CrossNet(4, "official", "bicubic").save(tmp_path / "crossnet-x4.safetensors")

@@ -6,6 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
+from crossnet_fast import _model_file
 from crossnet_fast import checkpoint as ckpt
 from crossnet_fast.cli import main
 from crossnet_fast.commands import demo
@@ -93,7 +94,7 @@ def test_demo_errors(tiny_weights, tmp_path, monkeypatch, capsys):
 def test_demo_without_weights_shows_the_baselines(tmp_path, monkeypatch, capsys):
     # Weights missing (a broken install or a custom WEIGHTS_DIR): the baselines only,
     # with a note that says how to get CrossNet weights.
-    monkeypatch.setattr(ckpt, "WEIGHTS_DIR", tmp_path / "none")
+    monkeypatch.setattr(_model_file, "WEIGHTS_DIR", tmp_path / "none")
     out = tmp_path / "x.png"
     assert main(["demo", "--scale", "8", "--out", str(out), "--device", "cpu"]) == 0
     text = capsys.readouterr().out

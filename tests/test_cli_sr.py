@@ -64,12 +64,12 @@ def test_sr_end_to_end(files, capsys):
 
 
 def test_sr_defaults_to_the_shipped_weights(files, capsys, tmp_path, monkeypatch):
-    import crossnet_fast.checkpoint as ckpt
+    from crossnet_fast import _model_file
 
     d, model, _, _ = files
     argv = ["sr", "--lr", str(d / "lr.png"), "--ref", str(d / "ref.png"), "--scale", "4",
             "--device", "cpu", "--no-progress", "--window", "128"]
-    monkeypatch.setattr(ckpt, "WEIGHTS_DIR", tmp_path)
+    monkeypatch.setattr(_model_file, "WEIGHTS_DIR", tmp_path)
     assert main(argv + ["--out", str(tmp_path / "a.png")]) == 1  # nothing shipped in this folder
     assert "'crossnet-x4' is neither a file nor a shipped weights name" in capsys.readouterr().err
     model.save(tmp_path / "crossnet-x4.safetensors")

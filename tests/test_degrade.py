@@ -8,7 +8,7 @@ import torch
 
 from _threads import one_thread  # noqa: F401  (autouse fixture)
 
-from crossnet_fast.degrade import degrade, imresize, upsample_bicubic
+from crossnet_fast.degrade import degrade, imresize, upsample_bicubic_matlab
 
 
 # ---- an independent implementation: one output sample at a time, explicit reflection ----------
@@ -71,7 +71,7 @@ def test_degrade_matches_loop_implementation(scale):
 @pytest.mark.parametrize("scale", [2, 4])
 def test_upsample_matches_loop_implementation(scale):
     lr = torch.rand(3, 9, 7, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
-    ours = upsample_bicubic(lr, scale, clamp=False).numpy()
+    ours = upsample_bicubic_matlab(lr, scale, clamp=False).numpy()
     ref = matlab_imresize_loop(lr.numpy(), float(scale))
     assert np.abs(ours - ref).max() < 1e-9
 
@@ -95,7 +95,7 @@ def test_constant_stays_constant(method):
     lr = degrade(hr, 4, method=method)
     assert lr.shape == (2, 3, 10, 11)
     assert torch.allclose(lr, torch.full_like(lr, 0.625), atol=1e-6)
-    up = upsample_bicubic(lr, 4, size=(37, 41))
+    up = upsample_bicubic_matlab(lr, 4, size=(37, 41))
     assert up.shape == (2, 3, 37, 41) and torch.allclose(up, torch.full_like(up, 0.625), atol=1e-6)
 
 
@@ -128,7 +128,7 @@ def test_bad_input():
     with pytest.raises(ValueError, match="method"):
         degrade(torch.rand(3, 8, 8), 2, method="nearest")
     with pytest.raises(ValueError, match="size"):
-        upsample_bicubic(torch.rand(3, 4, 4), 2, size=(9, 8))
+        upsample_bicubic_matlab(torch.rand(3, 4, 4), 2, size=(9, 8))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
@@ -136,4 +136,4 @@ def test_cuda_matches_cpu():
     hr = torch.rand(2, 3, 64, 48)
     assert torch.allclose(degrade(hr.cuda(), 4).cpu(), degrade(hr, 4), atol=1e-5)
     lr = degrade(hr, 4)
-    assert torch.allclose(upsample_bicubic(lr.cuda(), 4).cpu(), upsample_bicubic(lr, 4), atol=1e-5)
+    assert torch.allclose(upsample_bicubic_matlab(lr.cuda(), 4).cpu(), upsample_bicubic_matlab(lr, 4), atol=1e-5)

@@ -37,7 +37,7 @@ from safetensors.torch import load_file
 from _images import save_png, texture  # noqa: E402
 from _threads import one_thread  # noqa: F401  (autouse: one thread, as in the subprocesses)
 from crossnet_fast.cli import main
-from crossnet_fast.train import ckpt, train
+from crossnet_fast.train import run_state, train
 
 ROOT = Path(__file__).resolve().parents[1]
 CHECKPOINT_EVERY = 5
@@ -107,7 +107,7 @@ def _losses(run: Path) -> dict[int, str]:
 
 def _latest(run: Path):
     try:
-        return json.loads((run / "checkpoints" / ckpt.LATEST).read_text())
+        return json.loads((run / "checkpoints" / run_state.LATEST).read_text())
     except (OSError, ValueError):
         return None
 
@@ -128,10 +128,10 @@ def _check_checkpoints(run: Path) -> int:
     latest = _latest(run)
     assert latest is not None, "no latest.json after the first checkpoint"
     root = run / "checkpoints"
-    ckpt.verify(root / latest["dir"])  # sizes and sha256 of its files match state.json
-    assert latest["dir"] == ckpt.step_dir_name(latest["step"])
-    for _, folder in ckpt.list_checkpoints(root):
-        ckpt.verify(folder)
+    run_state.verify(root / latest["dir"])  # sizes and sha256 of its files match state.json
+    assert latest["dir"] == run_state.step_dir_name(latest["step"])
+    for _, folder in run_state.list_checkpoints(root):
+        run_state.verify(folder)
     return int(latest["step"])
 
 

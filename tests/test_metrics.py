@@ -9,7 +9,7 @@ import torch
 from _threads import one_thread  # noqa: F401  (autouse fixture)
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from crossnet_fast.degrade import degrade, upsample_bicubic
+from crossnet_fast.degrade import degrade, upsample_bicubic_matlab
 from crossnet_fast.metrics import ifc, psnr, ssim
 from crossnet_fast.metrics.ifc import subband_information
 from crossnet_fast.metrics._steerable import steerable_pyramid
@@ -23,7 +23,7 @@ def _real_pair():
         pytest.skip(f"real data not found in {DATA}")
     from crossnet_fast.data import load_image
     hr = load_image(HCI / "input_Cam010.png")[:, 100:196, 150:246]
-    sr = upsample_bicubic(degrade(hr, 4), 4)
+    sr = upsample_bicubic_matlab(degrade(hr, 4), 4)
     return sr, hr
 
 
@@ -160,7 +160,7 @@ def test_ifc_identity_noise_blur_monotone():
     noise = torch.randn(hr.shape, generator=g)
     ident = ifc(hr, hr).item()
     noisy = [ifc((hr + s * noise).clamp(0, 1), hr).item() for s in (0.01, 0.03, 0.1)]
-    blurred = [ifc(upsample_bicubic(degrade(hr, s), s), hr).item() for s in (2, 4, 8)]
+    blurred = [ifc(upsample_bicubic_matlab(degrade(hr, s), s), hr).item() for s in (2, 4, 8)]
     assert ident > noisy[0] > noisy[1] > noisy[2] > 0
     assert ident > blurred[0] > blurred[1] > blurred[2] > 0
     # A flat image carries no information about the reference.

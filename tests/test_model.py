@@ -420,7 +420,7 @@ def test_backprojection_matches_its_formula_and_moves_towards_the_lr(scale):
     decoder, with the same weights as the model without it; each round brings degrade(out) closer
     to the observed LR."""
     from crossnet_fast import degrade
-    from crossnet_fast.degrade import upsample_bicubic
+    from crossnet_fast.degrade import upsample_bicubic_matlab
 
     torch.manual_seed(9)
     plain = CrossNet(scale, "official", "bicubic", width=0.25, residual=True, backend="reference").eval()
@@ -435,7 +435,7 @@ def test_backprojection_matches_its_formula_and_moves_towards_the_lr(scale):
         out = plain(lr, ref)
         want, errors = out, [float((degrade(out.clamp(0, 1), scale) - lr).abs().mean())]
         for _ in range(2):
-            want = want + upsample_bicubic(lr - degrade(want.clamp(0, 1), scale), scale, clamp=False)
+            want = want + upsample_bicubic_matlab(lr - degrade(want.clamp(0, 1), scale), scale, clamp=False)
             errors.append(float((degrade(want.clamp(0, 1), scale) - lr).abs().mean()))
         got = bp(lr, ref)
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)

@@ -21,10 +21,9 @@ from safetensors.torch import load_file
 
 from crossnet_fast.train import TinyRefSR, load_config, train
 from crossnet_fast.train import augment as A
-from crossnet_fast.train import ckpt, state_io
-from crossnet_fast.train.dataset import TrainPairs
-from crossnet_fast.train.schedule import lr_at
-from crossnet_fast.train.sources import Sources
+from crossnet_fast.train import run_state
+from crossnet_fast.train.config import lr_at
+from crossnet_fast.train.pairs import Sources, TrainPairs
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -105,7 +104,7 @@ def test_schedule_steps_lr_without_a_new_optimizer():
     assert lr_at(150_000, o) == pytest.approx(1e-5) and lr_at(199_999, o) == pytest.approx(1e-5)
 
 
-def test_state_io_round_trip():
+def test_state_encoding_round_trip():
     p = torch.nn.Parameter(torch.randn(3, 2))
     opt = torch.optim.Adam([p], betas=(0.9, 0.999))
     p.grad = torch.randn(3, 2)
@@ -113,8 +112,8 @@ def test_state_io_round_trip():
     obj = {"opt": opt.state_dict(), "np": np.random.get_state(), "py": __import__("random").getstate(),
            "t": (1, 2.5, None, b"\x00\x01"), "k": {3: "x"}}
     tensors = {}
-    tree = json.loads(json.dumps(state_io.encode(obj, tensors)))
-    back = state_io.decode(tree, tensors)
+    tree = json.loads(json.dumps(run_state.encode_state(obj, tensors)))
+    back = run_state.decode_state(tree, tensors)
     assert back["opt"]["param_groups"][0]["betas"] == (0.9, 0.999)
     assert torch.equal(back["opt"]["state"][0]["exp_avg"], opt.state_dict()["state"][0]["exp_avg"])
     assert back["np"][0] == "MT19937" and np.array_equal(back["np"][1], obj["np"][1])
@@ -189,7 +188,7 @@ def test_view_pairs_cover_the_whole_grid(data_root, tmp_path):
 
 
 def test_synthetic_pairs(data_root, tmp_path):
-    from crossnet_fast.train.synthetic import random_synthetic_pair
+    from crossnet_fast.train.augment import random_synthetic_pair
 
     img = torch.rand(3, 100, 110)
     g = torch.Generator().manual_seed(0)
@@ -219,9 +218,9 @@ def test_resume_reproduces_an_uninterrupted_run(data_root, tmp_path):
     assert [float(r.split(",")[2]) for r in rows] == losses
     assert rest["val"] and all(np.isfinite(v["psnr"]) and np.isfinite(v["psnr_bicubic"]) for v in rest["val"])
     # Adam's moments carried across the lr step at 2 (one optimizer for the whole run).
-    state, _ = ckpt.load(ckpt.find(tmp_path / "b"))
+    state, _ = run_state.load(run_state.find(tmp_path / "b"))
     assert state["step"] == 4 and all(float(s["step"]) == 4 for s in state["optimizer"]["state"].values())
-    assert [p.name for _, p in ckpt.list_checkpoints(tmp_path / "b" / "checkpoints")] == \
+    assert [p.name for _, p in run_state.list_checkpoints(tmp_path / "b" / "checkpoints")] == \
         ["step_00000002", "step_00000004"]
 
 
@@ -252,11 +251,11 @@ def test_sigterm_and_ctrl_c_save_a_checkpoint(data_root, tmp_path):
     finally:
         signal.signal(signal.SIGTERM, old)
     assert res["stopped"] == "SIGTERM" and res["step"] == 2
-    assert ckpt.find(tmp_path / "s").name == "step_00000002"
+    assert run_state.find(tmp_path / "s").name == "step_00000002"
     cfg = tiny_cfg(data_root, tmp_path / "k", optim={"iterations": 50}, run={"checkpoint_every": 100})
     with pytest.raises(KeyboardInterrupt):
         train(cfg, model=_StopAt(3, "ctrl-c"), quiet=True)
-    state, _ = ckpt.load(ckpt.find(tmp_path / "k"))
+    state, _ = run_state.load(run_state.find(tmp_path / "k"))
     assert state["step"] == 2  # the two finished updates; the interrupted one is redone on resume
     res = train(cfg, resume=tmp_path / "k", max_steps=1, quiet=True)
     assert res["step"] == 3
@@ -310,7 +309,7 @@ def test_ddp_two_processes_keep_identical_replicas(data_root, tmp_path):
     assert r0["world"] == 2 and len(r0["digests"]) == 2 and r0["digests"][0] == r0["digests"][1]
     assert r0 == r1  # same global losses and parameter digests on both ranks
     # Rank 0 alone wrote the checkpoint; its weights are the replicas' (digest re-computed).
-    assert ckpt.find(tmp_path / "ddp").name == "step_00000003"
+    assert run_state.find(tmp_path / "ddp").name == "step_00000003"
     # The 2-process run sees the same global batches as one process with batch 2.
     single = train(tiny_cfg(data_root, tmp_path / "one", optim={"iterations": 3},
                             data={"batch_size": 2}), quiet=True)
@@ -322,8 +321,8 @@ def test_ddp_two_processes_keep_identical_replicas(data_root, tmp_path):
 
 def _crash_duringsave_png(root, step, model, stage):
     def child():
-        ckpt._hook = lambda s: os._exit(17) if s == stage else None
-        ckpt.save(root, step, model, {"x": torch.ones(2)})
+        run_state._hook = lambda s: os._exit(17) if s == stage else None
+        run_state.save(root, step, model, {"x": torch.ones(2)})
 
     p = mp.get_context("fork").Process(target=child)
     p.start()
@@ -333,23 +332,23 @@ def _crash_duringsave_png(root, step, model, stage):
 
 def test_a_crash_mid_write_never_corrupts_latest(tmp_path):
     root, model = tmp_path / "checkpoints", TinyRefSR(4)
-    ckpt.save(root, 1, model, {"x": torch.zeros(2)})
+    run_state.save(root, 1, model, {"x": torch.zeros(2)})
     _crash_duringsave_png(root, 2, model, "state")  # killed while writing state.safetensors
     assert list(root.glob(".tmp-step_00000002-*")) and not (root / "step_00000002").exists()
-    assert ckpt.find(root).name == "step_00000001"
+    assert run_state.find(root).name == "step_00000001"
     _crash_duringsave_png(root, 3, model, "before_latest")  # complete folder, latest not yet moved
-    assert ckpt.find(root).name == "step_00000001"
-    state, weights = ckpt.load(ckpt.find(root))
+    assert run_state.find(root).name == "step_00000001"
+    state, weights = run_state.load(run_state.find(root))
     assert torch.equal(state["x"], torch.zeros(2)) and weights.is_file()
     # A damaged newest checkpoint (truncated on disk) is detected by size/sha256 and skipped.
-    ckpt.write_json_atomic(root / ckpt.LATEST, {"step": 3, "dir": "step_00000003"})
+    run_state.write_json_atomic(root / run_state.LATEST, {"step": 3, "dir": "step_00000003"})
     w = root / "step_00000003" / "model.safetensors"
     w.write_bytes(w.read_bytes()[:100])
     with pytest.warns(UserWarning, match="damaged"):
-        assert ckpt.find(root).name == "step_00000001"
-    ckpt.save(root, 4, model, {"x": torch.ones(2)})
-    ckpt.prune(root, keep_last=2)
-    assert not list(root.glob(".tmp-*")) and ckpt.find(root).name == "step_00000004"
+        assert run_state.find(root).name == "step_00000001"
+    run_state.save(root, 4, model, {"x": torch.ones(2)})
+    run_state.prune(root, keep_last=2)
+    assert not list(root.glob(".tmp-*")) and run_state.find(root).name == "step_00000004"
 
 
 def test_warm_starts(tmp_path):
@@ -357,14 +356,14 @@ def test_warm_starts(tmp_path):
     from crossnet_fast.train import SISRModel
 
     sisr = SISRModel("srcnn", 4)
-    ckpt.save_weights(sisr, tmp_path / "srcnn.safetensors")
+    run_state.save_weights(sisr, tmp_path / "srcnn.safetensors")
     net = CrossNet(scale=4, sisr="srcnn")
-    ckpt.load_weights(net.sisr, tmp_path / "srcnn.safetensors", prefix_map=("net.", ""))
+    run_state.load_weights(net.sisr, tmp_path / "srcnn.safetensors", prefix_map=("net.", ""))
     assert all(torch.equal(a, b) for a, b in zip(net.sisr.state_dict().values(),
                                                   sisr.net.state_dict().values()))
     # x4 -> x8: everything but the scale-specific MDSR blocks carries over (model.init_strict=false).
-    ckpt.save_weights(SISRModel("mdsr", 4), tmp_path / "mdsr4.safetensors")
-    left = ckpt.load_weights(SISRModel("mdsr", 8), tmp_path / "mdsr4.safetensors", strict=False)
+    run_state.save_weights(SISRModel("mdsr", 4), tmp_path / "mdsr4.safetensors")
+    left = run_state.load_weights(SISRModel("mdsr", 8), tmp_path / "mdsr4.safetensors", strict=False)
     assert left and all(".x8." in k for k in left)
 
 
@@ -381,7 +380,7 @@ def test_cli_trains_crossnet_saves_resumes_and_evaluates(tmp_path, monkeypatch):
     args = ["train", "--config", "smoke_cpu", "--out", str(out), "--no-progress", "--iterations", "2",
             "--set", "run.checkpoint_every=1", "--set", "val.every=2"]
     assert cli.main(args + ["--max-steps", "1"]) == 0
-    assert ckpt.find(out).name == "step_00000001"
+    assert run_state.find(out).name == "step_00000001"
     assert cli.main(args + ["--resume", str(out)]) == 0
     rows = (out / "val.csv").read_text().splitlines()
     assert len(rows) == 2 and rows[1].startswith("2,antinous_00-11,")

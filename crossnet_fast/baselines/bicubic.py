@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from ..degrade import upsample_bicubic
+from ..degrade import upsample_bicubic_matlab
 
 
 def bicubic(lr: torch.Tensor, scale: int, size: tuple[int, int] | None = None) -> torch.Tensor:
@@ -17,4 +17,4 @@ def bicubic(lr: torch.Tensor, scale: int, size: tuple[int, int] | None = None) -
     Returns:
         (N, 3, H, W) (or (3, H, W)) float tensor in [0, 1], same dtype/device as ``lr``.
     """
-    return upsample_bicubic(lr, scale, size=size)
+    return upsample_bicubic_matlab(lr, scale, size=size)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..degrade import back_project, degrade, upsample_bicubic
+from ..degrade import back_project, degrade, upsample_bicubic_matlab
 
 _LUMA = (0.299, 0.587, 0.114)
 
@@ -231,11 +231,11 @@ def patchmatch_sr(lr: torch.Tensor, ref: torch.Tensor, scale: int, *, taps: int 
     if taps < 1 or dilation < 1 or patch < 1 or iterations < 0:
         raise ValueError("taps, dilation and patch must be >= 1 and iterations >= 0")
 
-    up = upsample_bicubic(lr, scale, clamp=False)
+    up = upsample_bicubic_matlab(lr, scale, clamp=False)
     H, W = up.shape[-2:]
     # The reference's low frequencies, made exactly like the LR's, so the two are comparable.
-    ref_low = upsample_bicubic(degrade(ref, scale, method=degradation), scale,
-                               size=ref.shape[-2:], clamp=False)
+    ref_low = upsample_bicubic_matlab(degrade(ref, scale, method=degradation), scale,
+                                      size=ref.shape[-2:], clamp=False)
     ref_high = ref - ref_low
     flow, cost = nearest_neighbour_flow(up, ref_low, scale, taps=taps, dilation=dilation,
                                         iterations=iterations, seed=seed)

@@ -51,15 +51,15 @@ def example_dir() -> Path:
 def resolve_weights(weights, scale: int) -> tuple[str | None, str | None]:
     """(weights to load, note): ``weights`` as given, else the shipped ``crossnet-x<scale>``; when
     neither exists, (None, a note saying how to get weights) and the demo runs without CrossNet."""
-    from ..checkpoint import WEIGHTS_DIR, available_weights
+    from .. import _model_file
 
     if weights is not None:
         return str(weights), None
     name = f"crossnet-x{scale}"
-    if name in available_weights():
+    if name in _model_file.available_weights():
         return name, None
     return None, (
-        f"no CrossNet weights found for x{scale} ({WEIGHTS_DIR / (name + '.safetensors')} is missing); "
+        f"no CrossNet weights found for x{scale} ({_model_file.WEIGHTS_DIR / (name + '.safetensors')} is missing); "
         f"showing the baselines only. Reinstall the package, or train weights with "
         f"`crossnet-fast train --config compact_cpu_x{scale}` (CPU, see docs/MODEL_CARD.md), then run "
         f"`crossnet-fast demo --scale {scale} --weights <run folder>/model.safetensors`")

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from .. import _model_file
 from ..backend import BACKENDS
 from ..baselines.patchmatch import nearest_neighbour_flow
 from ..degrade import back_project, degrade
@@ -24,7 +25,7 @@ from .encoder import Encoder
 from .corrflow import CorrelationFlow, hr_pyramid
 from .flownet import FlowNetSPlus
 from .refine import LocalSearchRefinement
-from .sisr import bicubic_upsample, build_sisr
+from .sisr import build_sisr, upsample_bicubic_torch as bicubic_upsample  # PyTorch's bicubic
 
 CONFIGS = ("official", "paper")
 SISRS = ("mdsr", "bicubic", "srcnn", "vdsr")
@@ -365,13 +366,9 @@ class CrossNet(nn.Module):
 
     def save(self, path) -> None:
         """Write weights + configuration to a safetensors file, atomically (see crossnet_fast.checkpoint)."""
-        from ..checkpoint import save_model
-
-        save_model(self, path)
+        _model_file.write(self, path)
 
     @classmethod
     def load(cls, path_or_name, device="cpu", backend: str = "auto") -> "CrossNet":
         """Load a model saved by :meth:`save` (or a shipped name); see :func:`crossnet_fast.load_model`."""
-        from ..checkpoint import load_model
-
-        return load_model(path_or_name, device=device, backend=backend)
+        return _model_file.read(path_or_name, CrossNet, CrossNetConfig, device=device, backend=backend)

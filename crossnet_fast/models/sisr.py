@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._deprecated import renamed
+
 SCALES = (2, 4, 8)
 
 
@@ -28,8 +30,12 @@ def _check_scale(scale: int, allowed: Sequence[int]) -> int:
     return scale
 
 
-def bicubic_upsample(lr: torch.Tensor, scale: int) -> torch.Tensor:
-    """Bicubic x``scale`` upsampling (a = -0.75, half-pixel centres), clamped to [0, 1].
+def upsample_bicubic_torch(lr: torch.Tensor, scale: int) -> torch.Tensor:
+    """PyTorch's bicubic x``scale`` upsampling (``F.interpolate``: a = -0.75, half-pixel centres, no
+    antialiasing), clamped to [0, 1]: the model's flow-net input and bicubic front end.
+
+    Not MATLAB's bicubic (a = -0.5, the literature's LR images and "bicubic" baseline): that is
+    :func:`crossnet_fast.degrade.upsample_bicubic_matlab`.
 
     lr: (N, 3, h, w) float in [0, 1]. Returns (N, 3, h*scale, w*scale), same dtype. The clamp
     mirrors images that were stored as 8-bit files, as the released code's inputs were.
@@ -38,15 +44,18 @@ def bicubic_upsample(lr: torch.Tensor, scale: int) -> torch.Tensor:
     return up.clamp(0.0, 1.0)
 
 
+bicubic_upsample = renamed(upsample_bicubic_torch, "crossnet_fast.models.sisr.bicubic_upsample")
+
+
 class Bicubic(nn.Module):
-    """Parameter-free SISR front end: :func:`bicubic_upsample` by a fixed ``scale``."""
+    """Parameter-free SISR front end: :func:`upsample_bicubic_torch` by a fixed ``scale``."""
 
     def __init__(self, scale: int) -> None:
         super().__init__()
         self.scale = _check_scale(scale, SCALES)
 
     def forward(self, lr: torch.Tensor) -> torch.Tensor:
-        return bicubic_upsample(lr, self.scale)
+        return upsample_bicubic_torch(lr, self.scale)
 
 
 class ResBlock(nn.Module):
@@ -138,7 +147,7 @@ class SRCNN(nn.Module):
         )
 
     def forward(self, lr: torch.Tensor) -> torch.Tensor:
-        return self.body(bicubic_upsample(lr, self.scale))
+        return self.body(upsample_bicubic_torch(lr, self.scale))
 
 
 class VDSR(nn.Module):
@@ -159,7 +168,7 @@ class VDSR(nn.Module):
         self.body = nn.Sequential(*layers)
 
     def forward(self, lr: torch.Tensor) -> torch.Tensor:
-        up = bicubic_upsample(lr, self.scale)
+        up = upsample_bicubic_torch(lr, self.scale)
         return up + self.body(up)
 
 

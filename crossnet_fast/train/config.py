@@ -346,6 +346,47 @@ def load_config(source=None, overrides=None) -> TrainConfig:
     return _from_dict(TrainConfig, data, "").validate()
 
 
+
+# -- what a config means during a run --------------------------------------------------------------
+
+def lr_at(step: int, optim_cfg: OptimConfig) -> float:
+    """Learning rate for update ``step`` (0-based): ``lr`` times the gamma of every milestone
+    ``<= step``, times a linear warm-up ``(step + 1) / warmup`` during the first ``warmup`` steps.
+
+    A pure function of the step, so a resumed run needs nothing saved but the step. The optimizer is
+    never rebuilt at a milestone: only ``param_group["lr"]`` changes, so Adam's moments carry over
+    (the released trainer re-created Adam at each lr step, resetting them).
+    """
+    lr = float(optim_cfg.lr)
+    milestones = optim_cfg.milestones
+    gammas = optim_cfg.gamma if isinstance(optim_cfg.gamma, list) else [optim_cfg.gamma] * len(milestones)
+    for m, g in zip(milestones, gammas):
+        if step >= m:
+            lr *= float(g)
+    if optim_cfg.warmup and step < optim_cfg.warmup:
+        lr *= (step + 1) / optim_cfg.warmup
+    return lr
+
+
+# Keys that may change between a run and its resumption without changing the losses.
+RESUME_HARMLESS = ("run.out", "run.progress", "run.tensorboard", "run.plot", "run.checkpoint_every",
+                   "run.keep_last", "run.log_every", "val.", "data.num_workers", "run.verify_checkpoints",
+                   "optim.iterations", "data.cache_images", "run.max_minutes")
+
+
+def config_differences(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """``"section.key: old -> new"`` for every key whose value differs between two config dicts
+    (``TrainConfig.to_dict()``), sorted by key."""
+    out = []
+    for k in sorted(set(old) | set(new)):
+        a, b = old.get(k), new.get(k)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += config_differences(a, b, f"{prefix}{k}.")
+        elif a != b:
+            out.append(f"{prefix}{k}: {a!r} -> {b!r}")
+    return out
+
+
 __all__ = ["TrainConfig", "ModelConfig", "DataConfig", "AugmentConfig", "SyntheticConfig",
            "OptimConfig", "RunConfig", "ValConfig", "load_config", "read_file", "apply_overrides",
-           "CONFIG_DIR"]
+           "CONFIG_DIR", "lr_at", "RESUME_HARMLESS", "config_differences"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import os
 from pathlib import Path
 
 from .._atomic import atomic_path
@@ -94,8 +95,6 @@ class RunLog:
         """Write ``curves.png`` (loss, and PSNR per held-out pair with its bicubic level)."""
         if not (self.enabled and self.plot_enabled):
             return
-        from .plot import plot_curves
-
         plot_curves(self.train_path, self.val_path, self.out / "curves.png")
 
     def close(self) -> None:
@@ -104,4 +103,52 @@ class RunLog:
             self.tb = None
 
 
-__all__ = ["RunLog", "TRAIN_FIELDS", "VAL_FIELDS"]
+# -- curves.png ------------------------------------------------------------------------------------
+
+def _read(path: Path) -> list[dict]:
+    if not Path(path).is_file():
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def plot_curves(train_csv, val_csv, png) -> None:
+    """``png``: the loss curve of ``train_csv`` and the PSNR curves of ``val_csv`` (needs matplotlib;
+    :class:`RunLog` checks that it is importable)."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on training machines
+    import matplotlib.pyplot as plt
+
+    train, val = _read(train_csv), _read(val_csv)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    if train:
+        steps = [int(r["step"]) for r in train]
+        loss = [float(r["loss"]) for r in train]
+        ax1.plot(steps, loss, lw=0.6, alpha=0.5, label="logged")
+        k = max(1, len(loss) // 50)  # moving average over ~2% of the run: the trend under the noise
+        if k > 1:
+            avg = [sum(loss[max(0, i - k + 1):i + 1]) / len(loss[max(0, i - k + 1):i + 1])
+                   for i in range(len(loss))]
+            ax1.plot(steps, avg, lw=1.2, label=f"mean of {k}")
+            ax1.legend(fontsize=7)
+        ax1.set_yscale("log")
+    ax1.set(xlabel="iteration", ylabel="Charbonnier loss (sum / batch)", title="training loss")
+    names = sorted({r["name"] for r in val})
+    for name in names:
+        rows = [r for r in val if r["name"] == name]
+        line, = ax2.plot([int(r["step"]) for r in rows], [float(r["psnr"]) for r in rows], marker=".",
+                         label=name)
+        ax2.axhline(float(rows[-1]["psnr_bicubic"]), color=line.get_color(), ls=":", lw=0.8)
+    ax2.set(xlabel="iteration", ylabel="PSNR (dB)", title="held-out PSNR (dotted: bicubic)")
+    if names:
+        ax2.legend(fontsize=7)
+    fig.tight_layout()
+    png = Path(png)
+    tmp = png.with_name(f".{png.name}.tmp{os.getpid()}.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, png)
+
+
+__all__ = ["RunLog", "plot_curves", "TRAIN_FIELDS", "VAL_FIELDS"]

@@ -1,19 +1,25 @@
 """``train(config)``: the training loop (single process or DDP under torchrun).
 
-One update: the batch of step t (a pure function of t, see ``dataset``) -> model(lr, ref) under
+One update: the batch of step t (a pure function of t, see ``pairs``) -> model(lr, ref) under
 bf16 autocast on CUDA (channels_last there too) -> Charbonnier (eps 1e-3, summed over C, H, W,
 divided by the batch; DDP's gradient averaging makes it sum / global batch) in fp32 -> backward ->
 global grad-norm (clipped if ``optim.grad_clip``; a non-finite norm skips the update on every rank
-alike) -> Adam with the lr of ``schedule.lr_at(t)``. The model never sees the HR image: only the LR
+alike) -> Adam with the lr of ``config.lr_at(t)``. The model never sees the HR image: only the LR
 input and the reference (the flow net's input is the upsampled LR, built inside the model).
 
 Checkpoints every ``run.checkpoint_every`` steps and at the end (rank 0 writes; all RNG states are
 gathered), validation every ``val.every`` steps on rank 0, Ctrl-C/SIGTERM -> checkpoint and return.
+
+Stop requests: the first SIGINT/SIGTERM sets a flag; the loop sees it between steps (so the saved
+state is always that of a whole number of updates), saves and returns. A second Ctrl-C raises
+KeyboardInterrupt at once (the loop then saves only if no update was in progress).
 """
 from __future__ import annotations
 
 import hashlib
 import os
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -21,18 +27,17 @@ import torch
 from torch.utils.data import DataLoader
 
 from .._atomic import atomic_path
+from ..baselines import bicubic
+from ..infer import super_resolve
+from ..metrics import psnr
 from ..models import CrossNet
 from ..ops import charbonnier
-from . import ckpt, distributed, rng
-from .config import TrainConfig, load_config
-from .dataset import StepBatchSampler, TrainPairs
+from . import distributed, run_state
+from .config import RESUME_HARMLESS, TrainConfig, config_differences, load_config, lr_at
 from .logs import RunLog
 from .losses import aux_weight, photometric_loss, smoothness_loss
-from .models import build_model
-from .schedule import lr_at, set_lr
-from .signals import StopRequest
-from .sources import Sources
-from .validate import validate
+from .networks import build_model
+from .pairs import Sources, StepBatchSampler, TrainPairs
 
 
 def _worker_init(_):
@@ -48,30 +53,96 @@ def _unwrap(model):
     return model.module if hasattr(model, "module") else model
 
 
-def _config_differences(old: dict, new: dict, prefix: str = "") -> list[str]:
+def _set_lr(optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+
+
+class StopRequest:
+    """Context manager installing the SIGINT/SIGTERM handlers that ask the loop to stop (main thread
+    only; elsewhere a no-op). See the module docstring."""
+
+    def __init__(self):
+        self.requested = False
+        self.signal_name = None
+        self._old = {}
+
+    def _handler(self, signum, frame):
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = True
+        self.signal_name = signal.Signals(signum).name
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for s in (signal.SIGINT, signal.SIGTERM):
+                self._old[s] = signal.signal(s, self._handler)
+        return self
+
+    def __exit__(self, *exc):
+        for s, h in self._old.items():
+            signal.signal(s, h)
+        self._old.clear()
+        return False
+
+
+@torch.no_grad()
+def validate(model, pairs: list[dict], precision: str = "fp32", window: int = 512) -> list[dict]:
+    """Validation on held-out real view pairs: PSNR of the model and of bicubic upsampling.
+
+    Evaluates ``model`` (on its device) on ``pairs`` (dicts of lr (3, h, w), ref, hr (3, H, W)
+    float32 CPU tensors, name).
+
+    The whole image is super-resolved (``super_resolve`` pads to multiples of 64 and slides
+    ``window``-sized windows), clamped to [0, 1], and compared with the HR view: PSNR on RGB,
+    no border crop (the paper's protocol). Returns one dict per pair: name, psnr, psnr_bicubic (dB).
+    """
+    was_training = model.training
+    model.eval()
     out = []
-    for k in sorted(set(old) | set(new)):
-        a, b = old.get(k), new.get(k)
-        if isinstance(a, dict) and isinstance(b, dict):
-            out += _config_differences(a, b, f"{prefix}{k}.")
-        elif a != b:
-            out.append(f"{prefix}{k}: {a!r} -> {b!r}")
+    try:
+        for s in pairs:
+            lr, ref, hr = s["lr"][None], s["ref"][None], s["hr"][None]
+            sr = super_resolve(model, lr, ref, window=window, stride=window // 2,
+                               precision=precision).cpu().float()
+            bic = bicubic(lr, model.scale, size=tuple(hr.shape[-2:])).clamp(0, 1)
+            out.append({"name": s["name"], "psnr": float(psnr(sr, hr)[0]),
+                        "psnr_bicubic": float(psnr(bic, hr)[0])})
+    finally:
+        model.train(was_training)
     return out
 
 
-# Keys that may change between a run and its resumption without changing the losses.
-_HARMLESS = ("run.out", "run.progress", "run.tensorboard", "run.plot", "run.checkpoint_every",
-             "run.keep_last", "run.log_every", "val.", "data.num_workers", "run.verify_checkpoints",
-             "optim.iterations", "data.cache_images", "run.max_minutes")
-
-
 class _Trainer:
+    """One call of :func:`train` on one process: set up in the order below, then :meth:`run`."""
+
     def __init__(self, cfg: TrainConfig, info, device, model, resume, max_steps, quiet):
         self.cfg, self.info, self.device = cfg, info, device
         self.max_steps, self.quiet = max_steps, quiet
-        r = cfg.run
-        self.out = Path(r.out)
+        self.out = Path(cfg.run.out)
         self.ckroot = self.out / "checkpoints"
+        # The order matters: the seed before the model's random initialisation, the saved RNG
+        # states restored after it, the model on its device before the optimizer sees it.
+        self._configure_torch()
+        state, weights = self._read_checkpoint(resume) if resume else (None, None)
+        self._build_model(model, state, weights)
+        start_position = self._build_optimizer(state)
+        self.start_step = self.step
+        self._wrap_ddp()
+        self._build_data(state, start_position)
+        self._open_logs()
+        self.losses: list[tuple[int, float]] = []
+        self.val_results: list[dict] = []
+        self._pending: list[tuple] = []
+        self._t_flush = time.perf_counter()
+        self._t0 = time.perf_counter()
+        self.last_checkpoint = None
+        self.replica_digests: list = []
+
+    # -- set-up steps --------------------------------------------------------------------------
+    def _configure_torch(self) -> None:
+        """Precision, memory layout, determinism switches, and the seed of every RNG."""
+        r, device = self.cfg.run, self.device
         self.precision = ("bf16" if device.type == "cuda" else "fp32") if r.precision == "auto" else r.precision
         self.channels_last = (device.type == "cuda") if r.channels_last == "auto" else bool(r.channels_last)
         if r.deterministic:
@@ -82,39 +153,33 @@ class _Trainer:
             torch.backends.cudnn.deterministic = True
         elif device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed crop size: pick the fastest kernels once
-        rng.seed_everything(r.seed)  # same seed on every rank: identical initial weights
+        run_state.seed_everything(r.seed)  # same seed on every rank: identical initial weights
 
-        state, weights = None, None
-        if resume:
-            folder = ckpt.find(resume, check=r.verify_checkpoints)
-            state, weights = ckpt.load(folder, check=r.verify_checkpoints)
-            self.resumed_from = folder
-            diffs = [d for d in _config_differences(state.get("config", {}), cfg.to_dict())
-                     if not d.startswith(_HARMLESS)]
-            model_diffs = [d for d in diffs if d.startswith("model.") and not d.startswith("model.init")]
-            if model_diffs:
-                raise ValueError(f"resume: the checkpoint's model differs from the config: {model_diffs}")
-            if diffs:
-                self.note(f"resume: config differs from the checkpoint's ({'; '.join(diffs)}); "
-                          "the continuation will not match an uninterrupted run exactly")
+    def _read_checkpoint(self, resume) -> tuple[dict, Path]:
+        """(state, weights file) of the checkpoint ``resume`` names; refuses a different model, and
+        says which other settings changed since it was written."""
+        r = self.cfg.run
+        folder = run_state.find(resume, check=r.verify_checkpoints)
+        state, weights = run_state.load(folder, check=r.verify_checkpoints)
+        self.resumed_from = folder
+        diffs = [d for d in config_differences(state.get("config", {}), self.cfg.to_dict())
+                 if not d.startswith(RESUME_HARMLESS)]
+        model_diffs = [d for d in diffs if d.startswith("model.") and not d.startswith("model.init")]
+        if model_diffs:
+            raise ValueError(f"resume: the checkpoint's model differs from the config: {model_diffs}")
+        if diffs:
+            self.note(f"resume: config differs from the checkpoint's ({'; '.join(diffs)}); "
+                      "the continuation will not match an uninterrupted run exactly")
+        return state, weights
+
+    def _build_model(self, model, state, weights) -> None:
+        """``self.model`` (the given one, or the one ``[model]`` describes) with its starting weights,
+        on the device; ``self.params``: the parameters the optimizer updates."""
+        cfg = self.cfg
         self.model = model if model is not None else build_model(cfg.model)
-        # The whole model first, then (overriding it) the SISR front end.
-        if cfg.model.init and state is None:
-            left = ckpt.load_weights(self.model, Path(cfg.model.init), strict=cfg.model.init_strict)
-            self.note(f"initialised from {cfg.model.init}"
-                      + (f" ({len(left)} tensors absent there keep their fresh initialisation: "
-                         f"{left[:4]}...)" if left else ""))
-        if cfg.model.init_sisr and state is None:
-            if not hasattr(self.model, "sisr"):
-                raise ValueError("config model.init_sisr: the model has no SISR front end")
-            # A SISRModel stores its network under "net."; CrossNet's front end is "sisr.".
-            ckpt.load_weights(self.model.sisr, Path(cfg.model.init_sisr), strict=True,
-                              prefix_map=("net.", ""))
-            self.note(f"SISR front end initialised from {cfg.model.init_sisr}")
-        if weights is not None:
-            ckpt.load_weights(self.model, weights)
+        self._load_starting_weights(state, weights)
         self._freeze_unused()
-        self.model.to(device)
+        self.model.to(self.device)
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
@@ -122,7 +187,29 @@ class _Trainer:
         if self.aux_losses and not isinstance(self.model, CrossNet):
             raise ValueError("config optim.photometric/optim.smoothness: flow losses need model.name = "
                              f"'crossnet', got {type(self.model).__name__}")
-        o = cfg.optim
+
+    def _load_starting_weights(self, state, weights) -> None:
+        """A resumed run: the checkpoint's weights. A fresh one: ``model.init`` (the whole model),
+        then ``model.init_sisr`` (overriding the SISR front end), if set; else the random ones."""
+        m = self.cfg.model
+        if m.init and state is None:
+            left = run_state.load_weights(self.model, Path(m.init), strict=m.init_strict)
+            self.note(f"initialised from {m.init}"
+                      + (f" ({len(left)} tensors absent there keep their fresh initialisation: "
+                         f"{left[:4]}...)" if left else ""))
+        if m.init_sisr and state is None:
+            if not hasattr(self.model, "sisr"):
+                raise ValueError("config model.init_sisr: the model has no SISR front end")
+            # A SISRModel stores its network under "net."; CrossNet's front end is "sisr.".
+            run_state.load_weights(self.model.sisr, Path(m.init_sisr), strict=True, prefix_map=("net.", ""))
+            self.note(f"SISR front end initialised from {m.init_sisr}")
+        if weights is not None:
+            run_state.load_weights(self.model, weights)
+
+    def _build_optimizer(self, state) -> int | None:
+        """``self.opt``, ``self.step``, ``self.skipped``, and on resume the saved optimizer and RNG
+        states; returns the saved data position (None for a fresh run)."""
+        o, info = self.cfg.optim, self.info
         # One Adam for the whole run: lr steps only change param_group["lr"] (moments kept).
         self.opt = torch.optim.Adam(self.params, lr=o.lr, betas=tuple(o.betas), eps=o.eps,
                                     weight_decay=o.weight_decay)
@@ -135,23 +222,30 @@ class _Trainer:
             ranks = state["rng"]
             if len(ranks) != info.world:
                 self.note(f"resume: saved with {len(ranks)} processes, running {info.world}")
-            rng.restore(ranks[info.rank % len(ranks)])
-        self.start_step = self.step
+            run_state.restore_rng(ranks[info.rank % len(ranks)])
+        return start_position
+
+    def _wrap_ddp(self) -> None:
+        """``self.ddp``: the model the loop calls (DistributedDataParallel under torchrun)."""
         self.ddp = self.model
-        if info.enabled:
+        if self.info.enabled:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
-            self.ddp = DDP(self.model, device_ids=[device.index] if device.type == "cuda" else None,
-                           find_unused_parameters=r.find_unused_parameters)
+            dev = self.device
+            self.ddp = DDP(self.model, device_ids=[dev.index] if dev.type == "cuda" else None,
+                           find_unused_parameters=self.cfg.run.find_unused_parameters)
 
+    def _build_data(self, state, start_position) -> None:
+        """The training stream from ``self.step`` on (``self.loader``) and the held-out pairs."""
+        cfg, info, device = self.cfg, self.info, self.device
         self.sources = Sources(cfg.data, cfg.model.scale, cfg.val)
         self.dataset = TrainPairs(self.sources, cfg)
         if state is not None:
             saved = state["data"]
-            if saved.get("epoch_size") != self.dataset.epoch_size or saved.get("seed") != r.seed:
+            if saved.get("epoch_size") != self.dataset.epoch_size or saved.get("seed") != cfg.run.seed:
                 self.note("resume: the data (epoch size or seed) changed since the checkpoint; "
                           "the sample order will differ from an uninterrupted run")
-        self.sampler = StepBatchSampler(self.step, o.iterations, cfg.data.batch_size, info.rank,
+        self.sampler = StepBatchSampler(self.step, cfg.optim.iterations, cfg.data.batch_size, info.rank,
                                         info.world, start_position)
         nw = cfg.data.num_workers
         self.loader = DataLoader(self.dataset, batch_sampler=self.sampler, num_workers=nw,
@@ -160,19 +254,16 @@ class _Trainer:
                                  prefetch_factor=4 if nw else None, persistent_workers=False)
         self.val_pairs = (self.sources.validation_pairs(cfg.data.degradation, cfg.val.max_size)
                           if info.main else [])
-        self.log = RunLog(self.out, self.step, enabled=info.main, tensorboard=r.tensorboard, plot=r.plot)
+
+    def _open_logs(self) -> None:
+        """The run's logs and ``<out>/config.json`` (rank 0 writes)."""
+        r = self.cfg.run
+        self.log = RunLog(self.out, self.step, enabled=self.info.main, tensorboard=r.tensorboard, plot=r.plot)
         for n in self.log.notes:
             self.note(n)
-        if info.main:
+        if self.info.main:
             self.out.mkdir(parents=True, exist_ok=True)
-            ckpt.write_json_atomic(self.out / "config.json", cfg.to_dict())
-        self.losses: list[tuple[int, float]] = []
-        self.val_results: list[dict] = []
-        self._pending: list[tuple] = []
-        self._t_flush = time.perf_counter()
-        self._t0 = time.perf_counter()
-        self.last_checkpoint = None
-        self.replica_digests: list = []
+            run_state.write_json_atomic(self.out / "config.json", self.cfg.to_dict())
 
     # -- helpers -------------------------------------------------------------------------------
     def note(self, msg: str) -> None:
@@ -229,7 +320,7 @@ class _Trainer:
         if len(set(digests)) > 1:
             raise RuntimeError(f"DDP replicas differ at step {self.step}: parameter digests {digests}")
         self.replica_digests = digests
-        states = distributed.gather_objects(self.info, rng.capture())
+        states = distributed.gather_objects(self.info, run_state.capture_rng())
         if self.info.main:
             d = self.cfg.data
             state = {
@@ -243,8 +334,8 @@ class _Trainer:
                 "replica_digests": digests,
                 "config": self.cfg.to_dict(),
             }
-            self.last_checkpoint = ckpt.save(self.ckroot, self.step, _unwrap(self.model), state)
-            ckpt.prune(self.ckroot, self.cfg.run.keep_last)
+            self.last_checkpoint = run_state.save(self.ckroot, self.step, _unwrap(self.model), state)
+            run_state.prune(self.ckroot, self.cfg.run.keep_last)
         distributed.barrier(self.info)
 
     def run_validation(self) -> None:
@@ -268,7 +359,7 @@ class _Trainer:
         path = self.out / "model.safetensors"
         # A failed write (full disk, ...) leaves the old file and no partial one, and names ``path``.
         with atomic_path(path) as tmp:
-            ckpt.save_weights(_unwrap(self.model), Path(tmp))
+            run_state.save_weights(_unwrap(self.model), Path(tmp))
         return path
 
     # -- the loop ------------------------------------------------------------------------------
@@ -286,7 +377,7 @@ class _Trainer:
     def _update(self, batch) -> None:
         cfg, dev = self.cfg, self.device
         lr_now = lr_at(self.step, cfg.optim)
-        set_lr(self.opt, lr_now)
+        _set_lr(self.opt, lr_now)
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
         lr_img = batch["lr"].to(dev, non_blocking=True).contiguous(memory_format=fmt)
         ref = batch["ref"].to(dev, non_blocking=True).contiguous(memory_format=fmt)
@@ -429,7 +520,7 @@ def train(config=None, *, model=None, resume=None, out=None, overrides=None, max
         raise TypeError("model must have an int `scale` attribute (the validation needs it)")
     if model is not None and getattr(model, "scale") != cfg.model.scale:
         raise ValueError(f"model.scale is {model.scale} but config model.scale is {cfg.model.scale}")
-    latest = Path(cfg.run.out) / "checkpoints" / ckpt.LATEST
+    latest = Path(cfg.run.out) / "checkpoints" / run_state.LATEST
     if resume is None and latest.is_file():
         # A fresh run there would delete the old run's logs and keep its checkpoints of the same
         # steps (a later resume would mix the two runs): never destroy an existing run.

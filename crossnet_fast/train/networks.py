@@ -1,5 +1,9 @@
 """The networks the trainer can build from ``[model]``: CrossNet, the SISR baselines, a tiny RefSR.
 
+CrossNet and the SISR networks themselves live in :mod:`crossnet_fast.models`; this file adds only
+what training needs on top: :func:`build_model`, the SISR baselines behind the RefSR call signature
+(:class:`SISRModel`) and a small network for smoke tests (:class:`TinyRefSR`).
+
 Every one is called as ``model(lr, ref)`` with lr (N, 3, H/s, W/s) and ref (N, 3, H, W) float in
 [0, 1] and returns (N, 3, H, W); each has an int ``scale`` (what ``super_resolve`` needs).
 """
@@ -8,7 +12,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..models.sisr import bicubic_upsample, build_sisr
+from ..models import CrossNet
+from ..models.sisr import build_sisr, upsample_bicubic_torch
 from ..ops import backward_warp
 
 
@@ -59,7 +64,7 @@ class TinyRefSR(nn.Module):
         return {"name": "tiny", "scale": self.scale, "channels": self.channels}
 
     def forward(self, lr: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
-        lr_up = bicubic_upsample(lr, self.scale)
+        lr_up = upsample_bicubic_torch(lr, self.scale)
         flow = self.flow(torch.cat((lr_up, ref), 1))
         feat = self.encode(ref)
         warped = backward_warp(feat.float().contiguous(), flow.float().contiguous(),
@@ -70,8 +75,6 @@ class TinyRefSR(nn.Module):
 def build_model(model_cfg) -> nn.Module:
     """The network described by a ``ModelConfig`` (randomly initialised from torch's RNG)."""
     if model_cfg.name == "crossnet":
-        from ..models import CrossNet
-
         return CrossNet(scale=model_cfg.scale, config=model_cfg.config, sisr=model_cfg.sisr,
                         backend=model_cfg.backend, freeze_sisr=model_cfg.freeze_sisr,
                         **dict(model_cfg.options))

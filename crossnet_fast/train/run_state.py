@@ -1,4 +1,7 @@
-"""Training checkpoints: atomic directories of safetensors + JSON, a ``latest.json`` pointer, keep-K.
+"""The state of a training run on disk: resumable checkpoints, their encoding without pickle, RNGs.
+
+(Model files for users, written by ``CrossNet.save``, are :mod:`crossnet_fast.checkpoint`'s; a
+training checkpoint holds one of those plus everything an exact resume needs.)
 
 Layout of ``<out>/checkpoints``::
 
@@ -11,22 +14,128 @@ Layout of ``<out>/checkpoints``::
 A checkpoint is written into a hidden temporary folder, every file fsynced, and renamed into place
 in one ``os.replace``; only then is ``latest.json`` replaced (also atomically). A crash at any
 moment leaves ``latest.json`` naming a complete checkpoint; leftover temporary folders are ignored
-and removed by the next save. Nothing is ever pickled.
+and removed by the next save. Nothing is ever pickled: :func:`encode_state` turns the nested state
+(``optimizer.state_dict()``, RNG states, ...) into JSON plus a flat dict of tensors.
+
+RNGs: the data stream does not depend on the global RNGs (it is seeded per sample, see
+:mod:`.pairs`), but the model's initialisation and anything a user plugs in (dropout, custom
+augmentations) do, so :func:`capture_rng` states are saved per rank and restored on resume.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import random
 import re
 import shutil
 from pathlib import Path
 
+import numpy as np
+import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .._atomic import atomic_path
-from . import state_io
+from ..checkpoint import save_model
+from ..models import CrossNet
+
+
+# -- RNG states ------------------------------------------------------------------------------------
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed % (2 ** 32))
+    torch.manual_seed(seed)  # also seeds every CUDA device
+
+
+def capture_rng() -> dict:
+    """The current RNG states (python, numpy, torch CPU and CUDA; store with :func:`encode_state`)."""
+    state = {"python": random.getstate(), "numpy": np.random.get_state(),
+             "torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state: dict) -> None:
+    """Set the RNG states captured by :func:`capture_rng`."""
+    random.setstate(_tuplify(state["python"]))
+    np.random.set_state(tuple(state["numpy"]))
+    torch.set_rng_state(state["torch"].to(torch.uint8))
+    if "cuda" in state and torch.cuda.is_available():
+        states = state["cuda"]
+        if len(states) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all([s.to(torch.uint8) for s in states])
+
+
+def _tuplify(x):
+    return tuple(_tuplify(v) for v in x) if isinstance(x, (list, tuple)) else x
+
+
+# -- nested state <-> (JSON, tensors) --------------------------------------------------------------
+
+# encode_state walks dicts, lists, tuples, numbers, strings, bytes, numpy arrays and tensors; tensors
+# (and arrays) go to a flat {key: tensor} dict (saved with safetensors) and are replaced in the JSON
+# tree by {"__tensor__": key}. decode_state inverts it exactly (dtypes, tuples, integer dict keys
+# included), e.g. for optimizer.state_dict() and the numpy/python RNG states.
+_T, _A, _TUP, _ITEMS, _BYTES = "__tensor__", "__ndarray__", "__tuple__", "__items__", "__bytes__"
+
+
+def encode_state(obj, tensors: dict, prefix: str = "s"):
+    """JSON-able tree of ``obj``; tensors are added to ``tensors`` under keys starting with ``prefix``."""
+    if isinstance(obj, torch.Tensor):
+        key = f"{prefix}#{len(tensors)}"
+        # clone(): safetensors refuses tensors sharing storage; contiguous CPU bytes are stored.
+        tensors[key] = obj.detach().to("cpu").contiguous().clone()
+        return {_T: key}
+    if isinstance(obj, np.ndarray):
+        key = f"{prefix}#{len(tensors)}"
+        tensors[key] = torch.from_numpy(np.ascontiguousarray(obj).copy())
+        return {_A: key}
+    if isinstance(obj, (bool, int, float, str)) or obj is None:
+        return obj
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, bytes):
+        return {_BYTES: obj.hex()}
+    if isinstance(obj, tuple):
+        return {_TUP: [encode_state(v, tensors, f"{prefix}.{i}") for i, v in enumerate(obj)]}
+    if isinstance(obj, list):
+        return [encode_state(v, tensors, f"{prefix}.{i}") for i, v in enumerate(obj)]
+    if isinstance(obj, dict):
+        if all(isinstance(k, str) and not k.startswith("__") for k in obj):
+            return {k: encode_state(v, tensors, f"{prefix}.{k}") for k, v in obj.items()}
+        return {_ITEMS: [[encode_state(k, tensors, f"{prefix}.k"), encode_state(v, tensors, f"{prefix}.{k}")]
+                         for k, v in obj.items()]}
+    raise TypeError(f"cannot store a {type(obj).__name__} in a checkpoint without pickle")
+
+
+def decode_state(tree, tensors: dict):
+    """Inverse of :func:`encode_state`."""
+    if isinstance(tree, list):
+        return [decode_state(v, tensors) for v in tree]
+    if isinstance(tree, dict):
+        if _T in tree:
+            return tensors[tree[_T]]
+        if _A in tree:
+            return tensors[tree[_A]].numpy().copy()
+        if _TUP in tree:
+            return tuple(decode_state(v, tensors) for v in tree[_TUP])
+        if _ITEMS in tree:
+            return {_hashable(decode_state(k, tensors)): decode_state(v, tensors) for k, v in tree[_ITEMS]}
+        if _BYTES in tree:
+            return bytes.fromhex(tree[_BYTES])
+        return {k: decode_state(v, tensors) for k, v in tree.items()}
+    return tree
+
+
+def _hashable(k):
+    return tuple(k) if isinstance(k, list) else k
+
+
+# -- checkpoint folders ----------------------------------------------------------------------------
 
 LATEST = "latest.json"
 _STEP_DIR = re.compile(r"^step_(\d+)$")
@@ -94,11 +203,7 @@ def _save_file(tensors: dict, path: Path, metadata=None) -> None:
 def save_weights(model, path: Path) -> None:
     """The model's weights as safetensors; a CrossNet through ``crossnet_fast.checkpoint.save_model``
     (so ``load_model`` reads it), anything else with its ``config`` (if any) in the metadata."""
-    from ..models import CrossNet
-
     if isinstance(model, CrossNet):
-        from ..checkpoint import save_model
-
         save_model(model, path)
         return
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
@@ -135,7 +240,7 @@ def save(ckpt_root, step: int, model, state: dict) -> Path:
     """Write checkpoint ``step`` atomically, point ``latest.json`` at it; returns its folder.
 
     ``state``: nested training state (optimizer state dict, RNG states, data position, ...),
-    stored as ``state.json`` + ``state.safetensors`` via :mod:`state_io`. If the folder for this
+    stored as ``state.json`` + ``state.safetensors`` via :func:`encode_state`. If the folder for this
     step already exists (complete: it is only ever created by a rename), it is kept as it is.
     """
     root = Path(ckpt_root)
@@ -150,7 +255,7 @@ def save(ckpt_root, step: int, model, state: dict) -> Path:
             save_weights(model, tmp / "model.safetensors")
             _stage("model")
             tensors: dict = {}
-            tree = state_io.encode(state, tensors)
+            tree = encode_state(state, tensors)
             _save_file(tensors, tmp / "state.safetensors")
             _stage("state")
             files = {}
@@ -264,10 +369,11 @@ def load(folder, check: bool = True) -> tuple[dict, Path]:
     folder = Path(folder)
     doc = verify(folder) if check else json.loads((folder / "state.json").read_text())
     tensors = load_file(str(folder / "state.safetensors"), device="cpu")
-    state = state_io.decode(doc["state"], tensors)
+    state = decode_state(doc["state"], tensors)
     state["step"] = doc["step"]
     return state, folder / "model.safetensors"
 
 
-__all__ = ["save", "load", "find", "prune", "verify", "list_checkpoints", "save_weights",
-           "load_weights", "write_json_atomic", "LATEST"]
+__all__ = ["save", "load", "find", "prune", "verify", "list_checkpoints", "step_dir_name", "save_weights",
+           "load_weights", "write_json_atomic", "LATEST", "encode_state", "decode_state", "seed_everything",
+           "capture_rng", "restore_rng"]
