@@ -25,7 +25,7 @@ from .encoder import Encoder
 from .corrflow import CorrelationFlow, hr_pyramid
 from .flownet import FlowNetSPlus
 from .refine import LocalSearchRefinement
-from .sisr import build_sisr, upsample_bicubic_torch as bicubic_upsample  # PyTorch's bicubic
+from .sisr import build_sisr, upsample_bicubic_torch
 
 CONFIGS = ("official", "paper")
 SISRS = ("mdsr", "bicubic", "srcnn", "vdsr")
@@ -254,7 +254,7 @@ class CrossNet(nn.Module):
 
     def upsample(self, lr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(lr_up, lr_sr): bicubic and SISR upsamplings of lr, each (N, 3, H, W)."""
-        lr_up = bicubic_upsample(lr, self.scale)
+        lr_up = upsample_bicubic_torch(lr, self.scale)
         if self.cfg.sisr == "bicubic":
             return lr_up, lr_up
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.sisr_frozen):
@@ -272,7 +272,7 @@ class CrossNet(nn.Module):
         upsampled back; ref's dtype, no gradient (an input, not a weight)."""
         with torch.no_grad():
             low = degrade(ref.float(), self.scale)
-            return low.to(ref.dtype), bicubic_upsample(low, self.scale).to(ref.dtype)
+            return low.to(ref.dtype), upsample_bicubic_torch(low, self.scale).to(ref.dtype)
 
     def initial_flow(self, lr_up: torch.Tensor, ref_low: torch.Tensor) -> torch.Tensor:
         """The ``flow_init="patchmatch"`` start of V0: (N, 2, H, W) float32 integer px, the
