@@ -31,9 +31,6 @@ def correlation(f1: torch.Tensor, f2: torch.Tensor, max_displacement: int, dilat
     d, s = max_displacement, stride
     ho, wo = -(-h // s), -(-w // s)
     compute = torch.float64 if f1.dtype == torch.float64 else torch.float32
-    side = 2 * d + 1
-    if c == 0 or n == 0 or ho == 0 or wo == 0:
-        return f1.new_zeros((n, side * side, ho, wo))
     pad = d * dilation
     a = f1.to(compute)[:, :, ::s, ::s]  # (N, C, Ho, Wo)
     b = F.pad(f2.to(compute), (pad, pad, pad, pad))
@@ -48,5 +45,5 @@ def correlation(f1: torch.Tensor, f2: torch.Tensor, max_displacement: int, dilat
             col_ok = ((cols + dx * dilation >= 0) & (cols + dx * dilation < w)).view(1, wo)
             shifted = b[:, :, oy : oy + (ho - 1) * s + 1 : s, ox : ox + (wo - 1) * s + 1 : s]
             prod = torch.where(row_ok & col_ok, a * shifted, torch.zeros((), dtype=compute, device=f1.device))
-            planes.append(prod.sum(1) / c)
+            planes.append(prod.sum(1) / max(c, 1))  # C == 0: an empty sum, 0
     return torch.stack(planes, dim=1).to(f1.dtype)
