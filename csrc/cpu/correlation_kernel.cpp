@@ -14,6 +14,7 @@
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
+#include <c10/util/accumulate.h>
 #include <torch/library.h>
 
 #include <algorithm>
@@ -65,16 +66,36 @@ inline ColumnMap column_map(const Geometry& g, int64_t dx) {
   return m;
 }
 
+// Columns per vector tile of the edge paths. A tile that overlaps a row's valid columns is computed
+// whole and its lanes outside them discarded (selected away, never added), so its loads may reach
+// up to kTile - 1 elements past either end of a working array: those carry kTile zeros each side.
+constexpr int64_t kTile = 8;
+
+// A working array of `sizes` in dtype T, inside kTile zeros each side (see kTile).
+at::Tensor working_array(at::IntArrayRef sizes, const at::TensorOptions& options) {
+  const int64_t numel = c10::multiply_integers(sizes);
+  at::Tensor flat = at::empty({numel + 2 * kTile}, options);
+  flat.narrow(0, 0, kTile).zero_();
+  flat.narrow(0, numel + kTile, kTile).zero_();
+  return flat.narrow(0, kTile, numel).view(sizes);
+}
+
 // f1 at its read points as (N, Ho, C, Wo); f2 as (N, H, s, C, Wo) (phase p's columns, zero past
-// phase_cols(p): those are never read). Both in T.
+// phase_cols(p)); grad_out as (N, K, Ho, Wo). All in T.
 at::Tensor f1_working(const at::Tensor& f1, const Geometry& g, at::ScalarType T) {
   const at::Tensor read = g.s == 1 ? f1 : f1.slice(2, 0, g.H, g.s).slice(3, 0, g.W, g.s);
-  return read.permute({0, 2, 1, 3}).to(T).contiguous();
+  at::Tensor out = working_array({g.N, g.Ho, g.C, g.Wo}, f1.options().dtype(T));
+  out.copy_(read.permute({0, 2, 1, 3}));
+  return out;
 }
 
 at::Tensor f2_working(const at::Tensor& f2, const Geometry& g, at::ScalarType T) {
-  if (g.s == 1) return f2.permute({0, 2, 1, 3}).to(T).contiguous().view({g.N, g.H, 1, g.C, g.W});
-  at::Tensor out = at::zeros({g.N, g.H, g.s, g.C, g.Wo}, f2.options().dtype(T));
+  at::Tensor out = working_array({g.N, g.H, g.s, g.C, g.Wo}, f2.options().dtype(T));
+  if (g.s == 1) {
+    out.select(2, 0).copy_(f2.permute({0, 2, 1, 3}));
+    return out;
+  }
+  out.zero_();
   for (int64_t p = 0; p < std::min(g.s, g.W); ++p) {
     const int64_t cols = g.phase_cols(p);
     out.select(2, p).narrow(3, 0, cols).copy_(f2.slice(3, p, g.W, g.s).permute({0, 2, 1, 3}));
@@ -82,8 +103,17 @@ at::Tensor f2_working(const at::Tensor& f2, const Geometry& g, at::ScalarType T)
   return out;
 }
 
+at::Tensor grad_out_working(const at::Tensor& grad_out, at::ScalarType T) {
+  at::Tensor out = working_array(grad_out.sizes(), grad_out.options().dtype(T));
+  out.copy_(grad_out);
+  return out;
+}
+
 // ---------------------------------------------------------------------------------------------
-// Forward: out[q] = sum_c a[c*ld + q] * b[c*ld + q + shift] for q in [lo, hi), 0 elsewhere in [0, Q).
+// Forward: out_k[q] = (sum_c a[c*ld + q] * b_k[c*ld + q + shift_k]) / C for q in [lo_k, hi_k), 0
+// elsewhere in [0, Q). Every column's sum runs over c = 0..C-1 from 0, whichever tile computes it.
+
+constexpr int64_t kWide = 32;  // columns of the main tiles
 
 template <int JB, typename T>
 CORR_INLINE void dot_columns_tile(const T* a, const T* b, int64_t ld, int64_t C, T c_count, T* out) {
@@ -96,10 +126,30 @@ CORR_INLINE void dot_columns_tile(const T* a, const T* b, int64_t ld, int64_t C,
   for (int l = 0; l < JB; ++l) out[l] = acc[l] / c_count;
 }
 
-// Same sums for a run of n < 8 columns.
+// Two displacements of one tile: each a column read once for both (twice the independent sums).
+template <int JB, typename T>
+CORR_INLINE void dot_columns_tile2(const T* a, const T* b0, const T* b1, int64_t ld, int64_t C, T c_count, T* out0,
+                                   T* out1) {
+  T acc0[JB] = {}, acc1[JB] = {};
+  for (int64_t c = 0; c < C; ++c) {
+    const T* ar = a + c * ld;
+    const T* br0 = b0 + c * ld;
+    const T* br1 = b1 + c * ld;
+    for (int l = 0; l < JB; ++l) {
+      acc0[l] += ar[l] * br0[l];
+      acc1[l] += ar[l] * br1[l];
+    }
+  }
+  for (int l = 0; l < JB; ++l) {
+    out0[l] = acc0[l] / c_count;
+    out1[l] = acc1[l] / c_count;
+  }
+}
+
+// Same sums for a run of n < kTile columns (rows narrower than a tile).
 template <typename T>
 CORR_INLINE void dot_columns_tail(const T* a, const T* b, int64_t ld, int64_t C, T c_count, T* out, int64_t n) {
-  T acc[8] = {};
+  T acc[kTile] = {};
   for (int64_t c = 0; c < C; ++c) {
     const T* ar = a + c * ld;
     const T* br = b + c * ld;
@@ -108,17 +158,29 @@ CORR_INLINE void dot_columns_tail(const T* a, const T* b, int64_t ld, int64_t C,
   for (int64_t l = 0; l < n; ++l) out[l] = acc[l] / c_count;
 }
 
-// One output row (C x Q block a against f2's block b at one displacement) into out (Q values).
+// The columns [lo, hi) of one displacement's row that the main tiles [f0, f1) left, by kTile-column
+// tiles; the last one moved back to end inside [0, Q): its extra columns are recomputed alike or
+// zeroed by the caller.
 template <typename T>
-CORR_INLINE void dot_columns(const T* a, const T* b, int64_t shift, int64_t ld, int64_t C, int64_t Q, int64_t lo,
-                             int64_t hi, T* out) {
+CORR_INLINE void dot_columns_edges(const T* a, const T* b, int64_t shift, int64_t ld, int64_t C, int64_t Q,
+                                   int64_t lo, int64_t hi, int64_t f0, int64_t f1, T* out) {
   const T c_count = static_cast<T>(C);
-  for (int64_t q = 0; q < lo; ++q) out[q] = T(0);
-  for (int64_t q = hi; q < Q; ++q) out[q] = T(0);
-  int64_t q = lo;
-  for (; q + 32 <= hi; q += 32) dot_columns_tile<32>(a + q, b + q + shift, ld, C, c_count, out + q);
-  for (; q + 8 <= hi; q += 8) dot_columns_tile<8>(a + q, b + q + shift, ld, C, c_count, out + q);
-  if (q < hi) dot_columns_tail(a + q, b + q + shift, ld, C, c_count, out + q, hi - q);
+  const auto run = [&](int64_t from, int64_t to) {
+    if (Q < kTile) {
+      if (from < to) dot_columns_tail(a + from, b + (from + shift), ld, C, c_count, out + from, to - from);
+      return;
+    }
+    for (int64_t q = from; q < to; q += kTile) {
+      const int64_t start = std::min(q, Q - kTile);
+      dot_columns_tile<kTile>(a + start, b + (start + shift), ld, C, c_count, out + start);
+    }
+  };
+  if (f0 < f1) {
+    run(lo, f0);
+    run(f1, hi);
+  } else {
+    run(lo, hi);
+  }
 }
 
 template <typename T, typename scalar_t>
@@ -129,27 +191,58 @@ struct ForwardArgs {
   scalar_t* out;  // (N, K, Ho, Wo)
 };
 
-// Output rows [begin, end) of n * Ho + i.
+// Output rows [begin, end) of n * Ho + i. Per displacement row dy, the main tiles run tile by tile
+// over all dx (a tile of f1 and the dx's f2 columns stay in L1 meanwhile), two dx at a time.
 template <typename T, typename scalar_t>
 CORR_INLINE void forward_rows(const ForwardArgs<T, scalar_t>& args, int64_t begin, int64_t end) {
   const Geometry& g = args.g;
-  std::vector<T> row(g.Wo);
+  const T c_count = static_cast<T>(g.C);
+  std::vector<T> rows(g.side * g.Wo);  // the row of each dx of one dy
+  std::vector<ColumnMap> maps(g.side);
+  std::vector<const T*> bs(g.side);
+  std::vector<int64_t> f0(g.side), f1(g.side);
   for (int64_t r = begin; r < end; ++r) {
     const int64_t n = r / g.Ho, i = r % g.Ho;
     const T* a = args.A + r * g.C * g.Wo;
     for (int64_t dy = -g.D; dy <= g.D; ++dy) {
       const int64_t yy = i * g.s + dy * g.dil;
-      for (int64_t dx = -g.D; dx <= g.D; ++dx) {
-        const int64_t k = (dy + g.D) * g.side + (dx + g.D);
-        scalar_t* dst = args.out + ((n * g.K + k) * g.Ho + i) * g.Wo;
-        if (yy < 0 || yy >= g.H) {
-          std::fill(dst, dst + g.Wo, scalar_t(0));
-          continue;
+      scalar_t* dst = args.out + ((n * g.K + (dy + g.D) * g.side) * g.Ho + i) * g.Wo;
+      const int64_t plane = g.Ho * g.Wo;
+      if (yy < 0 || yy >= g.H) {
+        for (int64_t x = 0; x < g.side; ++x) std::fill(dst + x * plane, dst + x * plane + g.Wo, scalar_t(0));
+        continue;
+      }
+      for (int64_t x = 0; x < g.side; ++x) {
+        maps[x] = column_map(g, x - g.D);
+        bs[x] = args.B + ((n * g.H + yy) * g.s + maps[x].p) * g.C * g.Wo;
+        f0[x] = (maps[x].lo + kWide - 1) / kWide * kWide;  // the main tiles of dx: [f0, f1)
+        f1[x] = maps[x].hi / kWide * kWide;
+      }
+      for (int64_t q0 = 0; q0 + kWide <= g.Wo; q0 += kWide) {
+        int64_t pending = -1;  // a dx waiting for a partner
+        for (int64_t x = 0; x < g.side; ++x) {
+          if (q0 < f0[x] || q0 + kWide > f1[x]) continue;
+          if (pending < 0) {
+            pending = x;
+            continue;
+          }
+          const int64_t x0 = pending;
+          dot_columns_tile2<kWide>(a + q0, bs[x0] + (q0 + maps[x0].shift), bs[x] + (q0 + maps[x].shift), g.Wo, g.C,
+                                   c_count, rows.data() + x0 * g.Wo + q0, rows.data() + x * g.Wo + q0);
+          pending = -1;
         }
-        const ColumnMap m = column_map(g, dx);
-        const T* b = args.B + ((n * g.H + yy) * g.s + m.p) * g.C * g.Wo;
-        dot_columns(a, b, m.shift, g.Wo, g.C, g.Wo, m.lo, m.hi, row.data());
-        for (int64_t q = 0; q < g.Wo; ++q) dst[q] = static_cast<scalar_t>(row[q]);
+        if (pending >= 0)
+          dot_columns_tile<kWide>(a + q0, bs[pending] + (q0 + maps[pending].shift), g.Wo, g.C, c_count,
+                                  rows.data() + pending * g.Wo + q0);
+      }
+      for (int64_t x = 0; x < g.side; ++x) {
+        const ColumnMap& m = maps[x];
+        T* row = rows.data() + x * g.Wo;
+        if (m.lo < m.hi) dot_columns_edges(a, bs[x], m.shift, g.Wo, g.C, g.Wo, m.lo, m.hi, f0[x], f1[x], row);
+        for (int64_t q = 0; q < m.lo; ++q) row[q] = T(0);
+        for (int64_t q = std::max(m.lo, m.hi); q < g.Wo; ++q) row[q] = T(0);
+        scalar_t* out = dst + x * plane;
+        for (int64_t q = 0; q < g.Wo; ++q) out[q] = static_cast<scalar_t>(row[q]);
       }
     }
   }
@@ -181,8 +274,16 @@ CORR_INLINE void gather_tile(const Term<T>* terms, int64_t nt, int64_t ld, int64
       for (int cb = 0; cb < CB; ++cb)
         for (int l = 0; l < JB; ++l) acc[cb][l] += u[l] * v[cb * ld + l];
     } else {
+      // The whole tile, the lanes outside [lo, hi) selected away (their loads stay inside the
+      // working arrays' margins, see kTile).
+      const T* u = tm.u + (tm.u_off + q0);
+      const T* v = tm.v + (c0 * ld + tm.v_off + q0);
+      const int64_t first = lo - q0, last = hi - q0;
       for (int cb = 0; cb < CB; ++cb)
-        for (int64_t q = lo; q < hi; ++q) acc[cb][q - q0] += tm.u[tm.u_off + q] * tm.v[(c0 + cb) * ld + tm.v_off + q];
+        for (int l = 0; l < JB; ++l) {
+          const T sum = acc[cb][l] + u[l] * v[cb * ld + l];
+          acc[cb][l] = l >= first && l < last ? sum : acc[cb][l];
+        }
     }
   }
   for (int cb = 0; cb < CB; ++cb)
@@ -206,10 +307,11 @@ CORR_INLINE void gather_tail(const Term<T>* terms, int64_t nt, int64_t ld, int64
 template <typename T>
 CORR_INLINE void gather_block(const Term<T>* terms, int64_t nt, int64_t ld, int64_t C, int64_t Q, T* out) {
   const T c_count = static_cast<T>(C);
-  constexpr int JB = 8, CB = 4;
+  constexpr int JB = kTile, CB = 4;
   int64_t q0 = 0;
   for (; q0 + JB <= Q; q0 += JB) {
     int64_t c = 0;
+    for (; c + 2 * CB <= C; c += 2 * CB) gather_tile<2 * CB, JB>(terms, nt, ld, c, q0, c_count, out, Q);
     for (; c + CB <= C; c += CB) gather_tile<CB, JB>(terms, nt, ld, c, q0, c_count, out, Q);
     for (; c < C; ++c) gather_tile<1, JB>(terms, nt, ld, c, q0, c_count, out, Q);
   }
@@ -366,7 +468,7 @@ std::tuple<at::Tensor, at::Tensor> correlation_backward_cpu(const at::Tensor& gr
   at::Tensor grad2 = output_mask[1] ? at::empty(f2.sizes(), contiguous) : at::empty({0}, f2.options());
   if (f1.numel() > 0) {  // else nothing to write: C == 0 or an empty batch or plane
     const at::ScalarType T = accumulate_type(f1.scalar_type());
-    const at::Tensor G = grad_out.to(T).contiguous();
+    const at::Tensor G = grad_out_working(grad_out, T);
     const at::Tensor A = output_mask[1] ? f1_working(f1, g, T) : at::Tensor();
     const at::Tensor B = output_mask[0] ? f2_working(f2, g, T) : at::Tensor();
     AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, f1.scalar_type(), "correlation_backward_cpu", [&] {

@@ -153,10 +153,12 @@ def test_cpu_matches_oracle(case, dtype):
 
 
 @NATIVE_CPU
-@pytest.mark.parametrize("case", [(2, 40, 12, 70, 4, 1, 1), (2, 9, 11, 45, 3, 2, 2), (1, 6, 9, 33, 2, 3, 3)])
+@pytest.mark.parametrize("case", [(2, 40, 12, 70, 4, 1, 1), (2, 9, 11, 45, 3, 2, 2), (1, 6, 9, 33, 2, 3, 3),
+                                  (1, 5, 6, 131, 3, 3, 2), (1, 3, 4, 100, 9, 1, 1)])
 def test_cpu_matches_reference_at_larger_shapes(case):
-    """Past the kernel's 32-column tiles and 4-channel blocks, against the reference (itself
-    checked against the oracles above)."""
+    """Rows wide enough for the kernel's 32-column tiles (two displacements at a time) with
+    8-column edges, 8- and 4-channel blocks, against the reference (itself checked against the
+    oracles above)."""
     n, c, h, w, d, dil, s = case
     f1, f2 = inputs(n, c, h, w, torch.float32, seed=2)
     g = torch.randn(n, (2 * d + 1) ** 2, -(-h // s), -(-w // s))
