@@ -1,7 +1,8 @@
 """crossnet_fast: fused ops for reference-based super-resolution and the CrossNet model.
 
 Ops (all take ``backend="auto"|"cuda"|"triton"|"cpu"|"reference"``):
-``backward_warp``, ``multiscale_warp``, ``grid_sample``, ``upsample_flow``, ``resize_flow``, ``charbonnier``.
+``backward_warp``, ``multiscale_warp``, ``grid_sample``, ``upsample_flow``, ``resize_flow``, ``charbonnier``,
+``correlation``.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import torch
 
 from . import _extension
 from .backend import available_backends, use_backend
-from .ops import backward_warp, charbonnier, grid_sample, multiscale_warp, resize_flow, upsample_flow
+from .ops import backward_warp, charbonnier, correlation, grid_sample, multiscale_warp, resize_flow, upsample_flow
 from .models import CrossNet
 from .infer import super_resolve
 from .placement import ReferencePlacementWarning, place_reference
@@ -54,6 +55,7 @@ __all__ = [
     "upsample_flow",
     "resize_flow",
     "charbonnier",
+    "correlation",
     "available_backends",
     "use_backend",
     "build_info",

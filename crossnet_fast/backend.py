@@ -16,7 +16,7 @@ import torch
 from . import _extension
 
 BACKENDS = ("cuda", "triton", "cpu", "reference")
-OPS = ("multiscale_warp", "grid_sample", "upsample_flow", "resize_flow", "charbonnier")
+OPS = ("multiscale_warp", "grid_sample", "upsample_flow", "resize_flow", "charbonnier", "correlation")
 ENV_VAR = "CROSSNET_FAST_BACKEND"
 
 # What "auto" picks, per device type and op: the first available entry wins. Keep this table in

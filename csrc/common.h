@@ -104,6 +104,22 @@ inline void check_grid_sample_inputs(const at::Tensor& input, const at::Tensor& 
   TORCH_CHECK(input.device() == grid.device(), "input and grid must be on one device");
 }
 
+// f1, f2 (N, C, H, W) of the correlation ops: one shape, float dtype and device; the window's
+// integer arguments (crossnet_fast/ops/_validation.py repeats these checks with longer messages).
+inline void check_correlation_inputs(const at::Tensor& f1, const at::Tensor& f2, int64_t max_displacement,
+                                     int64_t dilation, int64_t stride) {
+  TORCH_CHECK_VALUE(f1.dim() == 4, "f1 must be (N, C, H, W), got ", f1.sizes());
+  TORCH_CHECK_VALUE(f2.sizes() == f1.sizes(), "f2 must have the shape of f1 ", f1.sizes(), ", got ", f2.sizes());
+  TORCH_CHECK_TYPE(is_supported_float(f1.scalar_type()), "f1 must be float16, bfloat16, float32 or float64, got ",
+                   f1.scalar_type());
+  TORCH_CHECK_TYPE(f2.scalar_type() == f1.scalar_type(), "f1 and f2 must have the same dtype, got ",
+                   f1.scalar_type(), " and ", f2.scalar_type());
+  TORCH_CHECK(f1.device() == f2.device(), "f1 and f2 must be on one device");
+  TORCH_CHECK_VALUE(max_displacement >= 0, "max_displacement must be >= 0, got ", max_displacement);
+  TORCH_CHECK_VALUE(dilation >= 1, "dilation must be >= 1, got ", dilation);
+  TORCH_CHECK_VALUE(stride >= 1, "stride must be >= 1, got ", stride);
+}
+
 // The dtype the kernels compute in: fp64 for fp64 features, fp32 otherwise.
 inline at::ScalarType accumulate_type(at::ScalarType t) {
   return t == at::kDouble ? at::kDouble : at::kFloat;

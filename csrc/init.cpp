@@ -29,4 +29,8 @@ TORCH_LIBRARY(crossnet_fast, m) {
       "charbonnier(Tensor pred, Tensor target, float eps, str reduction, bool compute_grad) -> "
       "(Tensor, Tensor)");
   m.def("charbonnier_backward(Tensor grad_loss, Tensor pred, Tensor target, float eps, str reduction) -> Tensor");
+  m.def("correlation(Tensor f1, Tensor f2, int max_displacement, int dilation, int stride) -> Tensor");
+  m.def(
+      "correlation_backward(Tensor grad_out, Tensor f1, Tensor f2, int max_displacement, int dilation, int stride, "
+      "bool[2] output_mask) -> (Tensor, Tensor)");
 }

@@ -35,6 +35,11 @@ SCHEMAS = {
     "resize_flow_backward": "(Tensor grad_out, int height, int width, bool align_corners) -> Tensor",
     "charbonnier": "(Tensor pred, Tensor target, float eps, str reduction, bool compute_grad) -> (Tensor, Tensor)",
     "charbonnier_backward": "(Tensor grad_loss, Tensor pred, Tensor target, float eps, str reduction) -> Tensor",
+    "correlation": "(Tensor f1, Tensor f2, int max_displacement, int dilation, int stride) -> Tensor",
+    "correlation_backward": (
+        "(Tensor grad_out, Tensor f1, Tensor f2, int max_displacement, int dilation, int stride, bool[2] output_mask)"
+        " -> (Tensor, Tensor)"
+    ),
 }
 
 # Ops whose autograd the extension registers in C++ (csrc/autograd.cpp: no Python per call).
@@ -101,6 +106,20 @@ def _fake_charbonnier(pred, target, eps, reduction, compute_grad):
 
 def _fake_charbonnier_backward(grad_loss, pred, target, eps, reduction):
     return torch.empty_like(pred)
+
+
+def _fake_correlation(f1, f2, max_displacement, dilation, stride):
+    torch._check(max_displacement >= 0 and dilation >= 1 and stride >= 1,
+                 lambda: "correlation: need max_displacement >= 0, dilation >= 1, stride >= 1")
+    n, _, h, w = f1.shape
+    side = 2 * max_displacement + 1
+    return f1.new_empty((n, side * side, (h + stride - 1) // stride, (w + stride - 1) // stride))
+
+
+def _fake_correlation_backward(grad_out, f1, f2, max_displacement, dilation, stride, output_mask):
+    grad_f1 = torch.empty_like(f1) if output_mask[0] else f1.new_empty((0,))
+    grad_f2 = torch.empty_like(f2) if output_mask[1] else f2.new_empty((0,))
+    return grad_f1, grad_f2
 
 
 def _autograd_for(namespace: str):
@@ -183,12 +202,26 @@ def _autograd_for(namespace: str):
         need_pred, need_target = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         return (grad_pred if need_pred else None, -grad_pred if need_target else None, None, None, None)
 
+    def correlation_setup(ctx, inputs, output):
+        f1, f2, max_displacement, dilation, stride = inputs
+        ctx.params = (max_displacement, dilation, stride)
+        ctx.save_for_backward(f1, f2)
+
+    def correlation_backward(ctx, grad_out):
+        f1, f2 = ctx.saved_tensors
+        need_f1, need_f2 = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        grad_f1, grad_f2 = ops_of(namespace).correlation_backward(
+            grad_out, f1, f2, *ctx.params, [need_f1, need_f2]
+        )
+        return (grad_f1 if need_f1 else None, grad_f2 if need_f2 else None, None, None, None)
+
     return {
         "multiscale_warp": (warp_setup, warp_backward),
         "grid_sample": (grid_sample_setup, grid_sample_backward),
         "upsample_flow": (upsample_setup, upsample_backward),
         "resize_flow": (resize_setup, resize_backward),
         "charbonnier": (charbonnier_setup, charbonnier_backward),
+        "correlation": (correlation_setup, correlation_backward),
     }
 
 
@@ -203,6 +236,8 @@ _FAKES = {
     "resize_flow_backward": _fake_resize_flow_backward,
     "charbonnier": _fake_charbonnier,
     "charbonnier_backward": _fake_charbonnier_backward,
+    "correlation": _fake_correlation,
+    "correlation_backward": _fake_correlation_backward,
 }
 
 

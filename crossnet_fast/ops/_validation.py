@@ -111,3 +111,25 @@ def check_grid_sample(op: str, input, grid, padding_mode, align_corners) -> None
         raise ValueError(f"{op}: padding_mode must be one of {GRID_PADDINGS}, got {padding_mode!r}")
     if not isinstance(align_corners, bool):
         raise TypeError(f"{op}: align_corners must be a bool, got {type(align_corners).__name__}")
+
+
+def _check_int(op: str, name: str, value, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{op}: {name} must be an int >= {minimum}, got {type(value).__name__} {value!r}")
+    if value < minimum:
+        raise ValueError(f"{op}: {name} must be an int >= {minimum}, got {value}")
+
+
+def check_correlation(op: str, f1, f2, max_displacement, dilation, stride) -> None:
+    """f1, f2 (N, C, H, W) of one shape, dtype and device; D >= 0, dilation >= 1, stride >= 1 (ints)."""
+    check_float_tensor(op, "f1", f1, 4, "(N, C, H, W)")
+    check_float_tensor(op, "f2", f2, 4, "(N, C, H, W)")
+    if f1.shape != f2.shape:
+        raise ValueError(f"{op}: f2 must have the shape of f1 {_shape(f1)}, got {_shape(f2)}")
+    if f1.dtype != f2.dtype:
+        raise TypeError(f"{op}: f1 and f2 must have the same dtype, got {f1.dtype} and {f2.dtype}")
+    if f1.device != f2.device:
+        raise ValueError(f"{op}: f1 and f2 must be on the same device, got {f1.device} and {f2.device}")
+    _check_int(op, "max_displacement", max_displacement, 0)
+    _check_int(op, "dilation", dilation, 1)
+    _check_int(op, "stride", stride, 1)

@@ -8,5 +8,6 @@ from .multiscale_warp import backward_warp, multiscale_warp
 from .resize_flow import resize_flow
 from .upsample_flow import upsample_flow
 from .charbonnier import charbonnier
+from .correlation import correlation
 
-__all__ = ["backward_warp", "multiscale_warp", "grid_sample", "upsample_flow", "resize_flow", "charbonnier"]
+__all__ = ["backward_warp", "multiscale_warp", "grid_sample", "upsample_flow", "resize_flow", "charbonnier", "correlation"]
