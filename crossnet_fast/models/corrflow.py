@@ -26,18 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..ops import backward_warp, resize_flow, upsample_flow
-
-try:  # TEMPORARY until the correlation op lands
-    from ..ops import correlation
-except ImportError:
-    def correlation(f1, f2, d, dilation=1, backend="auto"):
-        n, c, h, w = f1.shape
-        e = d * dilation
-        p = F.pad(f2, (e, e, e, e))
-        out = [(f1 * p[:, :, dy * dilation:dy * dilation + h, dx * dilation:dx * dilation + w]).mean(1)
-               for dy in range(2 * d + 1) for dx in range(2 * d + 1)]
-        return torch.stack(out, 1)
+from ..ops import backward_warp, correlation, resize_flow, upsample_flow
 
 GLOBAL_RANGE_HR = 128       # +-HR px the global search covers (held-out stereo: p90 near 110)
 LOCAL_RADII = (4, 2)        # the local steps at LR resolution
