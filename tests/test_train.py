@@ -446,7 +446,7 @@ def test_resume_of_a_run_with_the_options(data_root, tmp_path):
     model = load_model(rest["model"])
     assert model.config == {"scale": 4, "config": "official", "sisr": "bicubic", "width": 0.0625,
                             "residual": True, "flow_ref": "degraded", "ref_detail": True, "refine_radius": 1,
-                            "flow_init": "patchmatch", "backprojection": 1}
+                            "flow_init": "patchmatch", "backprojection": 1, "flow": "flownet"}
     a, b = load_file(straight["model"]), load_file(rest["model"])
     assert all(torch.equal(a[k], b[k]) for k in a)
 
