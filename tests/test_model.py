@@ -336,7 +336,7 @@ def test_faithful_defaults_have_no_options():
     model = CrossNet(4, "official", "bicubic", width=0.25)
     assert model.config == {"scale": 4, "config": "official", "sisr": "bicubic", "width": 0.25,
                             "residual": False, "flow_ref": "sharp", "ref_detail": False, "refine_radius": 0,
-                            "flow_init": "net", "backprojection": 0}
+                            "flow_init": "net", "backprojection": 0, "flow": "flownet"}
     assert model.ref_detail is None and model.refine is None
     assert not any(k.startswith(("ref_detail", "refine")) for k in model.state_dict())
 
