@@ -36,7 +36,7 @@ def test_save_reload_bit_exact(tmp_path, paper_x8):
     config = json.loads(header["__metadata__"]["crossnet_fast"])["config"]
     assert config == {"scale": 8, "config": "paper", "sisr": "mdsr", "width": 1.0, "residual": False,
                       "flow_ref": "sharp", "ref_detail": False, "refine_radius": 0, "flow_init": "net",
-                      "backprojection": 0}
+                      "backprojection": 0, "flow": "flownet"}
     assert len(header) - 1 == len(paper_x8.state_dict())
 
     loaded = load_model(path, backend="reference")

@@ -16,7 +16,7 @@ from _threads import one_thread  # noqa: F401
 NAMES = ("crossnet-x4", "crossnet-x8")
 OPTIONS = {"config": "official", "sisr": "bicubic", "width": 0.25, "residual": True, "flow_ref": "degraded",
            "ref_detail": True, "refine_radius": 2, "flow_init": "patchmatch",
-           "backprojection": 2}
+           "backprojection": 2, "flow": "flownet"}
 
 
 def test_both_scales_ship_within_the_size_budget():
