@@ -1,4 +1,4 @@
-"""Running a Triton test file on the interpreter in a child process (see tests/test_triton.py).
+"""Running a Triton test file on the interpreter in a child process (see tests/ops/test_triton.py).
 
 A test module calls :func:`in_process` to learn whether its tests run here, defines
 ``test_suite_under_interpreter`` as ``lambda: rerun_under_interpreter(__file__)`` (skipped when

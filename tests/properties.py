@@ -1,6 +1,6 @@
 """Property-based checks of every op against PyTorch (issue 12): the strategies and the checks.
 
-Shared by tests/test_properties.py (cpu, reference, cuda) and tests/test_properties_triton.py (the
+Shared by tests/ops/test_properties.py (cpu, reference, cuda) and tests/ops/test_properties_triton.py (the
 Triton kernels under the CPU interpreter). The oracle is always PyTorch in float64 —
 ``F.grid_sample``, ``F.interpolate`` x scale, the written Charbonnier formula — never our reference.
 

@@ -1,7 +1,7 @@
 """Triton ``grid_sample`` on the CPU interpreter, checked against ``F.grid_sample`` and the reference.
 
-Runs like tests/test_triton.py (see its docstring): ``TRITON_INTERPRET=1 pytest
-tests/test_grid_sample_triton.py`` executes the tests in-process; a plain ``pytest tests/`` collects
+Runs like tests/ops/test_triton.py (see its docstring): ``TRITON_INTERPRET=1 pytest
+tests/ops/test_grid_sample_triton.py`` executes the tests in-process; a plain ``pytest tests/`` collects
 only :func:`test_suite_under_interpreter`, which re-runs this file in a child process with
 ``TRITON_INTERPRET=1``. A separate file so that the child runs only the grid_sample tests.
 
@@ -226,5 +226,5 @@ def test_gradcheck(padding):
 
 
 if not IN_PROCESS:
-    # As in tests/test_triton.py: only test_suite_under_interpreter is collected here.
+    # As in tests/ops/test_triton.py: only test_suite_under_interpreter is collected here.
     keep_only_rerun(globals())

@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # Spill stores + loads per thread allowed in any variant (Triton 3.8, sm_90). Largest today: 88 B
 # (fp16 NCHW forward, where ptxas keeps 64 registers); before the fixes of issue 10 item 5: 1,876 B
 # (fp64 channels_last backward) and ~1 KB (NCHW backward with two pixels per thread).

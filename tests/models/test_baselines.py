@@ -10,7 +10,7 @@ from crossnet_fast.baselines.patchmatch import _patch_features
 from crossnet_fast.degrade import degrade, upsample_bicubic_matlab
 from crossnet_fast.metrics import psnr
 
-DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 
 
 def test_bicubic_is_matlab_upsampling():

@@ -55,7 +55,7 @@ from crossnet_fast.models import CrossNet
 from crossnet_fast.train import TinyRefSR, load_config
 from crossnet_fast.train import run_state
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 # -- making inputs -----------------------------------------------------------------------------------

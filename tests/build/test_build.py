@@ -5,7 +5,7 @@ import re
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 from build_support import default_arch_list  # noqa: E402
 NVCC_13_0 = ("compute_75 compute_80 compute_86 compute_87 compute_88 compute_89 compute_90 compute_100 "

@@ -6,7 +6,7 @@ Triton decides when a kernel is first imported whether it is compiled or interpr
 ``TRITON_INTERPRET=1`` set inside a shared pytest session would also turn every other Triton user
 of that session (Inductor on a GPU) into the slow interpreter. So this module never sets it:
 
-* ``TRITON_INTERPRET=1 pytest tests/test_triton.py`` (what CI runs) executes the tests below
+* ``TRITON_INTERPRET=1 pytest tests/ops/test_triton.py`` (what CI runs) executes the tests below
   in-process, one result per test;
 * a plain ``pytest tests/`` (scripts/test.sh, CI) instead collects only
   :func:`test_suite_under_interpreter`, which re-runs this file in a child process with
@@ -633,7 +633,7 @@ def test_upsample_many_planes_matches_interpolate():
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_feature_gradient_of_thousands_of_samples_on_one_pixel(dtype):
-    """Issue 10 item 2 (see tests/test_warp.py): 4096 contributions onto one pixel sum exactly."""
+    """Issue 10 item 2 (see tests/ops/test_warp.py): 4096 contributions onto one pixel sum exactly."""
     feat = torch.randn(1, 2, 64, 64, dtype=dtype, requires_grad=True)
     out = cf.backward_warp(feat, torch.full((1, 2, 64, 64), -1000.0), "border", backend="triton")
     (g,) = torch.autograd.grad(out, feat, torch.ones_like(out))

@@ -1,7 +1,7 @@
 """crossnet_fast.grid_sample on the CPU backends against torch.nn.functional.grid_sample.
 
 Every expectation is F.grid_sample's (float64), never another backend of this library. The Triton
-kernels are checked the same way in tests/test_grid_sample_triton.py, CUDA in tests/test_cuda.py.
+kernels are checked the same way in tests/ops/test_grid_sample_triton.py, CUDA in tests/ops/test_cuda.py.
 """
 import itertools
 

@@ -13,7 +13,7 @@ from crossnet_fast.data import (LightFieldDataset, MosaicLightField, PairListDat
                                 open_dataset)
 from crossnet_fast.degrade import degrade
 
-DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 
 
 def _view_pixels(u, v, h=6, w=7):
@@ -34,7 +34,7 @@ def _as_tensor(arr):
 
 def test_mosaic_layout(tmp_path):
     h, w, pitch = 6, 7, 14
-    # Exactly h x w lenses (a ragged size is a bad input: see tests/test_bad_inputs.py).
+    # Exactly h x w lenses (a ragged size is a bad input: see tests/cli/test_bad_inputs.py).
     mosaic = np.zeros((h * pitch, w * pitch, 3), np.uint8)
     for u in range(pitch):
         for v in range(pitch):

@@ -1,7 +1,7 @@
 """Property-based tests (hypothesis) of every op on every backend this machine has, against PyTorch.
 
 Strategies, oracles and tolerances: tests/properties.py. The Triton kernels run the same properties
-under the CPU interpreter in tests/test_properties_triton.py, and compiled on a GPU here. Example counts: ``CI_EXAMPLES`` per
+under the CPU interpreter in tests/ops/test_properties_triton.py, and compiled on a GPU here. Example counts: ``CI_EXAMPLES`` per
 test and backend by default, ``LONG_EXAMPLES`` with ``HYPOTHESIS_PROFILE=long``.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ from properties import (check_charbonnier, check_resize, check_upsample, check_w
                         upsample_case, warp_case)
 
 # On a GPU machine the compiled Triton kernels run the same properties on CUDA tensors (on a CPU
-# machine, Triton runs them under the interpreter: tests/test_properties_triton.py).
+# machine, Triton runs them under the interpreter: tests/ops/test_properties_triton.py).
 _GPU = torch.cuda.is_available()
 BACKENDS = [b for b in ("reference", "cpu", "cuda") + (("triton",) if _GPU else ()) if b in cf.available_backends()]
 DEVICE = {"reference": "cpu", "cpu": "cpu", "cuda": "cuda", "triton": "cuda"}

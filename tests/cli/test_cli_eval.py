@@ -10,7 +10,7 @@ from PIL import Image
 from _threads import one_thread  # noqa: F401  (autouse fixture)
 from crossnet_fast.cli import main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

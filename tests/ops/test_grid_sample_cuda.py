@@ -1,6 +1,6 @@
 """CUDA kernels of grid_sample vs F.grid_sample (fp64) and the reference's non-finite rules.
 
-Skipped like tests/test_cuda.py (no GPU, or no compiled CUDA kernels) unless
+Skipped like tests/ops/test_cuda.py (no GPU, or no compiled CUDA kernels) unless
 CROSSNET_FAST_REQUIRE_CUDA=1 (scripts/gpu_check.sh), which turns that into a failure.
 """
 from __future__ import annotations

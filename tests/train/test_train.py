@@ -25,7 +25,7 @@ from crossnet_fast.train import run_state
 from crossnet_fast.train.config import lr_at
 from crossnet_fast.train.pairs import Sources, TrainPairs
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared" / "data"
 
 

@@ -1,6 +1,6 @@
 """The property-based tests of tests/properties.py on the Triton kernels, under the CPU interpreter.
 
-Runs like tests/test_triton.py: ``TRITON_INTERPRET=1 pytest tests/test_properties_triton.py`` runs
+Runs like tests/ops/test_triton.py: ``TRITON_INTERPRET=1 pytest tests/ops/test_properties_triton.py`` runs
 the properties in-process; a plain ``pytest tests/`` collects only
 :func:`test_properties_under_interpreter`, which re-runs this file in a child process with the
 interpreter on (setting it inside a shared session would turn every other Triton user into the

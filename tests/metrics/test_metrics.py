@@ -14,7 +14,7 @@ from crossnet_fast.metrics import ifc, psnr, ssim
 from crossnet_fast.metrics.ifc import subband_information
 from crossnet_fast.metrics._steerable import steerable_pyramid
 
-DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 HCI = DATA / "hci" / "antinous"
 
 

@@ -39,7 +39,7 @@ from _threads import one_thread  # noqa: F401  (autouse: one thread, as in the s
 from crossnet_fast.cli import main
 from crossnet_fast.train import run_state, train
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CHECKPOINT_EVERY = 5
 ITERATIONS = 80
 KILL_SEEDS = (11, 36, 22)  # 36: the kill follows a checkpoint step (likely inside its save)

@@ -11,7 +11,7 @@ import torch
 
 from conftest import NATIVE_CPU
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 CHILD = r"""
 import json, sys, torch
