@@ -7,11 +7,13 @@ reference degraded to the LR size the same way (like with like, as patch matchin
 1. Features of both images: learned (three 3x3 convolutions) and a fixed matching descriptor
    (:func:`patch_descriptor`, a normalised cross-correlation of blurred high-pass patches), so
    that the untrained estimator already matches.
-2. A global cost volume at half the LR resolution covering +-128 HR px (x4: -16..16, x8: -8..8
-   half-LR px), each displacement's cost averaged over 3x3 pixels; the flow starts at the
+2. A global cost volume at 1/16 of the HR resolution (x4: a quarter of the LR, x8: half of it)
+   covering +-128 HR px (-8..8 px of that level), each displacement's cost averaged over 3x3
+   pixels; the flow starts at the
    soft-argmax of a learned mix of the two volumes, restricted to the 3x3 displacements around
    the peak. (Dilated displacements at full LR resolution would be cheaper but miss: measured on
-   LLFF fern x4, arg-max errors of 1-18 LR px with dilation 2 or 3, against 0.6-1.5 half-LR px here.)
+   LLFF fern x4, arg-max errors of 1-18 LR px with dilation 2 or 3, against 0.6-1.5 half-LR px at
+   half the LR resolution; the 1/16 level keeps the x4 search at 289 displacements instead of 1089.)
 3. At LR resolution, local steps (+-4 px, then +-2 px): warp the reference features by the flow,
    a local cost volume and a small convolutional estimator that adds a soft-argmax step and a
    learned correction.
@@ -33,9 +35,17 @@ LOCAL_RADII = (4, 2)        # the local steps at LR resolution
 _SLOPE = 0.1
 
 
+GLOBAL_LEVEL_HR = 16        # the global search runs at 1/16 of the HR resolution
+
+
+def global_pool(scale: int) -> int:
+    """How much the global search's level is below the LR resolution: x4 -> 4, x8 -> 2."""
+    return GLOBAL_LEVEL_HR // scale
+
+
 def global_radius(scale: int) -> int:
-    """Displacements -r..r (half-LR px) of the global search: x4 -> 16, x8 -> 8."""
-    return GLOBAL_RANGE_HR // (2 * scale)
+    """Displacements -r..r (px of the 1/16 level) of the global search: 8 at x4 and x8."""
+    return GLOBAL_RANGE_HR // GLOBAL_LEVEL_HR
 
 
 def _box(x: torch.Tensor, k: int) -> torch.Tensor:
@@ -60,27 +70,31 @@ def patch_descriptor(image: torch.Tensor) -> torch.Tensor:
     return patches / patches.norm(dim=1, keepdim=True).clamp_min(1e-3)
 
 
-def _displacements(radius: int, device) -> torch.Tensor:
-    """(K, 2) fp32 displacements (x, y), K = (2r+1)^2, in the correlation op's channel order
-    (row-major over (dy, dx))."""
-    r = torch.arange(-radius, radius + 1, dtype=torch.float32, device=device)
-    dy, dx = torch.meshgrid(r, r, indexing="ij")
-    return torch.stack((dx.reshape(-1), dy.reshape(-1)), 1)
+def _peak_soft_argmax(logits: torch.Tensor, radius: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Soft-argmax over the 3x3 displacements around the best one.
 
-
-def _peak_softmax(logits: torch.Tensor, radius: int) -> torch.Tensor:
-    """Softmax over the displacements within one step of the best one (N, K, h, w) -> same.
+    logits (N, K, h, w), K = (2r+1)^2 in the correlation op's order. Returns ``(disp, peak)``:
+    disp (N, 2, h, w) fp32, the expected displacement (x, y) in units of the volume's steps;
+    peak (N, 1, h, w), the largest of those 3x3 probabilities.
 
     A soft-argmax over the whole window averages distant modes (a repeated texture, an occluded
-    pixel) into a displacement that matches nothing; restricted to the 3x3 displacements around
-    the peak it gives the sub-pixel position of the peak, still differentiable in the costs."""
-    n, k, h, w = logits.shape
+    pixel) into a displacement that matches nothing; restricted to the neighbours of the peak it
+    gives the sub-pixel position of the peak, still differentiable in the costs. The 9 neighbours
+    are gathered rather than masked: the same softmax at 9 instead of K values per pixel.
+    """
     side = 2 * radius + 1
-    best = logits.argmax(1, keepdim=True)
+    best = logits.argmax(1, keepdim=True)[:, :, None]                  # (N, 1, 1, h, w)
     by, bx = best // side, best % side
-    idx = torch.arange(k, device=logits.device).view(1, k, 1, 1)
-    near = ((idx // side - by).abs() <= 1) & ((idx % side - bx).abs() <= 1)
-    return torch.softmax(logits.masked_fill(~near, float("-inf")), dim=1)
+    offs = torch.arange(-1, 2, device=logits.device)
+    ny = (by + offs.view(1, 3, 1, 1, 1)).expand(-1, 3, 3, -1, -1)      # (N, 3, 3, h, w)
+    nx = (bx + offs.view(1, 1, 3, 1, 1)).expand(-1, 3, 3, -1, -1)
+    inside = (ny >= 0) & (ny < side) & (nx >= 0) & (nx < side)
+    idx = (ny.clamp(0, side - 1) * side + nx.clamp(0, side - 1)).flatten(1, 2)   # (N, 9, h, w)
+    near = logits.gather(1, idx).masked_fill(~inside.flatten(1, 2), float("-inf"))
+    weights = torch.softmax(near, dim=1)
+    disp_x = (weights * (nx.flatten(1, 2) - radius).to(weights.dtype)).sum(1, keepdim=True)
+    disp_y = (weights * (ny.flatten(1, 2) - radius).to(weights.dtype)).sum(1, keepdim=True)
+    return torch.cat((disp_x, disp_y), 1), weights.amax(1, keepdim=True)
 
 
 class _Features(nn.Module):
@@ -110,10 +124,8 @@ class _CostMix(nn.Module):
     def forward(self, cost_feat, cost_desc, radius: int, dilation: int):
         """(N, K, h, w) fp32 volumes -> (step (N, 2, h, w) px, peak probability (N, 1, h, w))."""
         cost = self.mix[0] * cost_feat + self.mix[1] * cost_desc
-        weights = _peak_softmax(cost * self.log_beta.exp(), radius)
-        offsets = _displacements(radius, cost.device) * dilation
-        step = torch.einsum("nkhw,kc->nchw", weights, offsets)
-        return step, weights.amax(1, keepdim=True)
+        disp, peak = _peak_soft_argmax(cost * self.log_beta.exp(), radius)
+        return disp * dilation, peak
 
 
 class _LocalStep(nn.Module):
@@ -127,7 +139,9 @@ class _LocalStep(nn.Module):
         self.radius = radius
         self.cost = _CostMix()
         self.net = nn.Sequential(
-            nn.Conv2d(2 * k + feat_channels + 4, hidden, 3, 1, 1), nn.LeakyReLU(_SLOPE, inplace=True),
+            # 1x1 first: the volumes are already 3x3-aggregated, and a 3x3 conv over 2K + 36
+            # channels at LR size was most of the x4 flow's time.
+            nn.Conv2d(2 * k + feat_channels + 4, hidden, 1), nn.LeakyReLU(_SLOPE, inplace=True),
             nn.Conv2d(hidden, hidden, 3, 1, 1), nn.LeakyReLU(_SLOPE, inplace=True),
             nn.Conv2d(hidden, 3, 3, 1, 1))
         nn.init.zeros_(self.net[-1].weight)
@@ -154,7 +168,8 @@ class CorrelationFlow(nn.Module):
         backend: backend of the warp and correlation ops.
 
     Shapes: lr and ref_lr (N, 3, h, w) images in [0, 1] at LR size (ref_lr: the reference
-    degraded to the LR size like the LR), h and w even. Returns ``(flow, confidence)``: flow
+    degraded to the LR size like the LR), h and w multiples of ``global_pool(scale)``. Returns
+    ``(flow, confidence)``: flow
     (N, 2, h, w) fp32, the backward flow in LR pixels (x then y: LR pixel p matches the degraded
     reference at p + flow); confidence (N, 1, h, w) fp32 in [0, 1].
     """
@@ -162,7 +177,7 @@ class CorrelationFlow(nn.Module):
     def __init__(self, scale: int, channels: int = 32, backend: str = "auto") -> None:
         super().__init__()
         self.scale, self.backend = int(scale), backend
-        self.radius = global_radius(self.scale)
+        self.radius, self.pool = global_radius(self.scale), global_pool(self.scale)
         self.features = _Features(channels)
         self.global_cost = _CostMix()
         # Confidence of the global match from its peak probability and the two peak costs.
@@ -184,13 +199,14 @@ class CorrelationFlow(nn.Module):
         both = torch.cat((lr, ref_lr), 0).float()
         feats = self.features(both.to(self.features.net[0].weight.dtype)).float()
         desc = patch_descriptor(both)
-        # Global search at half resolution.
-        half_f, half_d = F.avg_pool2d(feats, 2), patch_descriptor(F.avg_pool2d(both, 2))
-        cost_feat, cost_desc = self._costs(half_f[:n], half_d[:n], half_f[n:], half_d[n:], self.radius)
+        # Global search at 1/16 of the HR resolution.
+        k = self.pool
+        low_f, low_d = F.avg_pool2d(feats, k), patch_descriptor(F.avg_pool2d(both, k))
+        cost_feat, cost_desc = self._costs(low_f[:n], low_d[:n], low_f[n:], low_d[n:], self.radius)
         flow, peak = self.global_cost(cost_feat, cost_desc, self.radius, 1)
         stats = torch.cat((peak, cost_desc.amax(1, keepdim=True), cost_feat.amax(1, keepdim=True)), 1)
-        logit = F.interpolate(self.global_conf(stats), scale_factor=2, mode="nearest")
-        flow = upsample_flow(flow, 2, backend=self.backend)
+        logit = F.interpolate(self.global_conf(stats), scale_factor=k, mode="nearest")
+        flow = upsample_flow(flow, k, backend=self.backend)
         # Local steps at LR resolution.
         f1, f2, d1, d2 = feats[:n], feats[n:], desc[:n], desc[n:]
         ref_both = torch.cat((f2, d2), 1)
@@ -223,4 +239,4 @@ def hr_pyramid(flow: torch.Tensor, conf: torch.Tensor, scale: int, backend: str 
     return vs, cs
 
 
-__all__ = ["CorrelationFlow", "hr_pyramid", "global_radius", "patch_descriptor"]
+__all__ = ["CorrelationFlow", "hr_pyramid", "global_pool", "global_radius", "patch_descriptor"]

@@ -11,7 +11,7 @@ from PIL import Image
 
 from crossnet_fast.degrade import degrade
 from crossnet_fast.models import CrossNet
-from crossnet_fast.models.corrflow import CorrelationFlow, global_radius, hr_pyramid, patch_descriptor
+from crossnet_fast.models.corrflow import CorrelationFlow, _peak_soft_argmax, global_pool, global_radius, hr_pyramid, patch_descriptor
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "crossnet_fast" / "examples" / "flowers_hr.png"
 COMPACT = dict(sisr="bicubic", width=0.25, residual=True, flow_ref="degraded", ref_detail=True, flow="correlation")
@@ -60,8 +60,9 @@ def test_descriptor_matches_its_formula_at_an_interior_pixel():
 
 def test_global_search_covers_128_hr_pixels():
     for scale in (4, 8):
-        # radius in half-LR pixels, each 2 * scale HR pixels.
-        assert global_radius(scale) * 2 * scale == 128
+        # radius in pixels of the search level, each global_pool(scale) * scale HR pixels.
+        assert global_radius(scale) * global_pool(scale) * scale == 128
+        assert global_pool(scale) * scale == 16
 
 
 @pytest.mark.parametrize("scale, shift", [(4, (24, -16)), (4, (-28, 12)), (8, (24, 16))])
@@ -151,3 +152,32 @@ def test_correlation_model_is_differentiable_end_to_end():
     # weight and the estimators' last convolutions), which must receive a gradient.
     for name in ("global_cost.mix", "steps.1.net.4.weight", "steps.0.cost.mix"):
         assert grads[name] is not None and float(grads[name].abs().sum()) > 0, name
+
+
+@pytest.mark.parametrize("radius", [1, 2, 4])
+def test_peak_soft_argmax_is_the_masked_softmax_over_the_window(radius):
+    """Against the formula written over the whole window: a softmax of the logits with every
+    displacement more than one step from the arg-max masked out, then the expected (dx, dy);
+    peaks on the window's edge and corner included. Values and gradients."""
+    side = 2 * radius + 1
+    g = torch.Generator().manual_seed(radius)
+    logits = (torch.randn(2, side * side, 5, 6, generator=g, dtype=torch.float64) * 3)
+    logits[0, 0, 0, 0] = 20.0                       # a corner peak
+    logits[1, side * side - 1 - radius, 1, 1] = 20.0  # an edge peak
+    logits.requires_grad_(True)
+    r = torch.arange(-radius, radius + 1, dtype=torch.float64)
+    dy, dx = torch.meshgrid(r, r, indexing="ij")
+    dy, dx = dy.reshape(1, -1, 1, 1), dx.reshape(1, -1, 1, 1)
+    best = logits.argmax(1, keepdim=True)
+    by = torch.gather(dy.expand_as(logits), 1, best)
+    bx = torch.gather(dx.expand_as(logits), 1, best)
+    near = ((dy - by).abs() <= 1) & ((dx - bx).abs() <= 1)
+    w = torch.softmax(logits.masked_fill(~near, float("-inf")), 1)
+    want = torch.cat(((w * dx).sum(1, keepdim=True), (w * dy).sum(1, keepdim=True)), 1)
+    got, peak = _peak_soft_argmax(logits, radius)
+    torch.testing.assert_close(got, want)
+    torch.testing.assert_close(peak, w.amax(1, keepdim=True))
+    gw = torch.randn(want.shape, generator=g, dtype=torch.float64)
+    (g_want,) = torch.autograd.grad((want * gw).sum(), logits)
+    (g_got,) = torch.autograd.grad((got * gw).sum(), logits)
+    torch.testing.assert_close(g_got, g_want)
