@@ -131,6 +131,12 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def caption(row: dict) -> str:
+    """A panel's label: the method, its PSNR when there is a ground truth, and its seconds."""
+    psnr = "" if row["psnr"] is None else f" {row['psnr']:.2f} dB"
+    return f"{row['method']}{psnr} {row['seconds']:.2f} s"
+
+
 def run(args) -> int:
 
     from ..baselines import bicubic, patchmatch_sr
@@ -176,7 +182,7 @@ def run(args) -> int:
     print(format_table(rows))
 
     panels = [(f"LR x{s} (nearest)", nearest_upsample(to_uint8(lr[0]), s))]
-    panels += [(name, to_uint8(img[0])) for name, img in images.items()]
+    panels += [(caption(row), to_uint8(images[row["method"]][0])) for row in rows]
     if hr is not None:
         panels.append(("ground truth", to_uint8(hr[0])))
     panels.append(("reference", to_uint8(ref[0])))
