@@ -26,7 +26,10 @@ from safetensors.torch import load_file, save_file
 from ._atomic import atomic_path
 
 FORMAT = "crossnet_fast.CrossNet"
-FORMAT_VERSION = 1
+# 1: the configuration has no "flow" key (every such file is a FlowNetS+ model; read as flow="flownet").
+# 2: "flow" is stored; flow="correlation" models hold a "corrflow." estimator instead of "flownet.".
+# A reader accepts every version up to its own.
+FORMAT_VERSION = 2
 METADATA_KEY = "crossnet_fast"  # metadata value: JSON {"format", "format_version", "config"}
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")

@@ -4,19 +4,20 @@ Finds where each pixel of the LR image lies in the reference by comparing featur
 regressing the displacement from stacked images (FlowNetS+). It runs on the LR image and on the
 reference degraded to the LR size the same way (like with like, as patch matching compares them):
 
-1. Features of both images: learned (three 3x3 convolutions) and a fixed matching descriptor
+1. Features of both images at 1/4 of the HR resolution (x4: the LR size; x8: the LR images
+   bicubic-upsampled x2): learned (three 3x3 convolutions) and a fixed matching descriptor
    (:func:`patch_descriptor`, a normalised cross-correlation of blurred high-pass patches), so
    that the untrained estimator already matches.
-2. A global cost volume at 1/16 of the HR resolution (x4: a quarter of the LR, x8: half of it)
-   covering +-128 HR px (-8..8 px of that level), each displacement's cost averaged over 3x3
-   pixels; the flow starts at the
-   soft-argmax of a learned mix of the two volumes, restricted to the 3x3 displacements around
-   the peak. (Dilated displacements at full LR resolution would be cheaper but miss: measured on
-   LLFF fern x4, arg-max errors of 1-18 LR px with dilation 2 or 3, against 0.6-1.5 half-LR px at
-   half the LR resolution; the 1/16 level keeps the x4 search at 289 displacements instead of 1089.)
-3. At LR resolution, local steps (+-4 px, then +-2 px): warp the reference features by the flow,
-   a local cost volume and a small convolutional estimator that adds a soft-argmax step and a
-   learned correction.
+2. A global cost volume at 1/16 of the HR resolution covering +-128 HR px (-8..8 px of that
+   level), each displacement's cost averaged over 3x3 pixels; the flow starts at the soft-argmax
+   of a learned mix of the two volumes, restricted to the 3x3 displacements around the peak.
+   (Dilated displacements at full LR resolution would be cheaper but miss: measured on LLFF fern
+   x4, arg-max errors of 1-18 LR px with dilation 2 or 3. At 1/8 HR the x4 search would need
+   1089 displacements instead of 289.)
+3. Local steps, each: warp the reference features by the flow, a local cost volume and a small
+   convolutional estimator that adds a soft-argmax step and a learned correction. One step at
+   1/8 HR (+-3 px, so that a coarse error of up to 24 HR px is still caught), then two at 1/4 HR
+   (+-4 px, then +-2 px), where an x8 flow gets twice the LR precision.
 4. A confidence in [0, 1] per pixel (a sigmoid of the estimators' third output) that CrossNet uses
    to gate the warped reference: a reference that matches nowhere is ignored.
 """
@@ -31,20 +32,17 @@ from torch import nn
 from ..ops import backward_warp, correlation, resize_flow, upsample_flow
 
 GLOBAL_RANGE_HR = 128       # +-HR px the global search covers (held-out stereo: p90 near 110)
-LOCAL_RADII = (4, 2)        # the local steps at LR resolution
+MID_RADIUS = 3              # the local step at 1/8 HR
+LOCAL_RADII = (4, 2)        # the local steps at 1/4 HR
+FLOW_LEVEL_HR = 4           # the estimator's flow is at 1/4 of the HR resolution
 _SLOPE = 0.1
 
 
 GLOBAL_LEVEL_HR = 16        # the global search runs at 1/16 of the HR resolution
 
 
-def global_pool(scale: int) -> int:
-    """How much the global search's level is below the LR resolution: x4 -> 4, x8 -> 2."""
-    return GLOBAL_LEVEL_HR // scale
-
-
 def global_radius(scale: int) -> int:
-    """Displacements -r..r (px of the 1/16 level) of the global search: 8 at x4 and x8."""
+    """Displacements -r..r (px of the 1/16-HR level) of the global search: 8 at x4 and x8."""
     return GLOBAL_RANGE_HR // GLOBAL_LEVEL_HR
 
 
@@ -168,16 +166,18 @@ class CorrelationFlow(nn.Module):
         backend: backend of the warp and correlation ops.
 
     Shapes: lr and ref_lr (N, 3, h, w) images in [0, 1] at LR size (ref_lr: the reference
-    degraded to the LR size like the LR), h and w multiples of ``global_pool(scale)``. Returns
-    ``(flow, confidence)``: flow
-    (N, 2, h, w) fp32, the backward flow in LR pixels (x then y: LR pixel p matches the degraded
-    reference at p + flow); confidence (N, 1, h, w) fp32 in [0, 1].
+    degraded to the LR size like the LR), h * scale and w * scale multiples of 64. Returns
+    ``(flow, confidence)`` at 1/4 of the HR size (H/4, W/4): flow (N, 2, H/4, W/4) fp32, the
+    backward flow in pixels of that level (x then y: pixel p matches the degraded reference at
+    p + flow); confidence (N, 1, H/4, W/4) fp32 in [0, 1].
     """
 
     def __init__(self, scale: int, channels: int = 32, backend: str = "auto") -> None:
         super().__init__()
         self.scale, self.backend = int(scale), backend
-        self.radius, self.pool = global_radius(self.scale), global_pool(self.scale)
+        if self.scale not in (4, 8):
+            raise ValueError(f"scale must be 4 or 8, got {scale}")
+        self.radius = global_radius(self.scale)
         self.features = _Features(channels)
         self.global_cost = _CostMix()
         # Confidence of the global match from its peak probability and the two peak costs.
@@ -185,6 +185,7 @@ class CorrelationFlow(nn.Module):
         with torch.no_grad():
             self.global_conf.weight.zero_()
             self.global_conf.bias.fill_(3.0)  # sigmoid(3) = 0.95: nearly the ungated reference
+        self.mid_step = _LocalStep(MID_RADIUS, channels)
         self.steps = nn.ModuleList(_LocalStep(r, channels) for r in LOCAL_RADII)
 
     def _costs(self, f1, d1, f2, d2, radius):
@@ -194,42 +195,53 @@ class CorrelationFlow(nn.Module):
         cost_desc = correlation(d1, d2, radius, backend=self.backend) * d1.shape[1]
         return _aggregate(cost_feat), _aggregate(cost_desc)
 
+    def _refine(self, step: _LocalStep, feats, desc, flow, logit):
+        """One local step on a level's features and descriptors (2N, C, h, w) (LR image first)."""
+        n = flow.shape[0]
+        f1, f2, d1, d2 = feats[:n], feats[n:], desc[:n], desc[n:]
+        warped = backward_warp(torch.cat((f2, d2), 1), flow, padding="zeros", backend=self.backend)
+        g2, e2 = warped[:, : f2.shape[1]], warped[:, f2.shape[1]:]
+        local_feat, local_desc = self._costs(f1, d1, g2, e2, step.radius)
+        return step(local_feat, local_desc, f1, flow, logit)
+
     def forward(self, lr: torch.Tensor, ref_lr: torch.Tensor):
         n = lr.shape[0]
         both = torch.cat((lr, ref_lr), 0).float()
+        if self.scale == 8:
+            # 1/4 HR: both images upsampled alike, so that the last steps have twice the LR precision.
+            both = F.interpolate(both, scale_factor=2, mode="bicubic", align_corners=False)
         feats = self.features(both.to(self.features.net[0].weight.dtype)).float()
-        desc = patch_descriptor(both)
-        # Global search at 1/16 of the HR resolution.
-        k = self.pool
-        low_f, low_d = F.avg_pool2d(feats, k), patch_descriptor(F.avg_pool2d(both, k))
+        # Global search at 1/16 HR.
+        low_f, low_d = F.avg_pool2d(feats, 4), patch_descriptor(F.avg_pool2d(both, 4))
         cost_feat, cost_desc = self._costs(low_f[:n], low_d[:n], low_f[n:], low_d[n:], self.radius)
         flow, peak = self.global_cost(cost_feat, cost_desc, self.radius, 1)
         stats = torch.cat((peak, cost_desc.amax(1, keepdim=True), cost_feat.amax(1, keepdim=True)), 1)
-        logit = F.interpolate(self.global_conf(stats), scale_factor=k, mode="nearest")
-        flow = upsample_flow(flow, k, backend=self.backend)
-        # Local steps at LR resolution.
-        f1, f2, d1, d2 = feats[:n], feats[n:], desc[:n], desc[n:]
-        ref_both = torch.cat((f2, d2), 1)
+        logit = F.interpolate(self.global_conf(stats), scale_factor=2, mode="nearest")
+        flow = upsample_flow(flow, 2, backend=self.backend)
+        # One step at 1/8 HR.
+        mid_f, mid_d = F.avg_pool2d(feats, 2), patch_descriptor(F.avg_pool2d(both, 2))
+        flow, logit = self._refine(self.mid_step, mid_f, mid_d, flow, logit)
+        flow = upsample_flow(flow, 2, backend=self.backend)
+        logit = F.interpolate(logit, scale_factor=2, mode="nearest")
+        # Steps at 1/4 HR.
+        desc = patch_descriptor(both)
         for step in self.steps:
-            warped = backward_warp(ref_both, flow, padding="zeros", backend=self.backend)
-            g2, e2 = warped[:, : f2.shape[1]], warped[:, f2.shape[1]:]
-            local_feat, local_desc = self._costs(f1, d1, g2, e2, step.radius)
-            flow, logit = step(local_feat, local_desc, f1, flow, logit)
+            flow, logit = self._refine(step, feats, desc, flow, logit)
         return flow, torch.sigmoid(logit)
 
 
-def hr_pyramid(flow: torch.Tensor, conf: torch.Tensor, scale: int, backend: str = "auto"):
-    """CrossNet's four HR-scale flows from the LR-level one.
+def hr_pyramid(flow: torch.Tensor, conf: torch.Tensor, backend: str = "auto"):
+    """CrossNet's four HR-scale flows from the estimator's 1/4-HR one.
 
-    flow (N, 2, h, w) LR px and conf (N, 1, h, w), h = H / scale. Returns ``(V, C)``: ``V[i]``
+    flow (N, 2, h, w) px and conf (N, 1, h, w) at h = H / 4. Returns ``(V, C)``: ``V[i]``
     (N, 2, H/2^i, W/2^i) fp32 px of HR scale i and ``C[i]`` (N, 1, H/2^i, W/2^i), i = 0..3: the
-    LR flow resized to each scale with its values scaled by the size ratio (bilinear, the
-    confidence likewise; x4's scale 3 is a downsampling).
+    flow resized to each scale with its values scaled by the size ratio (bilinear, the
+    confidence likewise; scale 3 is a downsampling).
     """
     h, w = flow.shape[-2:]
     vs, cs = [], []
     for i in range(4):
-        size = (h * scale // 2 ** i, w * scale // 2 ** i)
+        size = (h * FLOW_LEVEL_HR // 2 ** i, w * FLOW_LEVEL_HR // 2 ** i)
         if size == (h, w):
             vs.append(flow)
             cs.append(conf)
@@ -239,4 +251,4 @@ def hr_pyramid(flow: torch.Tensor, conf: torch.Tensor, scale: int, backend: str 
     return vs, cs
 
 
-__all__ = ["CorrelationFlow", "hr_pyramid", "global_pool", "global_radius", "patch_descriptor"]
+__all__ = ["CorrelationFlow", "hr_pyramid", "global_radius", "patch_descriptor"]

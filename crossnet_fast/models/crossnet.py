@@ -299,7 +299,7 @@ class CrossNet(nn.Module):
         confidences (N, 1, H/2^i, W/2^i) in [0, 1] (None for FlowNetS+)."""
         if self.corrflow is not None:
             flow, conf = self.corrflow(x["lr"], x["ref_lr"])
-            return hr_pyramid(flow, conf, self.scale, backend=self.backend)
+            return hr_pyramid(flow, conf, backend=self.backend)
         flow_in = x["lr_up"] if self.cfg.flow_input == "bicubic" else x["lr_sr"]
         return self.flownet(flow_in, x["flow_ref"]), None
 

@@ -160,3 +160,27 @@ def test_wrong_scale_truncated_and_corrupt_files(tmp_path):
     save_file({"w": torch.zeros(1)}, str(other), metadata=meta)
     with pytest.raises(ValueError, match="other.safetensors.*unreadable configuration"):
         load_model(other)
+
+
+def test_format_version_1_files_load_as_flownet_models(tmp_path):
+    """Files written before the ``flow`` option (format_version 1, no "flow" key) still load, as the
+    FlowNetS+ model they hold; version 2 files store the key."""
+    from safetensors import safe_open
+
+    torch.manual_seed(0)
+    model = CrossNet(scale=4, sisr="bicubic", width=0.25).eval()
+    path = tmp_path / "new.safetensors"
+    model.save(path)
+    with safe_open(str(path), framework="pt") as f:
+        info = json.loads(f.metadata()["crossnet_fast"])
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    assert info["format_version"] == 2 and info["config"]["flow"] == "flownet"
+    old_config = {k: v for k, v in info["config"].items() if k != "flow"}
+    old = tmp_path / "old.safetensors"
+    save_file(tensors, str(old), metadata={"crossnet_fast": json.dumps(
+        {"format": "crossnet_fast.CrossNet", "format_version": 1, "config": old_config})})
+    back = load_model(old)
+    assert back.cfg.flow == "flownet" and back.flownet is not None
+    lr, ref = torch.rand(1, 3, 16, 16), torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(back(lr, ref), model(lr, ref), atol=0, rtol=0)

@@ -11,7 +11,7 @@ from PIL import Image
 
 from crossnet_fast.degrade import degrade
 from crossnet_fast.models import CrossNet
-from crossnet_fast.models.corrflow import CorrelationFlow, _peak_soft_argmax, global_pool, global_radius, hr_pyramid, patch_descriptor
+from crossnet_fast.models.corrflow import CorrelationFlow, _peak_soft_argmax, global_radius, hr_pyramid, patch_descriptor
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "crossnet_fast" / "examples" / "flowers_hr.png"
 COMPACT = dict(sisr="bicubic", width=0.25, residual=True, flow_ref="degraded", ref_detail=True, flow="correlation")
@@ -60,25 +60,25 @@ def test_descriptor_matches_its_formula_at_an_interior_pixel():
 
 def test_global_search_covers_128_hr_pixels():
     for scale in (4, 8):
-        # radius in pixels of the search level, each global_pool(scale) * scale HR pixels.
-        assert global_radius(scale) * global_pool(scale) * scale == 128
-        assert global_pool(scale) * scale == 16
+        # radius in pixels of the 1/16-HR search level.
+        assert global_radius(scale) * 16 == 128
 
 
 @pytest.mark.parametrize("scale, shift", [(4, (24, -16)), (4, (-28, 12)), (8, (24, 16))])
 def test_untrained_estimator_finds_a_known_shift(scale, shift):
     """The fixed descriptor matches before any training: the median end-point error of a shift of
-    tens of HR pixels is below one LR pixel away from the borders the shift uncovers."""
+    tens of HR pixels is below 4 HR pixels (one x4 LR pixel) away from the borders the shift
+    uncovers. The flow is at 1/4 of the HR size whatever the scale."""
     torch.manual_seed(0)
     hr, ref = _shifted_pair(*shift)
     lr, ref_lr = degrade(hr, scale), degrade(ref, scale)
     net = CorrelationFlow(scale, backend="reference").eval()
     with torch.no_grad():
         flow, conf = net(lr, ref_lr)
-    h = lr.shape[-1]
+    h = hr.shape[-1] // 4
     assert flow.shape == (1, 2, h, h) and conf.shape == (1, 1, h, h)
     assert bool((conf >= 0).all() and (conf <= 1).all())
-    true = -torch.tensor(shift, dtype=torch.float32).view(1, 2, 1, 1) / scale
+    true = -torch.tensor(shift, dtype=torch.float32).view(1, 2, 1, 1) / 4
     m = max(2, h // 8)
     err = (flow - true).norm(dim=1)[..., m:-m, m:-m]
     assert float(err.median()) < 1.0, float(err.median())
@@ -88,13 +88,12 @@ def test_hr_pyramid_resizes_and_scales_by_the_size_ratio():
     g = torch.Generator().manual_seed(3)
     flow = torch.randn(2, 2, 8, 12, generator=g)
     conf = torch.rand(2, 1, 8, 12, generator=g)
-    for scale in (4, 8):
-        vs, cs = hr_pyramid(flow, conf, scale, backend="reference")
-        for i, (v, c) in enumerate(zip(vs, cs)):
-            size = (8 * scale // 2 ** i, 12 * scale // 2 ** i)
-            expect = F.interpolate(flow, size=size, mode="bilinear", align_corners=False) * (size[0] / 8)
-            torch.testing.assert_close(v, expect, atol=1e-5, rtol=1e-5)
-            assert c.shape == (2, 1, *size)
+    vs, cs = hr_pyramid(flow, conf, backend="reference")
+    for i, (v, c) in enumerate(zip(vs, cs)):
+        size = (8 * 4 // 2 ** i, 12 * 4 // 2 ** i)
+        expect = F.interpolate(flow, size=size, mode="bilinear", align_corners=False) * (size[0] / 8)
+        torch.testing.assert_close(v, expect, atol=1e-5, rtol=1e-5)
+        assert c.shape == (2, 1, *size)
 
 
 def test_correlation_model_has_no_flownet_and_round_trips(tmp_path):
