@@ -42,14 +42,14 @@ export PY
 if step build 900 bash -c '"$PY" -m pip install --no-build-isolation --no-deps --no-index -e . || "$PY" setup.py build_ext --inplace'; then
   export CROSSNET_FAST_REQUIRE_CUDA=1
   step import 60 "$PY" -c "from crossnet_fast import _extension as e; assert e.has_cuda_kernels(), e.load_error; print('CUDA kernels loaded')"
-  step test_cuda 300 "$PY" -m pytest -q --maxfail=25 -p no:cacheprovider tests/test_cuda.py tests/test_grid_sample_cuda.py
-  if [ -f tests/test_triton.py ]; then
-    step test_triton 240 "$PY" -m pytest -q -p no:cacheprovider tests/test_triton.py
+  step test_cuda 300 "$PY" -m pytest -q --maxfail=25 -p no:cacheprovider tests/ops/test_cuda.py tests/ops/test_grid_sample_cuda.py
+  if [ -f tests/ops/test_triton.py ]; then
+    step test_triton 240 "$PY" -m pytest -q -p no:cacheprovider tests/ops/test_triton.py
   fi
   # Issue 10 item 12: the property tests on the GPU (cuda and compiled Triton: NaN, inf and far
   # flows, non-finite features, every dtype and layout against F.grid_sample), and every kernel
   # under compute-sanitizer (memcheck on all calls, racecheck on the backward).
-  step properties 300 "$PY" -m pytest -q -p no:cacheprovider tests/test_properties.py
+  step properties 300 "$PY" -m pytest -q -p no:cacheprovider tests/ops/test_properties.py
   SANITIZER="${CUDA_HOME:-/usr/local/cuda}/bin/compute-sanitizer"
   if [ -x "$SANITIZER" ]; then
     step memcheck 300 "$SANITIZER" --tool memcheck --error-exitcode 1 "$PY" scripts/sanitize_kernels.py

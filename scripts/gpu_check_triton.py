@@ -249,7 +249,7 @@ def check_charbonnier(rep, shape, dtype_name):
 
 def check_registration(rep):
     """opcheck on every Triton op and torch.compile(fullgraph=True) agreeing with eager, on DEVICE
-    (issue 4 asks for both on a GPU; tests/test_triton.py covers them under the CPU interpreter)."""
+    (issue 4 asks for both on a GPU; tests/ops/test_triton.py covers them under the CPU interpreter)."""
     ops = torch.ops.crossnet_fast_triton
     g = torch.Generator().manual_seed(3)
 

@@ -21,7 +21,7 @@ PY="$VENV/bin/python"
 "$PY" -m pip install -q "$TORCH_SPEC" numpy pillow safetensors tqdm 2>&1 | grep -v "^WARNING: Location" || true
 if [ "${WITH_TEST_DEPS:-0}" = "1" ]; then
   "$PY" -m pip install -q pytest pytest-benchmark hypothesis scikit-image scipy pyyaml matplotlib 2>&1 | grep -v "^WARNING: Location" || true
-  # The models crossnet_fast.compat is tested in (tests/test_compat_models.py): torchvision's RAFT
+  # The models crossnet_fast.compat is tested in (tests/compat/test_compat_models.py): torchvision's RAFT
   # and BasicSR's BasicVSR. torchvision must be the build of the installed torch: the default
   # torch gets its torchvision; another TORCH_SPEC gets none unless TORCHVISION_SPEC names one
   # (those tests then skip, saying so). --no-deps: never let it replace the torch installed above.

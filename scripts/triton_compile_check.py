@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Compile every Triton kernel variant for a GPU target without a GPU (CI on CPU machines).
 
-The interpreter tests (tests/test_triton.py) check what the kernels compute; they cannot see
+The interpreter tests (tests/ops/test_triton.py) check what the kernels compute; they cannot see
 compiled-mode failures (type errors the interpreter tolerates, layout conversions, ptxas). This
 script runs Triton's real compiler (TTIR -> TTGIR -> LLVM -> PTX -> cubin with the bundled ptxas)
 for sm_90 on every dtype/padding/layout/flag combination the launchers can request, and checks
@@ -10,7 +10,7 @@ the alignment hints). Triton specialises an integer argument equal to 1 into a c
 scale, scale 1, one channel, one tile): those variants are compiled too. Each variant's PTX goes
 through Triton's bundled ptxas with -v: registers and spill bytes per thread are reported, and a
 variant that spills more than --max-spill bytes fails. Needs no GPU and no CUDA driver; CI runs it
-(tests/test_triton_compile.py).
+(tests/ops/test_triton_compile.py).
 
     python scripts/triton_compile_check.py [--arch 90] [--quick] [--max-spill 0]
 
