@@ -17,7 +17,7 @@ from torch import nn
 
 from .. import _model_file
 from ..backend import BACKENDS
-from ..baselines.patchmatch import nearest_neighbour_flow
+from ..matching.patchmatch import nearest_neighbour_flow
 from ..degrade import back_project, degrade
 from ..ops import backward_warp, multiscale_warp
 from .decoder import Decoder, ReferenceDetailGate
@@ -69,7 +69,7 @@ class CrossNetConfig:
     refine_radius: int = 0
     # flow_init: where the full-resolution flow V0 starts: "net" (the flow net's V0, as in the
     #   paper) or "patchmatch" (a PatchMatch nearest-neighbour field of the bicubic LR against the
-    #   degraded reference, baselines/patchmatch.py, then the local search if refine_radius > 0).
+    #   degraded reference, matching/patchmatch.py, then the local search if refine_radius > 0).
     #   The flow net still gives V1..V3 and is still trained by the photometric loss. Explicit
     #   search finds the large stereo disparities and the exact integer matches that the compact
     #   flow net misses (docs/MODEL_CARD.md); no gradient flows into the search itself.

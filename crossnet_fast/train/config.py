@@ -20,6 +20,8 @@ except ModuleNotFoundError:  # Python 3.10: the tomli backport if present
     except ModuleNotFoundError:
         tomllib = None
 
+from .multiview import parse_specs
+
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
 
@@ -72,6 +74,10 @@ class DataConfig:
     # Probability that a sample's reference is replaced by the next sample's (another scene or
     # crop): teaches the model not to trust a reference that does not match (0 = off, the paper).
     mismatch_fraction: float = 0.0
+    # Extra multi-view sources, [[data.multiview]] tables (train/multiview.py: a camera grid or an
+    # ordered image set, a pair-distance limit, a downscale factor, repeats epoch slots each).
+    # Empty (the default): none, and the training entries are exactly those of the keys above.
+    multiview: list = field(default_factory=list)
     cache_images: bool = True         # keep decoded views (uint8) in memory
 
 
@@ -175,8 +181,10 @@ class TrainConfig:
                "in [0, 1]")
         _check(0.0 <= d.mismatch_fraction <= 1.0, "data.mismatch_fraction", d.mismatch_fraction, "in [0, 1]")
         _check(d.video_max_gap >= 1, "data.video_max_gap", d.video_max_gap, ">= 1")
-        _check(d.lightfields or d.stereo or d.video or d.synthetic_fraction > 0, "data", "no sources",
-               "at least one light field, stereo folder or synthetic_fraction > 0")
+        _check(d.lightfields or d.stereo or d.video or d.multiview or d.synthetic_fraction > 0, "data",
+               "no sources", "at least one light field, stereo folder, video, multiview source or "
+               "synthetic_fraction > 0")
+        parse_specs(d.multiview)  # ValueError naming data.multiview[i].<key>
         _check(len(self.augment.color) == 2, "augment.color", self.augment.color, "[low, high]")
         _check(self.augment.parallax >= 0, "augment.parallax", self.augment.parallax, ">= 0")
         _check(o.iterations >= 1, "optim.iterations", o.iterations, ">= 1")
@@ -376,7 +384,11 @@ RESUME_HARMLESS = ("run.out", "run.progress", "run.tensorboard", "run.plot", "ru
 
 def config_differences(old: dict, new: dict, prefix: str = "") -> list[str]:
     """``"section.key: old -> new"`` for every key whose value differs between two config dicts
-    (``TrainConfig.to_dict()``), sorted by key."""
+    (``TrainConfig.to_dict()``), sorted by key. A key missing from ``old`` (a checkpoint written
+    before the key existed, e.g. ``data.multiview``) counts as its default, which keeps the old
+    behaviour."""
+    if not prefix:
+        old = _merge(TrainConfig().to_dict(), old)
     out = []
     for k in sorted(set(old) | set(new)):
         a, b = old.get(k), new.get(k)

@@ -26,6 +26,7 @@ from ..data import ViewFolderLightField, list_images, load_image
 from ..data.samples import make_sample
 from ..degrade import degrade
 from . import augment as A
+from .multiview import MultiviewSource, load_downscaled, open_sources
 
 
 # -- sources ---------------------------------------------------------------------------------------
@@ -34,7 +35,9 @@ from . import augment as A
 class Entry:
     """One epoch slot. kind "lf": a light field (a fresh view pair is drawn per use);
     kind "stereo": a rectified pair (``ref``, ``hr`` file paths; sides may be swapped per use);
-    kind "video": a frame sequence (``index`` into Sources.videos; a fresh frame pair per use)."""
+    kind "video": a frame sequence (``index`` into Sources.videos; a fresh frame pair per use);
+    kind "multiview": a ``[[data.multiview]]`` source (``index`` into Sources.multiview; a fresh
+    (reference, target) pair of its allowed pairs per use)."""
     kind: str
     name: str
     index: int = -1              # light field index into Sources.lightfields
@@ -49,12 +52,13 @@ class ImageCache:
         self.enabled = enabled
         self._store: dict[str, torch.Tensor] = {}
 
-    def load(self, path) -> torch.Tensor:
-        """(3, H, W) float32 in [0, 1]."""
-        key = str(path)
+    def load(self, path, downscale: int = 1) -> torch.Tensor:
+        """(3, H, W) float32 in [0, 1]; ``downscale`` > 1: (3, H // d, W // d), block means rounded
+        to 8-bit levels (train/multiview.py), cached under their own key."""
+        key = str(path) if downscale == 1 else f"{path}@{int(downscale)}"
         if key in self._store:
             return self._store[key].float().div_(255.0)
-        img = load_image(key)
+        img = load_image(path) if downscale == 1 else load_downscaled(path, downscale)
         if self.enabled:
             q = (img * 255.0).round_().to(torch.uint8)
             # Only 8-bit sources round-trip exactly through uint8; keep the rest out of the cache.
@@ -121,6 +125,10 @@ class Sources:
             self.entries += [Entry("stereo", name, left=str(lp), right=str(rp))] * int(data_cfg.stereo_repeats)
         for i, (name, _) in enumerate(self.videos):
             self.entries += [Entry("video", name, index=i)] * int(data_cfg.video_repeats)
+        # Multi-view sources come last, so a config without them lists exactly the entries above.
+        self.multiview: list[MultiviewSource] = open_sources(data_cfg, root)
+        for i, mv in enumerate(self.multiview):
+            self.entries += [Entry("multiview", mv.name, index=i)] * mv.spec.repeats
         if not self.entries:
             raise ValueError("no training data: every light field and stereo pair is held out "
                              "(or the repeats are 0)")
@@ -226,6 +234,11 @@ class TrainPairs(Dataset):
                 if i != j and abs(i - j) <= gap:
                     break
             return self.cache.load(frames[j]), self.cache.load(frames[i])
+        if entry.kind == "multiview":
+            mv = self.sources.multiview[entry.index]
+            ref_i, hr_i = mv.pairs[int(torch.randint(len(mv.pairs), (), generator=gen))]
+            d = mv.spec.downscale
+            return self.cache.load(mv.files[hr_i], d), self.cache.load(mv.files[ref_i], d)
         swap = bool(torch.rand((), generator=gen) < 0.5) and self.cfg.data.stereo_swap
         hr_p, ref_p = (entry.left, entry.right) if swap else (entry.right, entry.left)
         return self.cache.load(hr_p), self.cache.load(ref_p)

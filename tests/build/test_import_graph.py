@@ -161,16 +161,41 @@ def test_no_import_circle_through_deferred_imports(graph):
     assert cycle is None, _describe(graph, cycle)
 
 
-def test_models_never_reach_checkpoints_or_training(graph):
-    """The model files sit below what saves them (checkpoint.py) and what trains them (train/)."""
-    seen, todo = set(), [m for m in graph if m.startswith(f"{PACKAGE}.models")]
+def _reached_from(graph, prefix: str) -> set[str]:
+    """Every module imported, directly or through others, by the modules named ``prefix``*."""
+    seen, todo = set(), [m for m in graph if m == prefix or m.startswith(prefix + ".")]
     while todo:
         m = todo.pop()
         if m not in seen:
             seen.add(m)
             todo += graph.get(m, {})
+    return seen
+
+
+def test_models_never_reach_checkpoints_or_training(graph):
+    """The model files sit below what saves them (checkpoint.py) and what trains them (train/)."""
+    seen = _reached_from(graph, f"{PACKAGE}.models")
     above = sorted(m for m in seen if m == f"{PACKAGE}.checkpoint" or m.startswith(f"{PACKAGE}.train"))
     assert not above, f"crossnet_fast.models imports (perhaps indirectly) {above}"
+
+
+def test_models_do_not_import_baselines(graph):
+    """The baselines are what the model is compared with: the model must not depend on them (the
+    PatchMatch search both use lives in crossnet_fast/matching/)."""
+    seen = _reached_from(graph, f"{PACKAGE}.models")
+    below = sorted(m for m in seen if m == f"{PACKAGE}.baselines" or m.startswith(f"{PACKAGE}.baselines."))
+    assert not below, f"crossnet_fast.models imports (perhaps indirectly) {below}"
+
+
+def test_the_baselines_rule_catches_a_model_that_imports_a_baseline(tmp_path):
+    _write_package(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/models/__init__.py": "from .net import Net\n",
+        "pkg/models/net.py": "def Net():\n    from ..baselines.pm import search  # deferred still counts\n",
+        "pkg/baselines/__init__.py": "",
+        "pkg/baselines/pm.py": "def search():\n    pass\n",
+    })
+    assert "pkg.baselines.pm" in _reached_from(import_graph(tmp_path, "pkg"), "pkg.models")
 
 
 # Imported in one child process that forks a fresh copy of itself per module: the third-party
