@@ -1,11 +1,12 @@
-"""Builds crossnet_fast._C: the C++ CPU kernels always, the CUDA kernels when possible.
+"""Builds crossnet_fast._C: the C++ CPU kernels always, the CUDA kernels when wanted (docs/BUILD.md).
 
-CUDA kernels are compiled when torch is a CUDA build and nvcc is found (no GPU needed), unless
-CROSSNET_FAST_CUDA=0; CROSSNET_FAST_CUDA=1 makes a missing CUDA toolchain an error.
-TORCH_CUDA_ARCH_LIST is respected; the default is every architecture from 7.5 (Turing) up that the
-installed nvcc can build, plus PTX of the newest, so that a newer GPU JIT-compiles the PTX instead of
-failing with "no kernel image" (with nvcc 13.0: 7.5;8.0;8.6;8.7;8.9;9.0;10.0;10.3;11.0;12.0;12.1+PTX). The decision is printed, and recorded with
-the torch version in crossnet_fast/_build_info.py so the package can tell a stale build at import.
+What to compile is decided by build_support.plan_build: with a visible GPU, its architectures plus
+PTX (unless TORCH_CUDA_ARCH_LIST is set); with none, the CPU kernels only, unless
+CROSSNET_FAST_CUDA=1 (7.5;9.0+PTX, or TORCH_CUDA_ARCH_LIST) or CROSSNET_FAST_CUDA_ARCHS=all (every
+architecture nvcc supports, for a wheel); CROSSNET_FAST_CUDA=0 never compiles them. The decision is
+printed and recorded with the torch version in crossnet_fast/_build_info.py so the package can tell a
+stale build at import. After a successful build the digest of its inputs is stored beside the
+library (_C.digest.json) so that scripts/install.sh can skip an identical rebuild.
 """
 from __future__ import annotations
 
@@ -20,26 +21,16 @@ from torch.utils import cpp_extension
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, ROOT)
-from build_support import default_arch_list, nvcc_archs  # noqa: E402
+import build_support  # noqa: E402
 
 
-def _want_cuda() -> tuple[bool, str]:
-    switch = os.environ.get("CROSSNET_FAST_CUDA", "").strip()
-    cuda_sources = glob.glob(os.path.join(ROOT, "csrc", "cuda", "*.cu"))
-    if switch == "0":
-        return False, "CROSSNET_FAST_CUDA=0"
-    problems = []
-    if torch.version.cuda is None:
-        problems.append(f"torch {torch.__version__} is not a CUDA build")
-    if cpp_extension.CUDA_HOME is None:
-        problems.append("nvcc not found (set CUDA_HOME)")
-    if not cuda_sources:
-        problems.append("no CUDA sources in csrc/cuda")
-    if problems:
-        if switch == "1":
-            sys.exit("crossnet_fast setup: CROSSNET_FAST_CUDA=1 but " + "; ".join(problems))
-        return False, "; ".join(problems)
-    return True, f"torch CUDA {torch.version.cuda}, nvcc in {cpp_extension.CUDA_HOME}"
+def _plan():
+    tools = build_support.probe_toolchain()
+    try:
+        plan = build_support.plan_build(os.environ, tools)
+    except build_support.BuildConfigError as exc:
+        sys.exit(f"crossnet_fast setup: {exc}")
+    return plan, build_support.build_inputs(plan, tools, os.environ)
 
 
 def _nvidia_include_dirs() -> list[str]:
@@ -53,8 +44,8 @@ def _nvidia_include_dirs() -> list[str]:
     return dirs
 
 
-def _extension():
-    use_cuda, why = _want_cuda()
+def _extension(plan):
+    use_cuda = plan.cuda
     sources = sorted(glob.glob("csrc/*.cpp") + glob.glob("csrc/cpu/*.cpp"))
     # -fno-math-errno: sqrt need not set errno, so loops with it can be vectorised.
     # -ffp-contract=off: no fused multiply-adds unless written, so the AVX2+FMA code paths
@@ -70,8 +61,8 @@ def _extension():
         cxx_flags.append("-fopenmp")
         link_flags.append("-fopenmp")
     if use_cuda:
-        if not os.environ.get("TORCH_CUDA_ARCH_LIST"):
-            os.environ["TORCH_CUDA_ARCH_LIST"] = default_arch_list(nvcc_archs(cpp_extension.CUDA_HOME))
+        # torch's cpp_extension reads the architectures from here.
+        os.environ["TORCH_CUDA_ARCH_LIST"] = plan.arch_list
         sources += sorted(glob.glob("csrc/cuda/*.cu"))
         nvcc_flags = ["-O3", "--expt-relaxed-constexpr", "-lineinfo"]
         ext = cpp_extension.CUDAExtension(
@@ -90,8 +81,10 @@ def _extension():
             extra_compile_args={"cxx": cxx_flags},
             extra_link_args=link_flags,
         )
-    arch = os.environ.get("TORCH_CUDA_ARCH_LIST") if use_cuda else None
-    print(f"crossnet_fast setup: CUDA kernels {'ON' if use_cuda else 'OFF'} ({why}); "
+    arch = plan.arch_list
+    for note in plan.notes:
+        print(f"crossnet_fast setup: {note}", flush=True)
+    print(f"crossnet_fast setup: CUDA kernels {'ON' if use_cuda else 'OFF'} ({plan.why}); "
           f"torch {torch.__version__}; arch list {arch}", flush=True)
     info = {"torch": torch.__version__, "cuda": use_cuda,
             "cuda_version": torch.version.cuda if use_cuda else None, "cuda_arch_list": arch,
@@ -102,10 +95,29 @@ def _extension():
     return ext
 
 
+class _BuildExt(cpp_extension.BuildExtension):
+    """torch's build_ext, then the digest of the build's inputs beside the built library (only once
+    the build succeeded: a failed build leaves no digest that would let install.sh skip it)."""
+
+    def run(self):
+        directories = {os.path.dirname(self.get_ext_fullpath(ext.name)) for ext in self.extensions}
+        for directory in directories:
+            stale = os.path.join(directory, build_support.DIGEST_FILE)
+            if os.path.exists(stale):
+                os.remove(stale)
+        super().run()
+        for directory in directories:
+            os.makedirs(directory, exist_ok=True)
+            build_support.write_digest(directory, DIGEST, INPUTS)
+
+
+PLAN, INPUTS = _plan()
+DIGEST = build_support.build_digest(INPUTS)
+
 setup(
     packages=find_packages(include=["crossnet_fast", "crossnet_fast.*"]),
-    ext_modules=[_extension()],
-    cmdclass={"build_ext": cpp_extension.BuildExtension},
+    ext_modules=[_extension(PLAN)],
+    cmdclass={"build_ext": _BuildExt},
     package_data={
         "crossnet_fast": ["weights/*.safetensors", "weights/*.md", "examples/*", "train/configs/*.toml"]
     },

@@ -6,7 +6,12 @@
 #   TORCH_SPEC=...  the torch to install (default torch==2.14.1; torch==2.13.0 is a small CPU build)
 #   TORCHVISION_SPEC=...  with WITH_TEST_DEPS=1: the torchvision matching TORCH_SPEC (default
 #                   torchvision==0.29.1 for the default torch, none otherwise; "" for none)
-#   CROSSNET_FAST_CUDA=0|1  force the CUDA kernels off / on (default: on when torch+nvcc allow)
+#   CROSSNET_FAST_CUDA=0|1  CUDA kernels off / on (default: on for the visible GPUs' architectures,
+#                   off with no GPU); CROSSNET_FAST_CUDA_ARCHS=all, TORCH_CUDA_ARCH_LIST: docs/BUILD.md
+#   CROSSNET_FAST_REBUILD=1  rebuild even when the built extension is up to date
+# The extension is rebuilt only when its sources, the build switches or torch changed since the
+# last build (build_support.py up-to-date compares a digest stored beside the built library), so
+# scripts/test.sh after scripts/run.sh compiles nothing again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${VENV:-.venv}"
@@ -42,8 +47,22 @@ if [ -z "${CUDA_HOME:-}" ] && [ -x /usr/local/cuda/bin/nvcc ]; then
   export CUDA_HOME=/usr/local/cuda
 fi
 export MAX_JOBS="${MAX_JOBS:-$(nproc)}"
-# --no-build-isolation: compile against the torch installed above, not a freshly resolved one.
-"$PY" -m pip install --no-build-isolation --no-deps -e . 2>&1 | grep -E "crossnet_fast setup|Successfully installed|rror" || true
+# Already installed from this checkout (editable), the extension loads, and its digest matches a
+# build now: nothing to do. The import runs outside the checkout so that it finds the installed package.
+REPO="$(pwd)"
+PY_ABS="$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY")"
+installed_here() {
+  (cd / && "$PY_ABS" -c "import os, sys, crossnet_fast as cf
+from crossnet_fast import _extension as e
+assert os.path.realpath(os.path.dirname(cf.__file__)) == os.path.realpath(sys.argv[1]), cf.__file__
+assert e.loaded, e.load_error" "$REPO/crossnet_fast") >/dev/null 2>&1
+}
+if [ "${CROSSNET_FAST_REBUILD:-0}" != "1" ] && installed_here && "$PY" build_support.py up-to-date 2>/dev/null; then
+  :  # build_support.py printed "up to date"
+else
+  # --no-build-isolation: compile against the torch installed above, not a freshly resolved one.
+  "$PY" -m pip install --no-build-isolation --no-deps -e . 2>&1 | grep -E "crossnet_fast setup|Successfully installed|rror" || true
+fi
 "$PY" -c "import crossnet_fast as cf; i = cf.build_info(); print('crossnet_fast built:', {k: i[k] for k in ('torch', 'cuda', 'cuda_version', 'triton', 'backends')}); assert i['extension_loaded'], i['extension_error']"
 if [ -n "${TORCHVISION_SPEC:-}" ] && [ "${WITH_TEST_DEPS:-0}" = "1" ]; then
   # Fail here, not by skipped tests, when the compat test models did not install.

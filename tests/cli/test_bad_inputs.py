@@ -656,6 +656,7 @@ def test_table_covers_every_command_and_reader():
         assert kind in ids
 
 
+@pytest.mark.slow
 def test_a_bad_input_in_a_real_process_exits_1_without_a_traceback(good, tmp_path):
     """The same contract through ``python -m crossnet_fast`` (stderr as the user sees it)."""
     _truncated_png(tmp_path / "cut.png")

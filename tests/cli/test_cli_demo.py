@@ -53,6 +53,7 @@ def test_example_files_are_package_data():
         assert im.size[0] % 8 == 0 and im.size[1] % 8 == 0  # x4 and x8 without cropping
 
 
+@pytest.mark.slow
 def test_demo_on_shipped_example_with_given_weights(tiny_weights, tmp_path, capsys):
     out = tmp_path / "sub" / "demo.png"  # the folder does not exist yet: the demo creates it
     assert main(["demo", "--weights", str(tiny_weights), "--out", str(out), "--device", "cpu"]) == 0
@@ -106,6 +107,7 @@ def test_demo_without_weights_shows_the_baselines(tmp_path, monkeypatch, capsys)
         assert im.size[1] == LABEL_HEIGHT + 192
 
 
+@pytest.mark.slow
 @pytest.mark.skipif("crossnet-x4" not in ckpt.available_weights(), reason="no shipped x4 weights")
 def test_demo_with_shipped_weights(tmp_path, capsys):
     out = tmp_path / "demo.png"

@@ -41,12 +41,14 @@ def test_help_everywhere(capsys):
         assert option in out
 
 
+@pytest.mark.slow
 def test_module_entry_point_help():
     res = subprocess.run([sys.executable, "-m", "crossnet_fast", "sr", "--help"], capture_output=True,
                          text=True, timeout=120)
     assert res.returncode == 0 and "--weights" in res.stdout
 
 
+@pytest.mark.slow
 def test_sr_end_to_end(files, capsys):
     d, model, lr, ref = files
     out = d / "sr.png"
@@ -63,6 +65,7 @@ def test_sr_end_to_end(files, capsys):
     assert "wrote" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_sr_defaults_to_the_shipped_weights(files, capsys, tmp_path, monkeypatch):
     from crossnet_fast import _model_file
 

@@ -77,6 +77,7 @@ def basicvsr_runs():
     return _compare_runs(model, [clip], compat.patch_basicsr)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("runs", ["raft_runs", "basicvsr_runs"])
 def test_patched_model_matches_unpatched(runs, request):
     unpatched, patched = request.getfixturevalue(runs)

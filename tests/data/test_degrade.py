@@ -131,6 +131,7 @@ def test_bad_input():
         upsample_bicubic_matlab(torch.rand(3, 4, 4), 2, size=(9, 8))
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_cuda_matches_cpu():
     hr = torch.rand(2, 3, 64, 48)

@@ -89,6 +89,7 @@ def test_patchmatch_sr_errors():
         patchmatch_sr(lr.to(torch.uint8), ref, 4)
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_patchmatch_sr_cuda():
     hr = torch.nn.functional.avg_pool2d(torch.rand(1, 3, 64, 64), 3, 1, 1)

@@ -28,6 +28,7 @@ def _header(path):
         return json.loads(f.read(n))
 
 
+@pytest.mark.slow
 def test_save_reload_bit_exact(tmp_path, paper_x8):
     path = tmp_path / "m.safetensors"
     paper_x8.save(path)

@@ -96,6 +96,7 @@ def test_hr_pyramid_resizes_and_scales_by_the_size_ratio():
         assert c.shape == (2, 1, *size)
 
 
+@pytest.mark.slow
 def test_correlation_model_has_no_flownet_and_round_trips(tmp_path):
     torch.manual_seed(0)
     model = CrossNet(scale=4, backend="reference", **COMPACT).eval()

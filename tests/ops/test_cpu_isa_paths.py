@@ -99,6 +99,7 @@ def _run(isa: str) -> dict:
     return json.loads(done.stdout)
 
 
+@pytest.mark.slow
 @NATIVE_CPU
 def test_avx2_and_scalar_paths_are_bit_identical():
     native, baseline = _run("native"), _run("baseline")

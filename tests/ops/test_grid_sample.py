@@ -205,7 +205,7 @@ def test_opcheck(padding, requires_grad, gen):
 
 
 @NATIVE_CPU
-@pytest.mark.parametrize("compiler", ["aot_eager", "inductor"])
+@pytest.mark.parametrize("compiler", ["aot_eager", pytest.param("inductor", marks=pytest.mark.slow)])
 def test_compile_fullgraph_agrees_with_eager(compiler, gen):
     torch._dynamo.reset()
     inp = torch.randn(2, 3, 8, 8, generator=gen, requires_grad=True)

@@ -32,6 +32,7 @@ interpreted = pytest.mark.skipif(not (HAS_TRITON and INTERPRET), reason="runs un
                                  "(test_properties_under_interpreter starts it)")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not HAS_TRITON, reason="Triton is not installed")
 @pytest.mark.skipif(INTERPRET, reason="already running under the interpreter")
 def test_properties_under_interpreter():

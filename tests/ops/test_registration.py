@@ -90,7 +90,7 @@ def _pipeline(feats, flows, target):
     return cf.charbonnier(warped[0] + up[:, :1], target, reduction="batch") + warped[1].square().sum()
 
 
-@pytest.mark.parametrize("compiler", ["aot_eager", "inductor"])
+@pytest.mark.parametrize("compiler", ["aot_eager", pytest.param("inductor", marks=pytest.mark.slow)])
 def test_compile_fullgraph_agrees_with_eager(compiler, gen):
     torch._dynamo.reset()
     feats = [torch.randn(2, 3, 8, 8, generator=gen, requires_grad=True),

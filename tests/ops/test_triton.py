@@ -39,6 +39,7 @@ DTYPES = [torch.float32, torch.float16, torch.bfloat16]
 EPS = {torch.float32: 1.2e-7, torch.float16: 9.8e-4, torch.bfloat16: 7.8e-3, torch.float64: 2.2e-16}
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not HAS_TRITON, reason="Triton is not installed")
 @pytest.mark.skipif(IN_PROCESS, reason="already running under the interpreter")
 def test_suite_under_interpreter():

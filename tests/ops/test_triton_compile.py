@@ -21,6 +21,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 MAX_SPILL = 96
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="Triton is not installed")
 def test_every_triton_variant_compiles_for_sm90_within_the_spill_limit():
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}

@@ -91,7 +91,7 @@ def test_multiscale_gradients_with_unused_scale(backend, gen):
     assert flows[1].grad is None or flows[1].grad.abs().max() == 0
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", [pytest.param("cpu", marks=[NATIVE_CPU, pytest.mark.slow]), "reference"])
 @pytest.mark.parametrize("padding", PADDINGS)
 def test_gradcheck_float64(backend, padding, gen):
     feat = torch.randn(2, 3, 5, 6, generator=gen, dtype=torch.float64, requires_grad=True)

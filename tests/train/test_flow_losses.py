@@ -50,6 +50,7 @@ def test_smoothness_loss_and_weight_schedule():
     assert aux_weight(7, 10, 0.0, 0.1) == 0.0
 
 
+@pytest.mark.slow
 def test_photometric_loss_teaches_the_flow_net_to_align():
     """A reference displaced by a known flow (3, -2) px: a few steps of the photometric loss alone bring
     the full-resolution flow V0 much closer to the true displacement (endpoint error)."""

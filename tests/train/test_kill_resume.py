@@ -135,6 +135,7 @@ def _check_checkpoints(run: Path) -> int:
     return int(latest["step"])
 
 
+@pytest.mark.slow
 def test_kill_9_at_random_moments_then_resume(tmp_path):
     cfg = _config(tmp_path / "tiny.toml", _data(tmp_path / "data"))
     reference = train(cfg, out=tmp_path / "straight", quiet=True)

@@ -203,6 +203,7 @@ def test_synthetic_pairs(data_root, tmp_path):
 
 # -- training --------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_resume_reproduces_an_uninterrupted_run(data_root, tmp_path):
     straight = train(tiny_cfg(data_root, tmp_path / "a", data={"num_workers": 1}), quiet=True)
     part = train(tiny_cfg(data_root, tmp_path / "b"), max_steps=2, quiet=True)
@@ -301,6 +302,7 @@ def _ddp_worker(rank, world, port, cfg, out):
         {"losses": res["losses"], "digests": res["replica_digests"], "world": res["world"]}))
 
 
+@pytest.mark.slow
 def test_ddp_two_processes_keep_identical_replicas(data_root, tmp_path):
     cfg = tiny_cfg(data_root, tmp_path / "ddp", optim={"iterations": 3},
                    run={"checkpoint_every": 3})
@@ -369,6 +371,7 @@ def test_warm_starts(tmp_path):
 
 # -- the full CrossNet through the CLI ---------------------------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.skipif(not (SHARED / "lytro_flowers").is_dir(), reason="../shared/data not present")
 def test_cli_trains_crossnet_saves_resumes_and_evaluates(tmp_path, monkeypatch):
     from crossnet_fast import cli
