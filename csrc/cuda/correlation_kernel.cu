@@ -28,26 +28,14 @@ namespace crossnet_fast {
 namespace cuda {
 namespace {
 
+// [host-emulation begin] From here to the end marker the code is plain C++ apart from the CUDA
+// keywords: tests/ops/test_correlation_cuda_host.py compiles it for the CPU and runs it against the
+// float64 oracle, so the index math is tested without a GPU.
+
 // The geometry shared by the three kernels (all sizes in elements of the NCHW arrays).
 struct CorrGeometry {
   int64_t N, C, H, W, D, dil, s, Ho, Wo, side, K;
 };
-
-CorrGeometry make_geometry(const at::Tensor& f1, int64_t D, int64_t dil, int64_t s) {
-  CorrGeometry g;
-  g.N = f1.size(0);
-  g.C = f1.size(1);
-  g.H = f1.size(2);
-  g.W = f1.size(3);
-  g.D = D;
-  g.dil = dil;
-  g.s = s;
-  g.Ho = (g.H + s - 1) / s;
-  g.Wo = (g.W + s - 1) / s;
-  g.side = 2 * D + 1;
-  g.K = g.side * g.side;
-  return g;
-}
 
 // out (N, K, Ho, Wo): out[n, k, i, j] = (sum_c f1[n, c, y, x] * f2[n, c, yy, xx]) / C, with
 // y = i*s, x = j*s, yy = y + dy*dil, xx = x + dx*dil; 0 when (yy, xx) is outside the image.
@@ -104,10 +92,20 @@ __global__ void __launch_bounds__(kBlock) correlation_grad_f1(const scalar_t* __
       const int64_t i = y / g.s, j = x / g.s;
       const scalar_t* go = grad_out + n * g.K * out_plane + i * g.Wo + j;
       const scalar_t* b = f2 + (n * g.C + c) * plane;
-      for (int64_t k = 0; k < g.K; ++k) {
-        const int64_t yy = y + (k / g.side - g.D) * g.dil, xx = x + (k % g.side - g.D) * g.dil;
-        if (yy < 0 || yy >= g.H || xx < 0 || xx >= g.W) continue;
-        acc += static_cast<acc_t>(go[k * out_plane]) * static_cast<acc_t>(b[yy * g.W + xx]);
+      // Image coordinates fit in int (the 64-bit divisions and remainders of the inner loop would
+      // cost more than the loads); the displacements run in k order, dy-major.
+      const int H = static_cast<int>(g.H), W = static_cast<int>(g.W), D = static_cast<int>(g.D);
+      const int dil = static_cast<int>(g.dil), side = static_cast<int>(g.side);
+      for (int dy = -D; dy <= D; ++dy) {
+        const int yy = static_cast<int>(y) + dy * dil;
+        if (yy < 0 || yy >= H) continue;
+        const scalar_t* go_row = go + int64_t(dy + D) * side * out_plane;
+        const scalar_t* b_row = b + int64_t(yy) * W;
+        for (int dx = -D; dx <= D; ++dx) {
+          const int xx = static_cast<int>(x) + dx * dil;
+          if (xx < 0 || xx >= W) continue;
+          acc += static_cast<acc_t>(go_row[int64_t(dx + D) * out_plane]) * static_cast<acc_t>(b_row[xx]);
+        }
       }
       acc = acc / c_count;
     }
@@ -137,13 +135,41 @@ __global__ void __launch_bounds__(kBlock) correlation_grad_f2(const scalar_t* __
     const scalar_t* go = grad_out + n * g.K * out_plane;
     const scalar_t* a = f1 + (n * g.C + c) * plane;
     acc_t acc = acc_t(0);
-    for (int64_t k = 0; k < g.K; ++k) {
-      const int64_t y = yy - (k / g.side - g.D) * g.dil, x = xx - (k % g.side - g.D) * g.dil;
-      if (y < 0 || y >= g.H || x < 0 || x >= g.W || y % g.s != 0 || x % g.s != 0) continue;
-      acc += static_cast<acc_t>(go[k * out_plane + (y / g.s) * g.Wo + x / g.s]) * static_cast<acc_t>(a[y * g.W + x]);
+    // int coordinates (see correlation_grad_f1); displacements in k order, dy-major.
+    const int H = static_cast<int>(g.H), W = static_cast<int>(g.W), D = static_cast<int>(g.D);
+    const int dil = static_cast<int>(g.dil), side = static_cast<int>(g.side), s = static_cast<int>(g.s);
+    const int Wo = static_cast<int>(g.Wo);
+    for (int dy = -D; dy <= D; ++dy) {
+      const int y = static_cast<int>(yy) - dy * dil;
+      if (y < 0 || y >= H || y % s != 0) continue;
+      const scalar_t* go_row = go + int64_t(dy + D) * side * out_plane + int64_t(y / s) * Wo;
+      const scalar_t* a_row = a + int64_t(y) * W;
+      for (int dx = -D; dx <= D; ++dx) {
+        const int x = static_cast<int>(xx) - dx * dil;
+        if (x < 0 || x >= W || x % s != 0) continue;
+        acc += static_cast<acc_t>(go_row[int64_t(dx + D) * out_plane + x / s]) * static_cast<acc_t>(a_row[x]);
+      }
     }
     grad_f2[idx] = static_cast<scalar_t>(acc / c_count);
   }
+}
+
+// [host-emulation end]
+
+CorrGeometry make_geometry(const at::Tensor& f1, int64_t D, int64_t dil, int64_t s) {
+  CorrGeometry g;
+  g.N = f1.size(0);
+  g.C = f1.size(1);
+  g.H = f1.size(2);
+  g.W = f1.size(3);
+  g.D = D;
+  g.dil = dil;
+  g.s = s;
+  g.Ho = (g.H + s - 1) / s;
+  g.Wo = (g.W + s - 1) / s;
+  g.side = 2 * D + 1;
+  g.K = g.side * g.side;
+  return g;
 }
 
 // Blocks of a grid-stride launch over `total` elements (capped: each thread then loops).
@@ -151,13 +177,21 @@ unsigned grid_for(int64_t total) {
   return static_cast<unsigned>(std::max<int64_t>(1, std::min<int64_t>(ceil_div(total, kBlock), int64_t(1) << 20)));
 }
 
-void check_cuda(const at::Tensor& f1) { TORCH_CHECK(f1.is_cuda(), "f1 and f2 must be CUDA tensors"); }
+// CUDA tensors, and a geometry whose image coordinates and displacements the gradient kernels can
+// add in int (each below 2^30, so no sum of two overflows).
+void check_cuda(const at::Tensor& f1, const CorrGeometry& g) {
+  TORCH_CHECK(f1.is_cuda(), "f1 and f2 must be CUDA tensors");
+  constexpr int64_t kLimit = int64_t(1) << 30;
+  TORCH_CHECK_VALUE(g.H < kLimit && g.W < kLimit && g.D * g.dil < kLimit && g.s < kLimit,
+                    "correlation (CUDA): H, W, stride and max_displacement * dilation must be below 2^30, got H=",
+                    g.H, ", W=", g.W, ", stride=", g.s, ", max_displacement * dilation=", g.D * g.dil);
+}
 
 at::Tensor correlation_cuda(const at::Tensor& f1, const at::Tensor& f2, int64_t max_displacement, int64_t dilation,
                             int64_t stride) {
   check_correlation_inputs(f1, f2, max_displacement, dilation, stride);
-  check_cuda(f1);
   const CorrGeometry g = make_geometry(f1, max_displacement, dilation, stride);
+  check_cuda(f1, g);
   const c10::cuda::CUDAGuard guard(f1.device());
   at::Tensor out = at::empty({g.N, g.K, g.Ho, g.Wo}, f1.options().memory_format(at::MemoryFormat::Contiguous));
   if (out.numel() == 0) return out;
@@ -177,8 +211,8 @@ std::tuple<at::Tensor, at::Tensor> correlation_backward_cuda(const at::Tensor& g
                                                              int64_t dilation, int64_t stride,
                                                              std::array<bool, 2> output_mask) {
   check_correlation_inputs(f1, f2, max_displacement, dilation, stride);
-  check_cuda(f1);
   const CorrGeometry g = make_geometry(f1, max_displacement, dilation, stride);
+  check_cuda(f1, g);
   TORCH_CHECK_VALUE(grad_out.dim() == 4 && grad_out.size(0) == g.N && grad_out.size(1) == g.K &&
                         grad_out.size(2) == g.Ho && grad_out.size(3) == g.Wo,
                     "grad_out must have the correlation's output shape (", g.N, ", ", g.K, ", ", g.Ho, ", ", g.Wo,
