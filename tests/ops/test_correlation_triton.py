@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hypothesis import given, settings
 
 import crossnet_fast as cf
 from _interpreter import HAS_TRITON, in_process, keep_only_rerun, rerun_under_interpreter
-from test_correlation import CASES, DTYPES, _layout, _reads, assert_near, inputs, oracle, run
+from test_correlation import CASES, DTYPES, _layout, _reads, assert_near, correlation_case, inputs, oracle, run
 
 IN_PROCESS = in_process("crossnet_fast.triton.correlation", "_corr_fwd_kernel")
 
@@ -117,6 +118,19 @@ def test_triton_nonfinite_stays_local(where, value):
     torch.testing.assert_close(own.double(), own_want, atol=1e-5, rtol=0)
     assert not other[hit_other].isfinite().any()
     torch.testing.assert_close(other[~hit_other].double(), other_want[~hit_other], atol=1e-5, rtol=0)
+
+
+@settings(max_examples=40)  # the interpreter runs each program in NumPy: fewer examples than the CPU's
+@given(correlation_case())
+def test_property_triton_matches_oracle(case):
+    """Random sizes (empty batches and C = 0 included), windows, dilations, strides, dtypes and layouts."""
+    n, c, h, w, d, dil, s, dtype, kind, seed = case
+    f1, f2 = inputs(n, c, h, w, dtype, seed)
+    g = torch.randn(n, (2 * d + 1) ** 2, -(-h // s), -(-w // s), generator=torch.Generator().manual_seed(seed),
+                    dtype=torch.float64).to(dtype)
+    got = run(_layout(f1, kind), _layout(f2, kind), d, dil, s, g, "triton")
+    for name, x, y in zip(("out", "grad_f1", "grad_f2"), got, oracle(f1, f2, d, dil, s, g)):
+        assert_near(x, y, dtype, f"{name} {case}")
 
 
 def test_triton_gradcheck_fp64():
