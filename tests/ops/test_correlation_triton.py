@@ -17,6 +17,7 @@ import torch
 from hypothesis import given, settings
 
 import crossnet_fast as cf
+from crossnet_fast.triton import ensure_registered
 from _interpreter import HAS_TRITON, in_process, keep_only_rerun, rerun_under_interpreter
 from test_correlation import CASES, DTYPES, _layout, _reads, assert_near, correlation_case, inputs, oracle, run
 
@@ -78,7 +79,7 @@ def test_triton_backward_is_deterministic_and_honours_the_mask():
     first = run(f1, f2, 2, 2, 2, g, "triton")
     for x, y in zip(first, run(f1, f2, 2, 2, 2, g, "triton")):
         assert torch.equal(x, y)
-    cf.triton.ensure_registered()
+    ensure_registered()
     ops = torch.ops.crossnet_fast_triton
     ga, gb = ops.correlation_backward(g, f1, f2, 2, 2, 2, [True, False])
     assert gb.numel() == 0 and torch.equal(ga, first[1])
@@ -141,14 +142,14 @@ def test_triton_gradcheck_fp64():
 
 
 def test_triton_opcheck():
-    cf.triton.ensure_registered()
+    ensure_registered()
     f1, f2 = inputs(1, 3, 4, 5, torch.float32, seed=10)
     torch.library.opcheck(torch.ops.crossnet_fast_triton.correlation.default,
                           (f1.requires_grad_(), f2.requires_grad_(), 1, 1, 1))
 
 
 def test_triton_direct_call_checks_its_inputs():
-    cf.triton.ensure_registered()
+    ensure_registered()
     ops = torch.ops.crossnet_fast_triton
     f1, f2 = inputs(1, 2, 3, 4, torch.float32)
     with pytest.raises(Exception, match="max_displacement"):
