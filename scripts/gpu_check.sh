@@ -6,7 +6,7 @@
 #   GPU_CHECK_QUICK=1 bash scripts/gpu_check.sh   # anchor shape only, no torch.compile baselines
 #   GPU_CHECK_ONLY="build test_cuda" bash scripts/gpu_check.sh   # a subset of the steps (a device
 #       call is limited to 10 minutes: split the steps over calls; the build is kept between calls)
-# Steps: build import test_cuda test_triton properties memcheck racecheck check_triton bench model baselines
+# Steps: build import test_cuda test_triton correlation properties memcheck racecheck check_triton bench model baselines
 #
 # Environment: PYTHON (default: python), GPU_CHECK_OUT (logs and bench.json; default $OUT or
 # /tmp/gpu_check). Exit status: 0 only when the build, the tests and the benchmark all succeeded.
@@ -46,6 +46,11 @@ if step build 900 bash -c '"$PY" -m pip install --no-build-isolation --no-deps -
   if [ -f tests/ops/test_triton.py ]; then
     step test_triton 240 "$PY" -m pytest -q -p no:cacheprovider tests/ops/test_triton.py
   fi
+  # Issue 22 item 1: the correlation's CUDA kernels (and the compiled Triton ones) against the
+  # float64 oracle and the reference backend, then its benchmark against the shifted-product fallback.
+  step correlation 300 env LOGS="$LOGS" bash -c '"$PY" -m pytest -q -p no:cacheprovider tests/ops/test_correlation_cuda.py && \
+    if [ -f benchmarks/bench_correlation_cuda.py ]; then "$PY" -m pytest -q -p no:cacheprovider \
+      benchmarks/bench_correlation_cuda.py --benchmark-only --benchmark-json="$LOGS/bench_correlation_cuda.json"; fi'
   # Issue 10 item 12: the property tests on the GPU (cuda and compiled Triton: NaN, inf and far
   # flows, non-finite features, every dtype and layout against F.grid_sample), and every kernel
   # under compute-sanitizer (memcheck on all calls, racecheck on the backward).

@@ -9,7 +9,9 @@ feature gradient) for fp32/fp16/bf16/fp64, NCHW and channels_last, both paddings
 pyramid with odd sizes, NaN / inf / far flows and an inf feature at a corner; upsample_flow and
 resize_flow forward and backward (down, up, one-row and one-column sizes, both conventions); the
 Charbonnier loss (every reduction, fused and unfused gradient); grid_sample forward and backward (every padding and align_corners, each gradient alone, atomic and, on CUDA,
-deterministic input gradient, fp32/bf16/fp64, NaN / inf / far grid points, an empty grid). Exit status 0
+deterministic input gradient, fp32/bf16/fp64, NaN / inf / far grid points, an empty grid); the
+correlation forward and both gathers (each gradient alone too; fp32/fp16/bf16/fp64, NCHW and
+channels_last, windows wider than the image, dilation and stride, an inf feature, empty batches). Exit status 0
 when every call returned (the sanitizer's own exit code reports what it found).
 """
 from __future__ import annotations
@@ -111,6 +113,25 @@ def grid_sample_calls(backend):
     torch.cuda.synchronize()
 
 
+def correlation_calls(backend):
+    gen = torch.Generator(device="cuda").manual_seed(3)
+    for dtype in (torch.float32, torch.float16, torch.bfloat16, torch.float64):
+        for layout in ("nchw", "channels_last"):
+            f1 = torch.randn(2, 5, 9, 13, generator=gen, device="cuda").to(dtype)
+            f2 = torch.randn(2, 5, 9, 13, generator=gen, device="cuda").to(dtype)
+            f2[0, 1, 0, 0] = float("inf")
+            if layout == "channels_last":
+                f1, f2 = (t.contiguous(memory_format=torch.channels_last) for t in (f1, f2))
+            for d, dil, s in ((4, 1, 1), (2, 3, 2), (7, 2, 3)):
+                for need in ((True, True), (True, False), (False, True)):
+                    a, b = f1.detach().requires_grad_(need[0]), f2.detach().requires_grad_(need[1])
+                    out = cf.correlation(a, b, d, dilation=dil, stride=s, backend=backend)
+                    out.float().nan_to_num().sum().backward()
+        empty = torch.zeros(0, 5, 9, 13, device="cuda", dtype=dtype, requires_grad=True)
+        cf.correlation(empty, empty, 2, backend=backend).sum().backward()
+    torch.cuda.synchronize()
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--backward-only", action="store_true", help="only the calls with a backward (racecheck)")
@@ -126,6 +147,7 @@ def main(argv=None):
         warp_calls(backend, args.backward_only)
         other_calls(backend)
         grid_sample_calls(backend)
+        correlation_calls(backend)
         print(f"sanitize_kernels: {backend} done")
     return 0
 

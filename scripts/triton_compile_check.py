@@ -12,7 +12,7 @@ through Triton's bundled ptxas with -v: registers and spill bytes per thread are
 variant that spills more than --max-spill bytes fails. Needs no GPU and no CUDA driver; CI runs it
 (tests/ops/test_triton_compile.py).
 
-    python scripts/triton_compile_check.py [--arch 90] [--quick] [--max-spill 0]
+    python scripts/triton_compile_check.py [--arch 90] [--quick] [--max-spill 0] [--only correlation]
 
 Uses ``triton.compiler.ASTSource`` (an internal API, stable across Triton 3.2-3.8); exit status 0
 when all variants compile, 1 otherwise.
@@ -41,6 +41,7 @@ from triton.backends.compiler import GPUTarget  # noqa: E402
 from triton.compiler import ASTSource  # noqa: E402
 
 from crossnet_fast.triton import charbonnier as CH  # noqa: E402
+from crossnet_fast.triton import correlation as CO  # noqa: E402
 from crossnet_fast.triton import grid_sample as GS  # noqa: E402
 from crossnet_fast.triton import multiscale_warp as MW  # noqa: E402
 from crossnet_fast.triton import resize_flow as RS  # noqa: E402
@@ -49,7 +50,10 @@ from crossnet_fast.triton import upsample_flow as UP  # noqa: E402
 ACC = {"fp64": tl.float64}
 I32 = ("C", "H", "W", "s_n", "s_c", "s_h", "s_w", "g_n", "g_c", "g_h", "g_w", "scale", "S", "count", "numel",
        "tiles", "P", "HWo", "Wo", "q_n", "q_h", "q_w", "q_k", "r_n", "r_h", "r_w", "r_k", "HO", "WO",
-       "FOOT_Y", "FOOT_X")
+       "FOOT_Y", "FOOT_X",
+       # correlation: sizes, window, and the strides of f1 (a_), f2 (b_), grad_out (g_) and a gradient (o_)
+       "Ho", "D", "DIL", "STRIDE", "ctiles", "g_k", "a_n", "a_c", "a_h", "a_w", "b_n", "b_c", "b_h", "b_w",
+       "o_n", "o_c", "o_h", "o_w")
 # Integer arguments that can be 1 at run time (Triton then compiles them as the constant 1).
 CAN_BE_ONE = ("S", "scale", "C", "tiles", "count", "numel")
 # upsample_flow: a one-row or one-column flow.
@@ -60,6 +64,10 @@ RESIZE_ONES = (("C", "tiles", "H", "W", "HO", "WO", "s_w", "g_w"), ("FOOT_Y", "F
 # size can be 1 too. Each tuple is one more compiled variant of every grid_sample kernel.
 GS_ONES = (("s_w", "g_w", "q_k", "r_k"),
            ("P", "C", "H", "W", "HWo", "Wo", "s_w", "g_w", "q_k", "r_k"))
+# correlation: one channel, dilation 1, stride 1, one tile and unit last strides (the usual
+# NCHW case); then a one-pixel-wide window (D = 1) on a one-row, one-column image.
+CORR_ONES = (("C", "DIL", "STRIDE", "tiles", "ctiles", "a_w", "b_w", "g_w", "o_w"),
+             ("H", "W", "Ho", "Wo", "D", "a_w", "b_w", "g_w", "o_w"))
 
 
 def compile_one(fn, pointer_types, consts, target, num_warps=4, ones=()):
@@ -125,6 +133,7 @@ def variants(quick):
                        dict(REDUCE=reduce, GRAD=grad, ACC=acc, BLOCK=CH.PARTIAL if reduce else CH._BLOCKS[0][0]),
                        CH._BLOCKS[0][1], False)
         yield from grid_sample_variants(dt, acc, buf)
+        yield from correlation_variants(dt, acc, quick)
         yield (f"charbonnier finish {dt}", CH._finish_kernel, dict(partial_ptr=buf, out_ptr=dt),
                dict(ACC=acc, BLOCK=CH._FINISH_BLOCK), 4, False)
         for scalar in (True, False):
@@ -146,6 +155,21 @@ def grid_sample_variants(dt, acc, buf):
             yield (f"grid_sample bwd {tag} input={ni} grid={ng}", GS._grid_sample_bwd_kernel,
                    dict(gout_ptr=dt, in_ptr=dt, grid_ptr=dt, gin_ptr=buf, ggrid_ptr=dt),
                    dict(common, NEED_INPUT=ni, NEED_GRID=ng), cfg["num_warps"], False)
+
+
+def correlation_variants(dt, acc, quick):
+    """The correlation's forward and both gathers for ``dt``, with every configuration the
+    launchers may time (--quick: the first)."""
+    for cfg in CO._FWD_CONFIGS[:1 if quick else None]:
+        yield (f"correlation fwd {dt} {cfg['BLOCK_P']}/{cfg['num_warps']}", CO._corr_fwd_kernel,
+               dict(f1_ptr=dt, f2_ptr=dt, out_ptr=dt), dict(ACC=acc, BLOCK_P=cfg["BLOCK_P"]), cfg["num_warps"], False)
+    for cfg in CO._BWD_CONFIGS[:1 if quick else None]:
+        tag = f"{dt} {cfg['BLOCK_C']}x{cfg['BLOCK_P']}/{cfg['num_warps']}"
+        consts = dict(ACC=acc, BLOCK_P=cfg["BLOCK_P"], BLOCK_C=cfg["BLOCK_C"])
+        yield (f"correlation bwd f1 {tag}", CO._corr_bwd_f1_kernel, dict(gout_ptr=dt, f2_ptr=dt, gf1_ptr=dt),
+               consts, cfg["num_warps"], False)
+        yield (f"correlation bwd f2 {tag}", CO._corr_bwd_f2_kernel, dict(gout_ptr=dt, f1_ptr=dt, gf2_ptr=dt),
+               consts, cfg["num_warps"], False)
 
 
 def ptxas_usage(ptx: str, arch: int) -> tuple[int, int]:
@@ -173,7 +197,8 @@ def expanded(quick):
         grid_sample = v[1] in (GS._grid_sample_fwd_kernel, GS._grid_sample_bwd_kernel)
         resize = v[1] in (RS._resize_fwd_kernel, RS._resize_bwd_kernel)
         upsample = v[1] in (UP._upsample_fwd_kernel, UP._upsample_bwd_kernel)
-        for names in (GS_ONES if grid_sample else RESIZE_ONES if resize else
+        corr = v[1] in (CO._corr_fwd_kernel, CO._corr_bwd_f1_kernel, CO._corr_bwd_f2_kernel)
+        for names in (GS_ONES if grid_sample else RESIZE_ONES if resize else CORR_ONES if corr else
                       (CAN_BE_ONE, UPSAMPLE_ONES) if upsample else (CAN_BE_ONE,)):
             ones = tuple(k for k in names if k in v[1].arg_names)
             if ones:
@@ -206,11 +231,12 @@ def main(argv=None):
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="compiler processes")
     ap.add_argument("--max-spill", type=int, default=0,
                     help="fail a variant whose ptxas spill stores + loads exceed this many bytes per thread")
+    ap.add_argument("--only", default="", help="compile only the variants whose name contains this text")
     args = ap.parse_args(argv)
     failures = 0
     t0 = time.time()
     worst = (0, "")
-    todo = list(expanded(args.quick))
+    todo = [v for v in expanded(args.quick) if args.only in v[0]]
     # Compiling is single-threaded per kernel: a forked pool (the kernels are module globals, so
     # workers get them by index) cuts the wall time by the number of cores.
     with multiprocessing.get_context("fork").Pool(args.jobs, initializer=_init_worker, initargs=(todo, args.arch)) as pool:

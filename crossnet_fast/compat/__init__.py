@@ -6,11 +6,14 @@ Functions with the signatures and results of the originals (plus a keyword-only 
   - :func:`bilinear_sampler`, :func:`coords_grid`: the original RAFT's ``core/utils/utils.py``.
   - :func:`tv_grid_sample`, :func:`tv_upsample_flow`: torchvision's
     ``models.optical_flow._utils.grid_sample`` / ``upsample_flow``.
+  - :func:`spatial_correlation_sample`, :class:`SpatialCorrelationSampler`: the
+    ``spatial-correlation-sampler`` package's (PWC-Net, FlowNetC), on :func:`crossnet_fast.correlation`.
 Context managers that rebind them inside a model's package for the duration of a block:
-  :func:`patch_torchvision_raft`, :func:`patch_basicsr`.
+  :func:`patch_torchvision_raft`, :func:`patch_basicsr`, :func:`patch_spatial_correlation_sampler`.
 """
 from ._torchvision_alias import install_functional_tensor_alias
 from .basicsr_patch import patch_basicsr
+from .correlation import SpatialCorrelationSampler, patch_spatial_correlation_sampler, spatial_correlation_sample
 from .flow_warp import flow_warp
 from .raft import bilinear_sampler, coords_grid
 from .torchvision_raft import grid_sample as tv_grid_sample
@@ -26,4 +29,7 @@ __all__ = [
     "patch_torchvision_raft",
     "patch_basicsr",
     "install_functional_tensor_alias",
+    "spatial_correlation_sample",
+    "SpatialCorrelationSampler",
+    "patch_spatial_correlation_sampler",
 ]

@@ -24,7 +24,7 @@ _library = None  # the torch.library.Library holding the definitions, once regis
 
 def _implementations() -> dict:
     """op name -> Python implementation (imports Triton and the kernels)."""
-    from . import charbonnier, grid_sample, multiscale_warp, resize_flow, upsample_flow
+    from . import charbonnier, correlation, grid_sample, multiscale_warp, resize_flow, upsample_flow
 
     return {
         "multiscale_warp": multiscale_warp.multiscale_warp,
@@ -37,6 +37,8 @@ def _implementations() -> dict:
         "resize_flow_backward": resize_flow.resize_flow_backward,
         "charbonnier": charbonnier.charbonnier,
         "charbonnier_backward": charbonnier.charbonnier_backward,
+        "correlation": correlation.correlation,
+        "correlation_backward": correlation.correlation_backward,
     }
 
 
