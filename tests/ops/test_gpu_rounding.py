@@ -1,0 +1,135 @@
+"""The GPU rounds the sample coordinates like the CPU (issue 24, items 1, 2 and 5), read from PTX.
+
+No GPU is needed: nvcc 13.0 and Triton 3.8 compile for sm_90 here, and the PTX says how each
+operation rounds. The CPU build is compiled with -ffp-contract=off (every product and sum rounded
+on its own) and divides and takes square roots correctly rounded; on the GPU a fused multiply-add
+(``fma``), an approximate division (``div.full``/``div.approx``) or an approximate square root
+(``sqrt.approx``) in the coordinate or Charbonnier math moves a point that lands exactly on a pixel
+a hair off it, so a different pair of taps is read (an inf in a row that should not be read leaks).
+
+- CUDA: a small translation unit instantiates every coordinate routine of csrc/bilinear.h and
+  csrc/upsample.h (float and double, every padding and convention) in its own kernel; none may
+  contain ``fma``.
+- Triton: every coordinate-computing kernel (grid_sample, resize_flow, upsample_flow) and every
+  Charbonnier kernel is compiled with the options its launcher passes (``LAUNCH_OPTIONS``); none may
+  contain ``fma``, ``div.full``, ``div.approx`` or ``sqrt.approx``.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CUDA_HOME = os.environ.get("CUDA_HOME", "/usr/local/cuda")
+NVCC = os.path.join(CUDA_HOME, "bin", "nvcc")
+HAS_NVCC = os.path.exists(NVCC) or shutil.which("nvcc") is not None
+HAS_TRITON = importlib.util.find_spec("triton") is not None
+APPROXIMATE = re.compile(r"\b(fma\.\w+|div\.full\.\w+|div\.approx\.\w+|sqrt\.approx\.\w+)")
+
+# Each kernel computes one coordinate routine from loaded inputs (so nothing folds to a constant).
+COORDINATE_TU = r"""
+#include "bilinear.h"
+#include "upsample.h"
+using namespace crossnet_fast;
+
+template <typename T, int PAD, bool AC>
+__global__ void grid_coordinate(const T* g, T* out, long long size) {
+  const auto s = grid_source_coordinate<T>(g[threadIdx.x], size, static_cast<GridPadding>(PAD), AC);
+  out[2 * threadIdx.x] = s.coord;
+  out[2 * threadIdx.x + 1] = s.factor;
+}
+
+template <typename T, bool AC>
+__global__ void resize_coordinate(const int64_t* sizes, T* out) {
+  const ResizeAxis<T> a{sizes[0], sizes[1], resize_step<T>(sizes[0], sizes[1], AC), AC};
+  const auto t = a.tap(sizes[2] + threadIdx.x);
+  int64_t lo, hi;
+  a.footprint(sizes[2] + threadIdx.x, &lo, &hi);
+  out[threadIdx.x] = t.frac + static_cast<T>(t.i0 + t.i1 + lo + hi);
+}
+
+template <typename T>
+__global__ void upsample_coordinate(const int64_t* sizes, T* out) {
+  const auto t = upsample_tap<T>(sizes[0] + threadIdx.x, sizes[1], sizes[2]);
+  out[threadIdx.x] = t.frac + static_cast<T>(t.i0 + t.i1);
+}
+
+template <typename T>
+__global__ void grid_taps_kernel(const T* g, T* out, int h, int w, int pad, bool ac) {
+  const auto r = grid_taps_strided<T, int>(g[0], g[1], h, w, w, 1, static_cast<GridPadding>(pad), ac);
+  for (int k = 0; k < 4; ++k) {
+    out[4 * k] = r.taps.weight[k];
+    out[4 * k + 1] = r.taps.dweight_dx[k];
+    out[4 * k + 2] = r.taps.dweight_dy[k];
+    out[4 * k + 3] = static_cast<T>(r.taps.offset[k]);
+  }
+}
+
+// The two fmod calls of the reflection alone: the device fmodf is an exact algorithm that uses
+// fma internally; a reflection kernel may contain these and no other.
+template <typename T>
+__global__ void reflection_fmods(const T* a, T* out) {
+  out[0] = ::fmod(a[0], a[1]);
+  out[1] = ::fmod(::floor(a[0] / a[1]), T(2));
+}
+
+#define GRID(T, P, A) template __global__ void grid_coordinate<T, P, A>(const T*, T*, long long);
+GRID(float, 0, false) GRID(float, 0, true) GRID(float, 1, false) GRID(float, 1, true)
+GRID(float, 2, false) GRID(float, 2, true)
+GRID(double, 0, false) GRID(double, 0, true) GRID(double, 1, false) GRID(double, 1, true)
+GRID(double, 2, false) GRID(double, 2, true)
+template __global__ void resize_coordinate<float, false>(const int64_t*, float*);
+template __global__ void resize_coordinate<float, true>(const int64_t*, float*);
+template __global__ void resize_coordinate<double, false>(const int64_t*, double*);
+template __global__ void resize_coordinate<double, true>(const int64_t*, double*);
+template __global__ void upsample_coordinate<float>(const int64_t*, float*);
+template __global__ void upsample_coordinate<double>(const int64_t*, double*);
+template __global__ void grid_taps_kernel<float>(const float*, float*, int, int, int, bool);
+template __global__ void grid_taps_kernel<double>(const double*, double*, int, int, int, bool);
+template __global__ void reflection_fmods<float>(const float*, float*);
+template __global__ void reflection_fmods<double>(const double*, double*);
+"""
+
+
+def ptx_functions(ptx: str) -> dict[str, str]:
+    """{entry name: its body} of a PTX module (each ``.entry`` up to the next one)."""
+    parts = re.split(r"^\s*\.(?:visible\s+)?\.entry\s+", ptx, flags=re.M)
+    return {p.split("(", 1)[0].strip(): p for p in parts[1:]}
+
+
+@pytest.mark.skipif(not HAS_NVCC, reason="nvcc not found")
+def test_cuda_coordinate_routines_have_no_fused_multiply_add(tmp_path):
+    """csrc/bilinear.h and csrc/upsample.h coordinates compile without fma for sm_90 (item 1)."""
+    from torch.utils.cpp_extension import include_paths
+
+    src = tmp_path / "coordinates.cu"
+    src.write_text(COORDINATE_TU)
+    out = tmp_path / "coordinates.ptx"
+    nvcc = NVCC if os.path.exists(NVCC) else shutil.which("nvcc")
+    cmd = [nvcc, "-arch=sm_90", "-ptx", "-O3", "-std=c++17", "--expt-relaxed-constexpr",
+           "-I", os.path.join(ROOT, "csrc"), *[a for p in include_paths() for a in ("-I", p)], str(src), "-o", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    functions = ptx_functions(out.read_text())
+    assert len(functions) == 22, sorted(functions)
+
+    def fmas(name):
+        return len(re.findall(r"\bfma\.\w+", functions[name]))
+
+    # Reflection (padding 2) calls fmod, which may keep the fmas of its own exact algorithm: a
+    # reflection coordinate is allowed those of reflection_fmods, grid_taps_kernel (two axes, any
+    # padding) twice as many; nothing else may have any.
+    fmod_fmas = {re.search(r"I([fd])E", n).group(1): fmas(n) for n in functions if "reflection_fmods" in n}
+    allowed = {}
+    for name in functions:
+        if "reflection_fmods" in name:
+            continue
+        t = re.search(r"I([fd])[EL]", name).group(1)
+        allowed[name] = fmod_fmas[t] * (2 if "grid_taps" in name else 1 if "Li2E" in name else 0)
+    bad = {name: f"{fmas(name)} fma (allowed {allowed[name]})" for name in allowed if fmas(name) > allowed[name]}
+    assert not bad, f"fused multiply-adds in coordinate routines: {bad}"
