@@ -19,6 +19,7 @@ import torch
 import triton
 
 from . import _common
+from ._rounding import LAUNCH_OPTIONS
 from ._grid_sample_kernels import _grid_sample_bwd_kernel, _grid_sample_fwd_kernel
 from .multiscale_warp import _alert_not_deterministic
 
@@ -76,7 +77,7 @@ def grid_sample(input: torch.Tensor, grid: torch.Tensor, padding: str, align_cor
     cfg = config(input.dtype, c)
     _grid_sample_fwd_kernel[(triton.cdiv(points, cfg["BLOCK_P"]),)](
         input, grid, out, points, c, h, w, ho * wo, wo, *input.stride(), *grid.stride(),
-        PAD=pad, ALIGN_CORNERS=bool(align_corners), ACC=_common.acc_dtype(input.dtype), **cfg)
+        PAD=pad, ALIGN_CORNERS=bool(align_corners), ACC=_common.acc_dtype(input.dtype), **cfg, **LAUNCH_OPTIONS)
     return out
 
 
@@ -118,7 +119,7 @@ def grid_sample_backward(grad_out: torch.Tensor, input: torch.Tensor, grid: torc
             grad_out, input, grid, gin_arg, ggrid_arg, points, c, h, w, ho * wo, wo,
             *input.stride(), *grad_out.stride(), *grid.stride(), *r_strides,
             PAD=pad, ALIGN_CORNERS=bool(align_corners), ACC=_common.acc_dtype(input.dtype),
-            NEED_INPUT=need_input, NEED_GRID=need_grid, **cfg)
+            NEED_INPUT=need_input, NEED_GRID=need_grid, **cfg, **LAUNCH_OPTIONS)
     if need_input:
         grad_input = gbuf if gbuf.dtype == input.dtype and gbuf.stride() == input.stride() else \
             torch.empty_like(input).copy_(gbuf)

@@ -21,6 +21,7 @@ import triton
 import triton.language as tl
 
 from . import _common
+from ._rounding import LAUNCH_OPTIONS, div
 from ._warp_kernels import _weighted
 
 
@@ -29,9 +30,9 @@ def _step(size_in, size_out, ALIGN: tl.constexpr, ACC: tl.constexpr):
     """Input samples per output sample (F.interpolate's scale for an output size)."""
     # tl.cast, not .to(): Triton compiles an integer argument equal to 1 as a constexpr.
     if ALIGN:
-        return tl.where(size_out > 1, tl.cast(size_in - 1, ACC) / tl.cast(tl.maximum(size_out - 1, 1), ACC), 0.0)
+        return tl.where(size_out > 1, div(size_in - 1, tl.maximum(size_out - 1, 1), ACC), 0.0)
     else:
-        return tl.cast(size_in, ACC) / tl.cast(size_out, ACC)
+        return div(size_in, size_out, ACC)
 
 
 @triton.jit
@@ -49,7 +50,7 @@ def _src(d, step, size_in, ALIGN: tl.constexpr, ACC: tl.constexpr):
 @triton.jit
 def _factor(c, H, W, HO, WO, ACC: tl.constexpr):
     """Channel 1 (a flow's y) is scaled by HO / H, every other channel by WO / W."""
-    return tl.where(c == 1, tl.cast(HO, ACC) / tl.cast(H, ACC), tl.cast(WO, ACC) / tl.cast(W, ACC))
+    return tl.where(c == 1, div(HO, H, ACC), div(WO, W, ACC))
 
 
 @triton.jit
@@ -99,7 +100,7 @@ def _first(i, step, ALIGN: tl.constexpr, ACC: tl.constexpr):
     else:
         shift = 0.5
     safe = tl.where(step > 0, step, 1.0)
-    lo = tl.floor(((i - 1).to(ACC) + shift) / safe - shift).to(tl.int64) - 1
+    lo = tl.floor(div((i - 1).to(ACC) + shift, safe, ACC) - shift).to(tl.int64) - 1
     # Outputs of clamped coordinate 0 read indices 0 and 1; a single output (step 0) reads 0 and 1.
     lo = tl.where(i <= 1, 0, tl.maximum(lo, 0))
     return tl.where(step > 0, lo, 0)
@@ -207,7 +208,7 @@ def resize_flow(flow: torch.Tensor, height: int, width: int, align_corners: bool
         tiles = triton.cdiv(height * width, cfg["BLOCK"])
         _resize_fwd_kernel[(n * c * tiles,)](flow, out, c, h, w, height, width, *flow.stride(), tiles,
                                              ALIGN=align_corners, ACC=acc, BLOCK=cfg["BLOCK"],
-                                             num_warps=cfg["num_warps"])
+                                             num_warps=cfg["num_warps"], **LAUNCH_OPTIONS)
 
     key = ("resize_fwd", flow.device.index, flow.dtype, align_corners, _common.next_pow2(out.numel()))
     launch(_common.choose_config(key, _configs(), launch))
@@ -239,7 +240,7 @@ def resize_flow_backward(grad_out: torch.Tensor, height: int, width: int, align_
         tiles = triton.cdiv(height * width, cfg["BLOCK"])
         _resize_bwd_kernel[(n * c * tiles,)](grad_out, gin, c, height, width, ho, wo, *grad_out.stride(), tiles,
                                              foot_y, foot_x, ALIGN=align_corners, ACC=acc, BLOCK=cfg["BLOCK"],
-                                             num_warps=cfg["num_warps"])
+                                             num_warps=cfg["num_warps"], **LAUNCH_OPTIONS)
 
     key = ("resize_bwd", grad_out.device.index, grad_out.dtype, align_corners, _common.next_pow2(gin.numel()))
     launch(_common.choose_config(key, _configs(), launch))

@@ -133,3 +133,130 @@ def test_cuda_coordinate_routines_have_no_fused_multiply_add(tmp_path):
         allowed[name] = fmod_fmas[t] * (2 if "grid_taps" in name else 1 if "Li2E" in name else 0)
     bad = {name: f"{fmas(name)} fma (allowed {allowed[name]})" for name in allowed if fmas(name) > allowed[name]}
     assert not bad, f"fused multiply-adds in coordinate routines: {bad}"
+
+
+# ----------------------------------------------------------------------------------------------
+# Triton: compile exactly what the launchers launch
+
+
+def _record_launches(monkeypatch, module, names):
+    """Replace ``module``'s kernels by recorders: returns a list receiving (kernel, args, kwargs)."""
+    launches = []
+
+    class Recorder:
+        def __init__(self, fn):
+            self.fn = fn
+
+        def __getitem__(self, grid):
+            return lambda *args, **kwargs: launches.append((self.fn, args, kwargs))
+
+    for name in names:
+        monkeypatch.setattr(module, name, Recorder(getattr(module, name)))
+    return launches
+
+
+def _compile_recorded(fn, args, kwargs):
+    """PTX of ``fn`` compiled for sm_90 as the recorded launch would compile it: tensors as pointers
+    of their dtype, Python ints and floats typed as Triton types them, keyword constexprs, and
+    the launch options (num_warps, enable_fp_fusion, ...)."""
+    import torch
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+    from triton.runtime.jit import mangle_type
+
+    names = fn.arg_names
+    tdt = {torch.float32: "fp32", torch.float64: "fp64", torch.float16: "fp16", torch.bfloat16: "bf16",
+           torch.int64: "i64", torch.int32: "i32"}
+    options = {k: v for k, v in kwargs.items() if k not in names}
+    consts = {k: v for k, v in kwargs.items() if k in names}
+    signature, attrs = {}, {}
+    for i, name in enumerate(names):
+        if name in consts:
+            signature[name] = "constexpr"
+            continue
+        a = args[i]
+        if isinstance(a, torch.Tensor):
+            signature[name] = "*" + tdt[a.dtype]
+            attrs[(i,)] = [["tt.divisibility", 16]]
+        else:
+            signature[name] = mangle_type(a)
+    src = ASTSource(fn, signature=signature, constexprs={(names.index(k),): v for k, v in consts.items()},
+                    attrs=attrs)
+    return triton.compile(src, target=GPUTarget("cuda", 90, 32), options=options).asm["ptx"]
+
+
+def _launch_all(monkeypatch):
+    """Every coordinate and Charbonnier kernel launch of the Triton launchers (fp32 and fp64,
+    every grid_sample padding and convention, both resize conventions), recorded, not run."""
+    import torch
+
+    from crossnet_fast.triton import _common
+    from crossnet_fast.triton import charbonnier as ch
+    from crossnet_fast.triton import grid_sample as gs
+    from crossnet_fast.triton import resize_flow as rs
+    from crossnet_fast.triton import upsample_flow as up
+
+    monkeypatch.setattr(_common, "check_device", lambda *a, **k: None)
+    monkeypatch.setattr(_common, "interpreting", lambda: False)
+    monkeypatch.setenv(_common.AUTOTUNE_ENV, "0")
+    launches = _record_launches(monkeypatch, gs, ["_grid_sample_fwd_kernel", "_grid_sample_bwd_kernel"])
+    rs_l = _record_launches(monkeypatch, rs, ["_resize_fwd_kernel", "_resize_bwd_kernel"])
+    up_l = _record_launches(monkeypatch, up, ["_upsample_fwd_kernel", "_upsample_bwd_kernel"])
+    ch_l = _record_launches(monkeypatch, ch, ["_charbonnier_kernel", "_finish_kernel", "_charbonnier_bwd_kernel"])
+    for dt in (torch.float32, torch.float64):
+        inp = torch.zeros(1, 3, 5, 7, dtype=dt)
+        grid = torch.zeros(1, 4, 6, 2, dtype=dt)
+        for pad in ("zeros", "border", "reflection"):
+            for ac in (False, True):
+                gs.grid_sample(inp, grid, pad, ac)
+                gs.grid_sample_backward(torch.zeros(1, 3, 4, 6, dtype=dt), inp, grid, pad, ac, [True, True])
+        flow = torch.zeros(1, 2, 5, 7, dtype=dt)
+        for ac in (False, True):
+            rs.resize_flow(flow, 13, 9, ac)
+            rs.resize_flow_backward(torch.zeros(1, 2, 13, 9, dtype=dt), 5, 7, ac)
+        up.upsample_flow(flow, 3)
+        up.upsample_flow_backward(torch.zeros(1, 2, 15, 21, dtype=dt), 3)
+        pred = torch.zeros(2, 3, 4, 5, dtype=dt)
+        for red in ("mean", "none"):
+            ch.charbonnier(pred, pred, 1e-3, red, True)
+            ch.charbonnier_backward(torch.ones((), dtype=dt) if red != "none" else torch.ones_like(pred),
+                                    pred, pred, 1e-3, red)
+    return launches + rs_l + up_l + ch_l
+
+
+@pytest.mark.skipif(not HAS_TRITON, reason="Triton is not installed")
+def test_triton_coordinate_and_charbonnier_kernels_round_like_the_cpu(monkeypatch):
+    """No fma, approximate division or approximate square root in what the launchers launch
+    (items 1, 2, 5): enable_fp_fusion=False, tl.div_rn and tl.sqrt_rn where fp32 needs them."""
+    launches = _launch_all(monkeypatch)
+    assert len(launches) >= 40
+    bad, seen = {}, set()
+    for fn, args, kwargs in launches:
+        key = (fn.__name__, tuple(sorted((k, str(v)) for k, v in kwargs.items())),
+               tuple(str(a.dtype) if hasattr(a, "dtype") else type(a).__name__ for a in args))
+        if key in seen:
+            continue
+        seen.add(key)
+        found = sorted(set(APPROXIMATE.findall(_compile_recorded(fn, args, kwargs))))
+        if found:
+            bad[f"{fn.__name__} {dict(kwargs)}"] = found
+    assert not bad, "\n".join(f"{k}: {v}" for k, v in bad.items())
+
+
+@pytest.mark.skipif(not HAS_TRITON, reason="Triton is not installed")
+def test_fp64_charbonnier_gets_no_python_float_arguments(monkeypatch):
+    """Triton types a Python float argument as fp32 (item 5): eps^2 = 0.01 and 1/numel reach an
+    fp64 loss rounded to fp32 (eps = 0.1, zero difference: 0.09999999888). The launchers must
+    pass their constants in the accumulation dtype (a tensor), never as Python floats."""
+    import torch
+    from triton.runtime.jit import mangle_type
+
+    assert mangle_type(0.01) == "fp32"  # why
+    launches = [launch for launch in _launch_all(monkeypatch) if "charbonnier" in launch[0].__name__
+                or "finish" in launch[0].__name__]
+    floats = {(fn.__name__, fn.arg_names[i]) for fn, args, _ in launches for i, a in enumerate(args)
+              if isinstance(a, float)}
+    assert not floats, f"Python float arguments (typed fp32): {sorted(floats)}"
+    assert any(isinstance(a, torch.Tensor) and a.dtype == torch.float64 and a.numel() == 2
+               for fn, args, _ in launches for a in args)
