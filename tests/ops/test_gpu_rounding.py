@@ -8,8 +8,9 @@ on its own) and divides and takes square roots correctly rounded; on the GPU a f
 a hair off it, so a different pair of taps is read (an inf in a row that should not be read leaks).
 
 - CUDA: a small translation unit instantiates every coordinate routine of csrc/bilinear.h and
-  csrc/upsample.h (float and double, every padding and convention) in its own kernel; none may
-  contain ``fma``.
+  csrc/upsample.h (float and double, every padding and convention) and the Charbonnier term of
+  csrc/charbonnier.h in its own kernel; none may contain ``fma`` (reflection: only the device
+  fmod's own, an exact algorithm).
 - Triton: every coordinate-computing kernel (grid_sample, resize_flow, upsample_flow) and every
   Charbonnier kernel is compiled with the options its launcher passes (``LAUNCH_OPTIONS``); none may
   contain ``fma``, ``div.full``, ``div.approx`` or ``sqrt.approx``.
@@ -35,7 +36,13 @@ APPROXIMATE = re.compile(r"\b(fma\.\w+|div\.full\.\w+|div\.approx\.\w+|sqrt\.app
 COORDINATE_TU = r"""
 #include "bilinear.h"
 #include "upsample.h"
+#include "charbonnier.h"
 using namespace crossnet_fast;
+
+template <typename T>
+__global__ void charbonnier_term(const T* d, T* out, T eps2) {
+  out[threadIdx.x] = charbonnier_rho<T>(d[threadIdx.x], eps2);
+}
 
 template <typename T, int PAD, bool AC>
 __global__ void grid_coordinate(const T* g, T* out, long long size) {
@@ -91,6 +98,8 @@ template __global__ void upsample_coordinate<float>(const int64_t*, float*);
 template __global__ void upsample_coordinate<double>(const int64_t*, double*);
 template __global__ void grid_taps_kernel<float>(const float*, float*, int, int, int, bool);
 template __global__ void grid_taps_kernel<double>(const double*, double*, int, int, int, bool);
+template __global__ void charbonnier_term<float>(const float*, float*, float);
+template __global__ void charbonnier_term<double>(const double*, double*, double);
 template __global__ void reflection_fmods<float>(const float*, float*);
 template __global__ void reflection_fmods<double>(const double*, double*);
 """
@@ -104,7 +113,8 @@ def ptx_functions(ptx: str) -> dict[str, str]:
 
 @pytest.mark.skipif(not HAS_NVCC, reason="nvcc not found")
 def test_cuda_coordinate_routines_have_no_fused_multiply_add(tmp_path):
-    """csrc/bilinear.h and csrc/upsample.h coordinates compile without fma for sm_90 (item 1)."""
+    """csrc/bilinear.h and csrc/upsample.h coordinates (and csrc/charbonnier.h's d^2 + eps^2) compile
+    without fma for sm_90 (item 1)."""
     from torch.utils.cpp_extension import include_paths
 
     src = tmp_path / "coordinates.cu"
@@ -116,7 +126,7 @@ def test_cuda_coordinate_routines_have_no_fused_multiply_add(tmp_path):
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     functions = ptx_functions(out.read_text())
-    assert len(functions) == 22, sorted(functions)
+    assert len(functions) == 24, sorted(functions)
 
     def fmas(name):
         return len(re.findall(r"\bfma\.\w+", functions[name]))
