@@ -86,7 +86,8 @@ def grid_sample_backward(grad_out: torch.Tensor, input: torch.Tensor, grid: torc
     """Triton implementation of ``crossnet_fast_triton::grid_sample_backward``.
 
     Args:
-        grad_out: (N, C, Ho, Wo) float, any strides: d(loss)/d(output).
+        grad_out: (N, C, Ho, Wo) float, any strides: d(loss)/d(output); converted to input's
+            dtype first when it differs (as every backend does).
         input, grid, padding, align_corners: as in :func:`grid_sample`.
         output_mask: [need grad_input, need grad_grid].
 
@@ -103,6 +104,10 @@ def grid_sample_backward(grad_out: torch.Tensor, input: torch.Tensor, grid: torc
     ho, wo = grid.shape[1], grid.shape[2]
     if tuple(grad_out.shape) != (n, c, ho, wo):
         raise ValueError(f"grid_sample_backward: grad_out must be {(n, c, ho, wo)}, got {tuple(grad_out.shape)}")
+    # grad_out in the input's dtype first, as the CPU and CUDA backends (and autograd, which hands
+    # every backward a gradient of its output's dtype) do: one answer for a mismatched call too.
+    if grad_out.dtype != input.dtype:
+        grad_out = grad_out.to(input.dtype)
     acc_t = _common.acc_torch_dtype(input.dtype)
     if need_input:
         _alert_not_deterministic("crossnet_fast_triton::grid_sample_backward")

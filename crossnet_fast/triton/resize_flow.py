@@ -150,13 +150,16 @@ def _resize_bwd_kernel(gout_ptr, gin_ptr, C, H, W, HO, WO, g_n, g_c, g_h, g_w, t
 @functools.lru_cache(maxsize=256)
 def footprint(size_in: int, size_out: int, align_corners: bool) -> int:
     """The longest run of candidate outputs any input index of an axis gathers (``FOOT``), with
-    one extra for the rounding of the kernel's start (computed in fp32 there, fp64 here)."""
+    one extra for the rounding of the kernel's start (computed in fp32 there, fp64 here), and never
+    more than ``size_out``: the kernel's start is >= 0 and every candidate < size_out, so
+    ``size_out`` candidates cover them all (an input axis of size 1 gathers every output; the
+    extra one would be masked work in every program)."""
     if align_corners:
         step, shift = ((size_in - 1) / (size_out - 1) if size_out > 1 else 0.0), 0.0
     else:
         step, shift = size_in / size_out, 0.5
     if step <= 0:
-        return size_out + 1
+        return size_out
     longest = 0
     # The run only depends on i through floor(); its length is largest at i <= 1 (start clamped to
     # 0) or for some i >= 2: every i is checked, the axes are short.
@@ -164,7 +167,7 @@ def footprint(size_in: int, size_out: int, align_corners: bool) -> int:
         lo = 0 if i <= 1 else max(math.floor((i - 1 + shift) / step - shift) - 1, 0)
         hi = min(math.floor((i + 1 + shift) / step - shift) + 2, size_out)
         longest = max(longest, hi - lo)
-    return max(longest, 0) + 1
+    return min(max(longest, 0) + 1, size_out)
 
 
 _BLOCKS = [(256, 4), (512, 4), (1024, 8), (128, 4)]  # (BLOCK, num_warps); first = untimed default

@@ -209,8 +209,10 @@ def test_grid_sample_input_gradient_addresses_in_a_46341_square_plane(monkeypatc
 @pytest.mark.parametrize("align_corners", [False, True])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_reflection_of_huge_coordinates_matches_the_reference(dtype, align_corners):
-    """Reflection of points far beyond 2^24 spans (up to 1e30 in fp32, 1e300 in fp64) lands where the
-    reference's exact fmod puts it (W = 6, g = 1e30: 10.5 -> x = 4.5... not 9.0 - 0.5 - ...)."""
+    """Reflection of points far beyond 2^24 spans (up to 3e38 in fp32, 1e300 in fp64) lands where the
+    reference's exact torch.fmod puts it: bit-equal samples. Before the integer remainder, the
+    Triton remainder d - floor(d / span) * span was off beyond about 2^24 spans (W = 6, fp32: 13
+    of the 18 huge points here sampled another pixel)."""
     big = [1e8, 3.3e9, 1e12, 7.77e20, 1e30, -1e30, 3e38] + ([1e300, -2.5e200] if dtype == torch.float64 else [])
     gx = torch.tensor(big + [0.3, -0.7], dtype=dtype)
     for w in (1, 2, 5, 6, 7, 11, 640):
@@ -221,6 +223,43 @@ def test_reflection_of_huge_coordinates_matches_the_reference(dtype, align_corne
         expected = ref.grid_sample(inp, grid, padding_mode="reflection", align_corners=align_corners)
         diff = ~((out == expected) | (out.isnan() & expected.isnan()))
         assert not diff.any(), (w, gx[diff.view(-1)].tolist(), out[diff].tolist(), expected[diff].tolist())
+
+
+# ----------------------------------------------------------------------------------------------
+# Item 8: every backend converts grad_out the same way; no masked footprint iteration
+
+
+@pytest.mark.parametrize("backend", ["triton", "cpu"])
+def test_grid_sample_backward_converts_grad_out_to_the_input_dtype_first(backend):
+    """An fp32 grad_out for fp16 input (a direct op call; autograd always hands the output's
+    dtype) gives the gradients of grad_out.half(), as the CPU and CUDA kernels compute them."""
+    from crossnet_fast.triton import grid_sample as tg
+
+    gen = torch.Generator().manual_seed(5)
+    inp = torch.randn(1, 3, 4, 5, generator=gen).half()
+    grid = (torch.rand(1, 3, 4, 2, generator=gen) * 2.2 - 1.1).half()
+    gout = torch.randn(1, 3, 3, 4, generator=gen) * (1 + 2.0 ** -12)  # not representable in fp16
+    if backend == "triton":
+        call = tg.grid_sample_backward
+    else:
+        call = torch.ops.crossnet_fast.grid_sample_backward
+    a = call(gout, inp, grid, "zeros", False, [True, True])
+    b = call(gout.half(), inp, grid, "zeros", False, [True, True])
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+
+
+def test_resize_footprint_never_exceeds_the_output_size():
+    """The gather window of an input axis covers at most size_out candidates (an input axis of size
+    1 looped size_out + 1 times, the last masked in every program); the windows still cover every
+    output that reads each input (exact fp64 check of the kernel's start)."""
+    from crossnet_fast.triton import resize_flow as rs
+
+    for ac in (False, True):
+        for size_in in (1, 2, 3, 7):
+            for size_out in (1, 2, 5, 16):
+                foot = rs.footprint(size_in, size_out, ac)
+                assert 1 <= foot <= size_out, (size_in, size_out, ac, foot)
+    assert rs.footprint(1, 9, True) == 9 and rs.footprint(1, 9, False) == 9
 
 
 if not IN_PROCESS:
