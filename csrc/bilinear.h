@@ -11,6 +11,8 @@
 #include <cmath>
 #include <cstdint>
 
+#include "fp_rounding.h"
+
 namespace crossnet_fast {
 
 enum class Padding : int { Border = 0, Zeros = 1 };
@@ -149,7 +151,9 @@ template <typename acc_t>
 C10_HOST_DEVICE inline SourceCoordinate<acc_t> grid_source_coordinate(acc_t g, int64_t size, GridPadding padding,
                                                                        bool align_corners) {
   const acc_t n = static_cast<acc_t>(size);
-  acc_t x = align_corners ? (g + acc_t(1)) / acc_t(2) * (n - acc_t(1)) : ((g + acc_t(1)) * n - acc_t(1)) / acc_t(2);
+  // mul_rn/add_rn: rounded twice, as on the CPU (a fused multiply-add moves points off pixels).
+  acc_t x = align_corners ? mul_rn((g + acc_t(1)) / acc_t(2), n - acc_t(1))
+                          : add_rn(mul_rn(g + acc_t(1), n), acc_t(-1)) / acc_t(2);
   acc_t factor = align_corners ? (n - acc_t(1)) / acc_t(2) : n / acc_t(2);
   if (padding == GridPadding::Zeros) return {x, factor};
   if (padding == GridPadding::Reflection) {
@@ -157,7 +161,7 @@ C10_HOST_DEVICE inline SourceCoordinate<acc_t> grid_source_coordinate(acc_t g, i
     const acc_t low = align_corners ? acc_t(0) : acc_t(-0.5);
     const acc_t span = align_corners ? n - acc_t(1) : n;
     if (span <= acc_t(0)) return {acc_t(0), acc_t(0)};
-    acc_t d = x - low;
+    acc_t d = add_rn(x, -low);  // not contracted with the halving above
     acc_t sign = acc_t(1);
     if (d < acc_t(0)) {
       d = -d;

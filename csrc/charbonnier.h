@@ -5,6 +5,8 @@
 
 #include <cmath>
 
+#include "fp_rounding.h"
+
 namespace crossnet_fast {
 
 // Beyond 2^60, eps^2 / d^2 is far below the rounding unit of fp32 and fp64 (for eps < 2^40), so
@@ -21,7 +23,8 @@ C10_HOST_DEVICE constexpr acc_t charbonnier_big() {
 template <typename acc_t>
 C10_HOST_DEVICE inline acc_t charbonnier_rho(acc_t d, acc_t eps2) {
   using std::sqrt;
-  const acc_t root = sqrt(d * d + eps2);
+  // d * d and the sum rounded one at a time on the GPU too (nvcc would fuse them), as on the CPU.
+  const acc_t root = sqrt(add_rn(mul_rn(d, d), eps2));
   const acc_t ad = d < acc_t(0) ? -d : d;
   return root > charbonnier_big<acc_t>() ? ad : root;
 }

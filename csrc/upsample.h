@@ -6,6 +6,8 @@
 
 #include <cstdint>
 
+#include "fp_rounding.h"
+
 namespace crossnet_fast {
 
 // The two source indices and the weight of the second one for output index `dst` along an axis of
@@ -63,8 +65,9 @@ struct ResizeAxis {
   bool align_corners;
 
   C10_HOST_DEVICE UpsampleTap<acc_t> tap(int64_t dst) const {
-    acc_t src = align_corners ? step * static_cast<acc_t>(dst)
-                              : step * (static_cast<acc_t>(dst) + acc_t(0.5)) - acc_t(0.5);
+    // mul_rn/add_rn: rounded twice, as on the CPU (a fused multiply-add moves points off pixels).
+    acc_t src = align_corners ? mul_rn(step, static_cast<acc_t>(dst))
+                              : add_rn(mul_rn(step, static_cast<acc_t>(dst) + acc_t(0.5)), acc_t(-0.5));
     if (src < acc_t(0)) src = acc_t(0);
     int64_t i0 = static_cast<int64_t>(src);  // src >= 0: truncation is floor
     if (i0 > size_in - 1) i0 = size_in - 1;

@@ -9,7 +9,10 @@ that the channels_last warp kernels use 128-bit vector loads and vector atomics 
 the alignment hints). Triton specialises an integer argument equal to 1 into a constant (one
 scale, scale 1, one channel, one tile): those variants are compiled too. Each variant's PTX goes
 through Triton's bundled ptxas with -v: registers and spill bytes per thread are reported, and a
-variant that spills more than --max-spill bytes fails. Needs no GPU and no CUDA driver; CI runs it
+variant that spills more than --max-spill bytes fails. The kernels that compute sample coordinates
+or the Charbonnier term are compiled with their launchers' options (``_rounding.LAUNCH_OPTIONS``:
+no fp fusion) and must round like the CPU: no ``fma``, ``div.full``/``div.approx`` or
+``sqrt.approx`` in their PTX (issue 24). Needs no GPU and no CUDA driver; CI runs it
 (tests/ops/test_triton_compile.py).
 
     python scripts/triton_compile_check.py [--arch 90] [--quick] [--max-spill 0] [--only correlation]
@@ -46,6 +49,13 @@ from crossnet_fast.triton import grid_sample as GS  # noqa: E402
 from crossnet_fast.triton import multiscale_warp as MW  # noqa: E402
 from crossnet_fast.triton import resize_flow as RS  # noqa: E402
 from crossnet_fast.triton import upsample_flow as UP  # noqa: E402
+from crossnet_fast.triton._rounding import LAUNCH_OPTIONS  # noqa: E402
+
+# Kernels launched with LAUNCH_OPTIONS, whose PTX must not contain an approximate operation.
+EXACT_KERNELS = (GS._grid_sample_fwd_kernel, GS._grid_sample_bwd_kernel, RS._resize_fwd_kernel,
+                 RS._resize_bwd_kernel, UP._upsample_fwd_kernel, UP._upsample_bwd_kernel,
+                 CH._charbonnier_kernel, CH._finish_kernel, CH._charbonnier_bwd_kernel)
+APPROXIMATE = re.compile(r"\b(fma\.\w+|div\.full\.\w+|div\.approx\.\w+|sqrt\.approx\.\w+)")
 
 ACC = {"fp64": tl.float64}
 I32 = ("C", "H", "W", "s_n", "s_c", "s_h", "s_w", "g_n", "g_c", "g_h", "g_w", "scale", "S", "count", "numel",
@@ -70,10 +80,10 @@ CORR_ONES = (("C", "DIL", "STRIDE", "tiles", "ctiles", "a_w", "b_w", "g_w", "o_w
              ("H", "W", "Ho", "Wo", "D", "a_w", "b_w", "g_w", "o_w"))
 
 
-def compile_one(fn, pointer_types, consts, target, num_warps=4, ones=()):
+def compile_one(fn, pointer_types, consts, target, num_warps=4, ones=(), options=None):
     """Compile ``fn`` with pointer args typed as given (16-byte aligned, as Triton specialises
-    them at run time), int args i32 (those named in ``ones`` as the constant 1), float args fp32;
-    returns the compiled kernel."""
+    them at run time), int args i32 (those named in ``ones`` as the constant 1), float args fp32,
+    and the launch ``options`` (e.g. enable_fp_fusion); returns the compiled kernel."""
     names = fn.arg_names
     consts = dict(consts, **{k: 1 for k in ones if k in names})
     signature, attrs = {}, {}
@@ -88,7 +98,7 @@ def compile_one(fn, pointer_types, consts, target, num_warps=4, ones=()):
         else:
             signature[name] = "fp32"
     src = ASTSource(fn, signature=signature, constexprs={(names.index(k),): v for k, v in consts.items()}, attrs=attrs)
-    return triton.compile(src, target=target, options={"num_warps": num_warps})
+    return triton.compile(src, target=target, options={"num_warps": num_warps, **(options or {})})
 
 
 TORCH_DTYPE = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16, "fp64": torch.float64}
@@ -129,16 +139,16 @@ def variants(quick):
         for reduce in (True, False):
             for grad in (True, False):
                 yield (f"charbonnier {dt} reduce={reduce} grad={grad}", CH._charbonnier_kernel,
-                       dict(pred_ptr=dt, target_ptr=dt, loss_ptr=buf if reduce else dt, grad_ptr=dt),
+                       dict(pred_ptr=dt, target_ptr=dt, loss_ptr=buf if reduce else dt, grad_ptr=dt, consts_ptr=buf),
                        dict(REDUCE=reduce, GRAD=grad, ACC=acc, BLOCK=CH.PARTIAL if reduce else CH._BLOCKS[0][0]),
-                       CH._BLOCKS[0][1], False)
+                       CH.REDUCE_WARPS if reduce else CH._BLOCKS[0][1], False)
         yield from grid_sample_variants(dt, acc, buf)
         yield from correlation_variants(dt, acc, quick)
-        yield (f"charbonnier finish {dt}", CH._finish_kernel, dict(partial_ptr=buf, out_ptr=dt),
+        yield (f"charbonnier finish {dt}", CH._finish_kernel, dict(partial_ptr=buf, out_ptr=dt, consts_ptr=buf),
                dict(ACC=acc, BLOCK=CH._FINISH_BLOCK), 4, False)
         for scalar in (True, False):
             yield (f"charbonnier bwd {dt} scalar={scalar}", CH._charbonnier_bwd_kernel,
-                   dict(gl_ptr=dt, pred_ptr=dt, target_ptr=dt, grad_ptr=dt),
+                   dict(gl_ptr=dt, pred_ptr=dt, target_ptr=dt, grad_ptr=dt, consts_ptr=buf),
                    dict(SCALAR_GRAD=scalar, ACC=acc, BLOCK=CH._BLOCKS[0][0]), CH._BLOCKS[0][1], False)
 
 
@@ -215,9 +225,13 @@ def _init_worker(todo, arch):
 def _check_variant(i):
     """(name, expect_vector, error or "", registers, spill bytes, vector accesses) of variant i."""
     name, fn, ptrs, consts, nw, expect_vec, ones = _WORK["todo"][i]
+    exact = fn in EXACT_KERNELS
     try:
-        k = compile_one(fn, ptrs, consts, _WORK["target"], nw, ones)
+        k = compile_one(fn, ptrs, consts, _WORK["target"], nw, ones, LAUNCH_OPTIONS if exact else None)
         regs, spill = ptxas_usage(k.asm["ptx"], _WORK["arch"])
+        approximate = sorted(set(APPROXIMATE.findall(k.asm["ptx"]))) if exact else []
+        if approximate:
+            raise RuntimeError(f"rounds unlike the CPU: {', '.join(approximate)} in the PTX")
     except Exception as exc:
         return name, expect_vec, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", 0, 0, 0
     vec = len(re.findall(r"(?:ld\.global|atom\.global|red\.global)[^\n]*\.v[24]", k.asm.get("ptx", "")))

@@ -20,22 +20,59 @@ INF = tl.constexpr(float("inf"))
 
 
 @triton.jit
-def _fmod_pos(d, span, ACC: tl.constexpr):
-    """fmod(d, span) for d >= 0, span > 0, with the quotient's floor as the reference takes it.
+def _int_fmod(d, span, ACC: tl.constexpr):
+    """fmod(d, span) exactly for an integer-valued d >= 0 and an integer span >= 1 (both ACC).
 
-    Returns (floor(d / span) as rounded, d - span * trunc(d / span) exactly). Triton has no exact
-    fmod that also runs on the interpreter; d - k * span is exact (Sterbenz) for the true quotient k
-    while k * span is exact (|d| < 2^24 span in fp32), and the rounded floor is off by at most one.
+    d = m * 2^e with an integer mantissa m (24 bits fp32, 53 bits fp64) and e >= 0 for the d this is
+    used for, so d mod span = (m mod span) * (2^e mod span) mod span, in int64 (every factor is
+    below span < 2^31, every product below 2^62); 2^e mod span by square-and-multiply over e's
+    10 bits (e <= 104 in fp32, 971 in fp64).
+    """
+    s = span.to(tl.int64)
+    if ACC == tl.float64:
+        bits = d.to(tl.int64, bitcast=True)
+        m = (bits & 0xFFFFFFFFFFFFF) | 0x10000000000000
+        e = ((bits >> 52) & 0x7FF) - 1075
+    else:
+        bits = d.to(tl.int32, bitcast=True).to(tl.int64)
+        m = (bits & 0x7FFFFF) | 0x800000
+        e = ((bits >> 23) & 0xFF) - 150
+    e = tl.maximum(e, 0)
+    r = tl.zeros_like(s) + 1
+    r = r % s
+    base = 2 % s
+    for b in tl.static_range(10):
+        r = tl.where(((e >> b) & 1) != 0, (r * base) % s, r)
+        base = (base * base) % s
+    return (((m % s) * r) % s).to(ACC)
+
+
+@triton.jit
+def _fmod_pos(d, span, ACC: tl.constexpr):
+    """fmod(d, span) for d >= 0 and an integer-valued span > 0, with the quotient's floor as the
+    reference takes it.
+
+    Returns (floor(d / span) as rounded, fmod(d, span) exactly). Triton has no exact fmod that
+    also runs on the interpreter. Below 2^23 (fp32; 2^52 fp64) d - k * span is exact for the
+    true quotient k (k * span is an integer below 2^24: exact; Sterbenz for the difference), and
+    the rounded floor is off by at most one; from there on d is an integer and :func:`_int_fmod`
+    takes the remainder in integer arithmetic (the reference's torch.fmod is exact at any size).
     """
     # Correctly rounded division, as the reference's (fp32 "/" compiles to an approximate divide).
     if ACC == tl.float64:
         q = d / span
+        limit = 4503599627370496.0  # 2^52
     else:
         q = tl.div_rn(d, span)
+        limit = 8388608.0  # 2^23
     flips = tl.floor(q)
     extra = d - flips * span
     extra = tl.where(extra < 0, d - (flips - 1) * span, extra)
     extra = tl.where(extra >= span, d - (flips + 1) * span, extra)
+    big = (d >= limit) & (d < INF)
+    # Rare (points more than 2^23 pixels out): the integer path runs only when a point needs it.
+    if tl.max(big.to(tl.int32), 0) > 0:
+        extra = tl.where(big, _int_fmod(tl.where(big, d, 0.0).to(ACC), span, ACC), extra)
     return flips, extra
 
 
@@ -197,7 +234,7 @@ def _grid_sample_bwd_kernel(gout_ptr, in_ptr, grid_ptr, gin_ptr, ggrid_ptr, P, C
     xc, yc, vc, wc, dxc, dyc = tc
     xd, yd, vd, wd, dxd, dyd = td
     go = gout_ptr + (n * g_n + oy * g_h + ox * g_w)[None, :]
-    HW = tl.cast(H * W, tl.int64)
+    HW = tl.cast(H, tl.int64) * W  # widened first: H * W in int32 wraps past 2^31
     # Per-tap dot products sum_c grad_out[c] * input_tap[c]; the grid gradient combines them.
     da = tl.zeros_like(fx)
     db = tl.zeros_like(fx)

@@ -177,11 +177,13 @@ def _pixels(meta_ptr, S, BLOCK_P: tl.constexpr, ALIGN: tl.constexpr):
     W = tl.load(row + 3).to(tl.int32)
     p = local * BLOCK_P + tl.arange(0, BLOCK_P)
     pmask = p < P
-    hw = (H * W).to(tl.int64)
+    # int64 before multiplying: H * W in int32 wraps past 2^31 (a 46341 x 46341 plane); the
+    # position inside the plane stays int64 too, only y < H and x < W are narrowed.
+    hw = H.to(tl.int64) * W
     n = p // hw
-    rem = (p - n * hw).to(tl.int32)
-    y = rem // W
-    x = rem - y * W
+    rem = p - n * hw
+    y = (rem // W).to(tl.int32)
+    x = (rem - y.to(tl.int64) * W).to(tl.int32)
     return row, C, H, W, n, y, x, pmask
 
 

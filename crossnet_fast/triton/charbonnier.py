@@ -13,21 +13,26 @@ import triton
 import triton.language as tl
 
 from . import _common
+from ._rounding import LAUNCH_OPTIONS, div, sqrt
 
 
 @triton.jit
 def _rho(d, eps2, ACC: tl.constexpr):
     """sqrt(d^2 + eps2) without overflow: beyond 2^60 it is |d| to the last bit (fp32 and fp64),
-    and in fp32 d * d would overflow a little further on (csrc/charbonnier.h)."""
+    and in fp32 d * d would overflow a little further on (csrc/charbonnier.h). d * d and the sum
+    are rounded one at a time (launched without fp fusion) and the root is correctly rounded, as
+    on the CPU: the approximate fp32 root flushes a subnormal d^2 to 0 (rho = 0, an inf gradient)."""
     ad = tl.abs(d)
-    return tl.where(ad > 1.152921504606847e18, ad, tl.sqrt(d * d + eps2))
+    return tl.where(ad > 1.152921504606847e18, ad, sqrt(d * d + eps2, ACC))
 
 
 @triton.jit
-def _charbonnier_kernel(pred_ptr, target_ptr, loss_ptr, grad_ptr, numel, eps2, norm,
+def _charbonnier_kernel(pred_ptr, target_ptr, loss_ptr, grad_ptr, numel, consts_ptr,
                         REDUCE: tl.constexpr, GRAD: tl.constexpr, ACC: tl.constexpr,
                         BLOCK: tl.constexpr):
+    """consts_ptr: (2,) ACC tensor (eps^2, norm): a Python float argument would be typed fp32."""
     pid = tl.program_id(0)
+    eps2 = tl.load(consts_ptr)
     offs = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < numel
     d = tl.load(pred_ptr + offs, mask=mask, other=0.0).to(ACC) - tl.load(target_ptr + offs, mask=mask, other=0.0).to(ACC)
@@ -39,11 +44,12 @@ def _charbonnier_kernel(pred_ptr, target_ptr, loss_ptr, grad_ptr, numel, eps2, n
         tl.store(loss_ptr + offs, rho.to(loss_ptr.dtype.element_ty), mask=mask)
     if GRAD:
         # d rho / d pred, not scaled by the reduction (1/numel underflows fp16): autograd scales it.
-        tl.store(grad_ptr + offs, (d / rho).to(grad_ptr.dtype.element_ty), mask=mask)
+        tl.store(grad_ptr + offs, div(d, rho, ACC).to(grad_ptr.dtype.element_ty), mask=mask)
 
 
 @triton.jit
-def _finish_kernel(partial_ptr, out_ptr, count, norm, ACC: tl.constexpr, BLOCK: tl.constexpr):
+def _finish_kernel(partial_ptr, out_ptr, count, consts_ptr, ACC: tl.constexpr, BLOCK: tl.constexpr):
+    norm = tl.load(consts_ptr + 1)
     acc = tl.zeros([BLOCK], dtype=ACC)
     for start in range(0, count, BLOCK):
         offs = start + tl.arange(0, BLOCK)
@@ -52,8 +58,10 @@ def _finish_kernel(partial_ptr, out_ptr, count, norm, ACC: tl.constexpr, BLOCK: 
 
 
 @triton.jit
-def _charbonnier_bwd_kernel(gl_ptr, pred_ptr, target_ptr, grad_ptr, numel, eps2, norm,
+def _charbonnier_bwd_kernel(gl_ptr, pred_ptr, target_ptr, grad_ptr, numel, consts_ptr,
                             SCALAR_GRAD: tl.constexpr, ACC: tl.constexpr, BLOCK: tl.constexpr):
+    eps2 = tl.load(consts_ptr)
+    norm = tl.load(consts_ptr + 1)
     offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < numel
     d = tl.load(pred_ptr + offs, mask=mask, other=0.0).to(ACC) - tl.load(target_ptr + offs, mask=mask, other=0.0).to(ACC)
@@ -61,7 +69,7 @@ def _charbonnier_bwd_kernel(gl_ptr, pred_ptr, target_ptr, grad_ptr, numel, eps2,
         gl = tl.load(gl_ptr).to(ACC)  # read on the device: no host sync for the 0-d upstream grad
     else:
         gl = tl.load(gl_ptr + offs, mask=mask, other=0.0).to(ACC)
-    g = gl * d / _rho(d, eps2, ACC) * norm
+    g = div(gl * d, _rho(d, eps2, ACC), ACC) * norm
     tl.store(grad_ptr + offs, g.to(grad_ptr.dtype.element_ty), mask=mask)
 
 
@@ -75,12 +83,18 @@ _FINISH_BLOCK = 1024
 PARTIAL = 2048
 
 
+# The one configuration of a reduced loss on the GPU. tl.sum's order inside a program follows
+# num_warps, so timing 8 against 4 (as before issue 24) made the loss's bits depend on which won
+# in this process: a reduction is not tuned.
+REDUCE_WARPS = 8
+
+
 def _configs(reduce: bool = False):
-    """Launch configurations to time. A reduction keeps BLOCK = PARTIAL and tunes only num_warps."""
+    """Launch configurations to time. A reduction has exactly one (BLOCK = PARTIAL, REDUCE_WARPS)."""
     if _common.interpreting():
         return [dict(BLOCK=PARTIAL if reduce else _INTERP_BLOCK, num_warps=1)]
     if reduce:
-        return [dict(BLOCK=PARTIAL, num_warps=w) for w in (8, 4)]
+        return [dict(BLOCK=PARTIAL, num_warps=REDUCE_WARPS)]
     return [dict(BLOCK=b, num_warps=w) for b, w in _BLOCKS]
 
 
@@ -102,6 +116,17 @@ def _norm(pred: torch.Tensor, reduction: str) -> float:
     if reduction == "batch":
         return 1.0 / max(pred.shape[0], 1)
     return 1.0
+
+
+def _consts(eps: float, norm: float, dtype: torch.dtype, device) -> torch.Tensor:
+    """(eps^2, norm) as a (2,) tensor of the accumulation dtype on ``device``: a Python float kernel
+    argument would be typed fp32 (fp64 losses would get eps^2 and 1/numel rounded to fp32). Made
+    by two fills (kernel launches with the value as an argument): no host-to-device copy, no sync,
+    and a CUDA graph can capture them."""
+    consts = torch.empty(2, dtype=dtype, device=device)
+    consts[0].fill_(float(eps) * float(eps))
+    consts[1].fill_(norm)
+    return consts
 
 
 def _like(pred: torch.Tensor, work: torch.Tensor):
@@ -132,6 +157,7 @@ def charbonnier(pred: torch.Tensor, target: torch.Tensor, eps: float, reduction:
     acc = _common.acc_dtype(pred.dtype)
     norm = _norm(pred, reduction)
     reduce = reduction != "none"
+    consts = _consts(eps, norm, acc_t, pred.device)
     grad, kgrad = _like(pred, p) if compute_grad else (pred.new_empty((0,)),) * 2
     if reduce:
         loss = pred.new_empty(())
@@ -144,8 +170,8 @@ def charbonnier(pred: torch.Tensor, target: torch.Tensor, eps: float, reduction:
         if grid[0] == 0:
             return
         _charbonnier_kernel[grid](p, t, partials if reduce else kloss, kgrad if compute_grad else p,
-                                  numel, float(eps) * float(eps), norm, REDUCE=reduce, GRAD=compute_grad, ACC=acc,
-                                  BLOCK=cfg["BLOCK"], num_warps=cfg["num_warps"])
+                                  numel, consts, REDUCE=reduce, GRAD=compute_grad, ACC=acc,
+                                  BLOCK=cfg["BLOCK"], num_warps=cfg["num_warps"], **LAUNCH_OPTIONS)
 
     configs = _configs(reduce)
     max_partials = triton.cdiv(numel, min(c["BLOCK"] for c in configs))
@@ -155,7 +181,7 @@ def charbonnier(pred: torch.Tensor, target: torch.Tensor, eps: float, reduction:
     launch(cfg, scratch)
     if reduce:
         count = triton.cdiv(numel, cfg["BLOCK"])
-        _finish_kernel[(1,)](scratch, loss, count, norm, ACC=acc, BLOCK=_FINISH_BLOCK)
+        _finish_kernel[(1,)](scratch, loss, count, consts, ACC=acc, BLOCK=_FINISH_BLOCK, **LAUNCH_OPTIONS)
     else:
         if kloss is not loss:
             loss.copy_(kloss)
@@ -188,13 +214,14 @@ def charbonnier_backward(grad_loss: torch.Tensor, pred: torch.Tensor, target: to
     grad, kgrad = _like(pred, p)
     acc = _common.acc_dtype(pred.dtype)
     norm = _norm(pred, reduction)
+    consts = _consts(eps, norm, _common.acc_torch_dtype(pred.dtype), pred.device)
 
     def launch(cfg):
         grid = (triton.cdiv(numel, cfg["BLOCK"]),)
         if grid[0] == 0:
             return
-        _charbonnier_bwd_kernel[grid](gl, p, t, kgrad, numel, float(eps) * float(eps), norm, SCALAR_GRAD=scalar, ACC=acc,
-                                      BLOCK=cfg["BLOCK"], num_warps=cfg["num_warps"])
+        _charbonnier_bwd_kernel[grid](gl, p, t, kgrad, numel, consts, SCALAR_GRAD=scalar, ACC=acc,
+                                      BLOCK=cfg["BLOCK"], num_warps=cfg["num_warps"], **LAUNCH_OPTIONS)
 
     key = ("charbonnier_bwd", pred.device.index, pred.dtype, scalar, _common.next_pow2(numel))
     launch(_common.choose_config(key, _configs(), launch))

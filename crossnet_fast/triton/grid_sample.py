@@ -19,6 +19,7 @@ import torch
 import triton
 
 from . import _common
+from ._rounding import LAUNCH_OPTIONS
 from ._grid_sample_kernels import _grid_sample_bwd_kernel, _grid_sample_fwd_kernel
 from .multiscale_warp import _alert_not_deterministic
 
@@ -76,7 +77,7 @@ def grid_sample(input: torch.Tensor, grid: torch.Tensor, padding: str, align_cor
     cfg = config(input.dtype, c)
     _grid_sample_fwd_kernel[(triton.cdiv(points, cfg["BLOCK_P"]),)](
         input, grid, out, points, c, h, w, ho * wo, wo, *input.stride(), *grid.stride(),
-        PAD=pad, ALIGN_CORNERS=bool(align_corners), ACC=_common.acc_dtype(input.dtype), **cfg)
+        PAD=pad, ALIGN_CORNERS=bool(align_corners), ACC=_common.acc_dtype(input.dtype), **cfg, **LAUNCH_OPTIONS)
     return out
 
 
@@ -85,7 +86,8 @@ def grid_sample_backward(grad_out: torch.Tensor, input: torch.Tensor, grid: torc
     """Triton implementation of ``crossnet_fast_triton::grid_sample_backward``.
 
     Args:
-        grad_out: (N, C, Ho, Wo) float, any strides: d(loss)/d(output).
+        grad_out: (N, C, Ho, Wo) float, any strides: d(loss)/d(output); converted to input's
+            dtype first when it differs (as every backend does).
         input, grid, padding, align_corners: as in :func:`grid_sample`.
         output_mask: [need grad_input, need grad_grid].
 
@@ -102,6 +104,10 @@ def grid_sample_backward(grad_out: torch.Tensor, input: torch.Tensor, grid: torc
     ho, wo = grid.shape[1], grid.shape[2]
     if tuple(grad_out.shape) != (n, c, ho, wo):
         raise ValueError(f"grid_sample_backward: grad_out must be {(n, c, ho, wo)}, got {tuple(grad_out.shape)}")
+    # grad_out in the input's dtype first, as the CPU and CUDA backends (and autograd, which hands
+    # every backward a gradient of its output's dtype) do: one answer for a mismatched call too.
+    if grad_out.dtype != input.dtype:
+        grad_out = grad_out.to(input.dtype)
     acc_t = _common.acc_torch_dtype(input.dtype)
     if need_input:
         _alert_not_deterministic("crossnet_fast_triton::grid_sample_backward")
@@ -118,7 +124,7 @@ def grid_sample_backward(grad_out: torch.Tensor, input: torch.Tensor, grid: torc
             grad_out, input, grid, gin_arg, ggrid_arg, points, c, h, w, ho * wo, wo,
             *input.stride(), *grad_out.stride(), *grid.stride(), *r_strides,
             PAD=pad, ALIGN_CORNERS=bool(align_corners), ACC=_common.acc_dtype(input.dtype),
-            NEED_INPUT=need_input, NEED_GRID=need_grid, **cfg)
+            NEED_INPUT=need_input, NEED_GRID=need_grid, **cfg, **LAUNCH_OPTIONS)
     if need_input:
         grad_input = gbuf if gbuf.dtype == input.dtype and gbuf.stride() == input.stride() else \
             torch.empty_like(input).copy_(gbuf)

@@ -232,8 +232,9 @@ def multiscale_warp_backward(grad_outs, feats, flows, padding: str, output_mask)
     cl = _channels_last_mode(feats)
     kfeats = [_ready(f, cl) for f in feats]
     kgouts = [_ready(g, cl) for g in grad_outs]
-    if kgouts[0].dtype != kfeats[0].dtype:
-        kgouts = [g.to(kfeats[0].dtype) for g in kgouts]
+    # Every incoming gradient in the features' dtype first (as every backend does; one base pointer
+    # per role also needs one dtype).
+    kgouts = [g if g.dtype == kfeats[0].dtype else g.to(kfeats[0].dtype) for g in kgouts]
     kflows = _common_flows(flows)
     acc_t = _common.acc_torch_dtype(feats[0].dtype)
     # The feature gradient is accumulated with atomics: zeroed buffers in the accumulation dtype.

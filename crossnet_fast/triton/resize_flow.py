@@ -21,6 +21,7 @@ import triton
 import triton.language as tl
 
 from . import _common
+from ._rounding import LAUNCH_OPTIONS, div
 from ._warp_kernels import _weighted
 
 
@@ -29,9 +30,9 @@ def _step(size_in, size_out, ALIGN: tl.constexpr, ACC: tl.constexpr):
     """Input samples per output sample (F.interpolate's scale for an output size)."""
     # tl.cast, not .to(): Triton compiles an integer argument equal to 1 as a constexpr.
     if ALIGN:
-        return tl.where(size_out > 1, tl.cast(size_in - 1, ACC) / tl.cast(tl.maximum(size_out - 1, 1), ACC), 0.0)
+        return tl.where(size_out > 1, div(size_in - 1, tl.maximum(size_out - 1, 1), ACC), 0.0)
     else:
-        return tl.cast(size_in, ACC) / tl.cast(size_out, ACC)
+        return div(size_in, size_out, ACC)
 
 
 @triton.jit
@@ -49,7 +50,7 @@ def _src(d, step, size_in, ALIGN: tl.constexpr, ACC: tl.constexpr):
 @triton.jit
 def _factor(c, H, W, HO, WO, ACC: tl.constexpr):
     """Channel 1 (a flow's y) is scaled by HO / H, every other channel by WO / W."""
-    return tl.where(c == 1, tl.cast(HO, ACC) / tl.cast(H, ACC), tl.cast(WO, ACC) / tl.cast(W, ACC))
+    return tl.where(c == 1, div(HO, H, ACC), div(WO, W, ACC))
 
 
 @triton.jit
@@ -99,7 +100,7 @@ def _first(i, step, ALIGN: tl.constexpr, ACC: tl.constexpr):
     else:
         shift = 0.5
     safe = tl.where(step > 0, step, 1.0)
-    lo = tl.floor(((i - 1).to(ACC) + shift) / safe - shift).to(tl.int64) - 1
+    lo = tl.floor(div((i - 1).to(ACC) + shift, safe, ACC) - shift).to(tl.int64) - 1
     # Outputs of clamped coordinate 0 read indices 0 and 1; a single output (step 0) reads 0 and 1.
     lo = tl.where(i <= 1, 0, tl.maximum(lo, 0))
     return tl.where(step > 0, lo, 0)
@@ -149,13 +150,16 @@ def _resize_bwd_kernel(gout_ptr, gin_ptr, C, H, W, HO, WO, g_n, g_c, g_h, g_w, t
 @functools.lru_cache(maxsize=256)
 def footprint(size_in: int, size_out: int, align_corners: bool) -> int:
     """The longest run of candidate outputs any input index of an axis gathers (``FOOT``), with
-    one extra for the rounding of the kernel's start (computed in fp32 there, fp64 here)."""
+    one extra for the rounding of the kernel's start (computed in fp32 there, fp64 here), and never
+    more than ``size_out``: the kernel's start is >= 0 and every candidate < size_out, so
+    ``size_out`` candidates cover them all (an input axis of size 1 gathers every output; the
+    extra one would be masked work in every program)."""
     if align_corners:
         step, shift = ((size_in - 1) / (size_out - 1) if size_out > 1 else 0.0), 0.0
     else:
         step, shift = size_in / size_out, 0.5
     if step <= 0:
-        return size_out + 1
+        return size_out
     longest = 0
     # The run only depends on i through floor(); its length is largest at i <= 1 (start clamped to
     # 0) or for some i >= 2: every i is checked, the axes are short.
@@ -163,7 +167,7 @@ def footprint(size_in: int, size_out: int, align_corners: bool) -> int:
         lo = 0 if i <= 1 else max(math.floor((i - 1 + shift) / step - shift) - 1, 0)
         hi = min(math.floor((i + 1 + shift) / step - shift) + 2, size_out)
         longest = max(longest, hi - lo)
-    return max(longest, 0) + 1
+    return min(max(longest, 0) + 1, size_out)
 
 
 _BLOCKS = [(256, 4), (512, 4), (1024, 8), (128, 4)]  # (BLOCK, num_warps); first = untimed default
@@ -207,7 +211,7 @@ def resize_flow(flow: torch.Tensor, height: int, width: int, align_corners: bool
         tiles = triton.cdiv(height * width, cfg["BLOCK"])
         _resize_fwd_kernel[(n * c * tiles,)](flow, out, c, h, w, height, width, *flow.stride(), tiles,
                                              ALIGN=align_corners, ACC=acc, BLOCK=cfg["BLOCK"],
-                                             num_warps=cfg["num_warps"])
+                                             num_warps=cfg["num_warps"], **LAUNCH_OPTIONS)
 
     key = ("resize_fwd", flow.device.index, flow.dtype, align_corners, _common.next_pow2(out.numel()))
     launch(_common.choose_config(key, _configs(), launch))
@@ -239,7 +243,7 @@ def resize_flow_backward(grad_out: torch.Tensor, height: int, width: int, align_
         tiles = triton.cdiv(height * width, cfg["BLOCK"])
         _resize_bwd_kernel[(n * c * tiles,)](grad_out, gin, c, height, width, ho, wo, *grad_out.stride(), tiles,
                                              foot_y, foot_x, ALIGN=align_corners, ACC=acc, BLOCK=cfg["BLOCK"],
-                                             num_warps=cfg["num_warps"])
+                                             num_warps=cfg["num_warps"], **LAUNCH_OPTIONS)
 
     key = ("resize_bwd", grad_out.device.index, grad_out.dtype, align_corners, _common.next_pow2(gin.numel()))
     launch(_common.choose_config(key, _configs(), launch))

@@ -16,6 +16,7 @@ import triton
 import triton.language as tl
 
 from . import _common
+from ._rounding import LAUNCH_OPTIONS, div
 # One elementwise configuration list for both flow resamplers.
 from .resize_flow import _BLOCKS, _configs, bilinear_taps  # noqa: F401 (_BLOCKS: the compile check's)
 
@@ -23,7 +24,8 @@ from .resize_flow import _BLOCKS, _configs, bilinear_taps  # noqa: F401 (_BLOCKS
 @triton.jit
 def _src(d, scale, size_in, ACC: tl.constexpr):
     """Source index pair and weight of output coordinate ``d`` along one axis (reference formula)."""
-    src = (d.to(ACC) + 0.5) / scale - 0.5
+    # Correctly rounded (a plain fp32 '/' compiles to div.full, up to 2 ulp off).
+    src = div(d.to(ACC) + 0.5, scale, ACC) - 0.5
     src = tl.maximum(src, 0.0)
     i0 = tl.minimum(tl.floor(src).to(tl.int64), size_in - 1)
     i1 = tl.minimum(i0 + 1, size_in - 1)
@@ -113,7 +115,8 @@ def upsample_flow(flow: torch.Tensor, scale: int) -> torch.Tensor:
     def launch(cfg):
         tiles = triton.cdiv(h * scale * w * scale, cfg["BLOCK"])
         _upsample_fwd_kernel[(n * c * tiles,)](flow, out, c, h, w, *flow.stride(), scale, tiles,
-                                   ACC=acc, BLOCK=cfg["BLOCK"], num_warps=cfg["num_warps"])
+                                   ACC=acc, BLOCK=cfg["BLOCK"], num_warps=cfg["num_warps"],
+                                   **LAUNCH_OPTIONS)
 
     key = ("upsample_fwd", flow.device.index, flow.dtype, scale, _common.next_pow2(out.numel()))
     launch(_common.choose_config(key, _configs(), launch))
@@ -143,7 +146,8 @@ def upsample_flow_backward(grad_out: torch.Tensor, scale: int) -> torch.Tensor:
     def launch(cfg):
         tiles = triton.cdiv(h * w, cfg["BLOCK"])
         _upsample_bwd_kernel[(n * c * tiles,)](grad_out, gin, c, h, w, *grad_out.stride(), scale, tiles,
-                                   ACC=acc, BLOCK=cfg["BLOCK"], num_warps=cfg["num_warps"])
+                                   ACC=acc, BLOCK=cfg["BLOCK"], num_warps=cfg["num_warps"],
+                                   **LAUNCH_OPTIONS)
 
     key = ("upsample_bwd", grad_out.device.index, grad_out.dtype, scale, _common.next_pow2(gin.numel()))
     launch(_common.choose_config(key, _configs(), launch))

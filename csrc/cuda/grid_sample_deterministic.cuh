@@ -5,10 +5,12 @@
 //     is the input pixel it reads, n * H * W + y * W + x, where the tap's weight is non-zero, else
 //     the sentinel N * H * W (sorts past every pixel).
 //  2. sorted_segments (sorted_segments.cuh): a stable sort groups the entries by pixel, in
-//     ascending e, and gives each pixel its segment.
+//     ascending e, and gives each pixel its segment. One sort takes at most INT_MAX entries
+//     (PyTorch's limit): the launcher sorts groups of whole images (grid_sample_kernel.cu).
 //  3. grid_sample_gather_grad: each input element sums weight * grad_out over its segment in that
 //     order, in acc_t, and writes once (every element: no zero-fill). An entry's weight is
-//     recomputed from the grid instead of stored. Bit-identical from run to run.
+//     recomputed from the grid instead of stored, once per kGatherChannels channels. Bit-identical
+//     from run to run.
 #pragma once
 
 #include "grid_sample_kernels.cuh"
@@ -33,6 +35,19 @@ __global__ void __launch_bounds__(kBlock) grid_sample_contributions(const __grid
   }
 }
 
+// The weight of tap k (0..3) of `t` by selects: indexing t.weight with a run-time k would put the
+// array in local memory.
+template <typename acc_t, typename index_t>
+__device__ __forceinline__ acc_t tap_weight(const BilinearTaps<acc_t, index_t>& t, int k) {
+  const acc_t top = (k & 1) ? t.weight[1] : t.weight[0];
+  const acc_t bottom = (k & 1) ? t.weight[3] : t.weight[2];
+  return (k & 2) ? bottom : top;
+}
+
+// Channels a thread sums per pass over its segment: each entry's taps are recomputed from the grid
+// once per pass, not once per channel (each channel still sums its entries in segment order).
+constexpr int kGatherChannels = 4;
+
 // Block: 32 input pixels x 8 channel groups. order: (4 * N * Ho * Wo,) int64 entry ids sorted by
 // pixel; segment_start: (N * H * W + 1,) int64. grad_input: (N, C, H, W) scalar_t contiguous.
 template <typename scalar_t>
@@ -48,17 +63,28 @@ __global__ void __launch_bounds__(kBlock) grid_sample_gather_grad(const __grid_c
   const int64_t end = segment_start[pix + 1];
   const scalar_t* go = static_cast<const scalar_t*>(p.grad_out) + n * p.C * out_plane;
   scalar_t* dst = grad_input + n * p.C * plane + (pix - n * plane);
-  for (int64_t c = threadIdx.x / kPixelsPerBlock; c < p.C; c += kChannelGroups) {
-    acc_t acc = acc_t(0);
+  for (int64_t c0 = threadIdx.x / kPixelsPerBlock; c0 < p.C; c0 += kChannelGroups * kGatherChannels) {
+    acc_t acc[kGatherChannels];
+#pragma unroll
+    for (int m = 0; m < kGatherChannels; ++m) acc[m] = acc_t(0);
     for (int64_t i = begin; i < end; ++i) {
       const int64_t e = order[i];
       const int64_t q = e >> 2;  // the entry's output point (same image n)
       int64_t qn, oy, ox;
       split_pixel<int64_t>(q, p.Ho, p.Wo, &qn, &oy, &ox);
-      const auto t = point_taps<acc_t, int64_t>(p, qn, oy, ox).taps;
-      acc += t.weight[e & 3] * static_cast<acc_t>(go[c * out_plane + (q - qn * out_plane)]);
+      const acc_t w = tap_weight(point_taps<acc_t, int64_t>(p, qn, oy, ox).taps, static_cast<int>(e & 3));
+      const scalar_t* g = go + (q - qn * out_plane);
+#pragma unroll
+      for (int m = 0; m < kGatherChannels; ++m) {
+        const int64_t c = c0 + m * kChannelGroups;
+        if (c < p.C) acc[m] += w * static_cast<acc_t>(g[c * out_plane]);
+      }
     }
-    dst[c * plane] = static_cast<scalar_t>(acc);
+#pragma unroll
+    for (int m = 0; m < kGatherChannels; ++m) {
+      const int64_t c = c0 + m * kChannelGroups;
+      if (c < p.C) dst[c * plane] = static_cast<scalar_t>(acc[m]);
+    }
   }
 }
 

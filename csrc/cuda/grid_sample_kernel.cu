@@ -7,12 +7,14 @@
 // empty (0,) tensor. Backward: grad_grid is reduced per point without atomics; grad_input is
 // scattered with fp32 (fp64 for fp64) atomics and cast once, or, under
 // at::globalContext().deterministicAlgorithms(), gathered after a stable sort (bit-identical run
-// to run). 32-bit indices when every element offset fits, else 64-bit.
+// to run; sorted per group of whole images, at most 536,870,911 output points per image).
+// 32-bit indices when every element offset fits, else 64-bit.
 #include <ATen/Dispatch.h>
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
+#include <algorithm>
 #include <limits>
 #include <tuple>
 
@@ -86,28 +88,46 @@ at::Tensor grid_sample_cuda(const at::Tensor& input, const at::Tensor& grid, c10
 }
 
 // grad_input by sort + gather into `grad_input` ((N, C, H, W) scalar_t contiguous, every element
-// written). p.grad_out is set; there is at least one point.
+// written). p.grad_out is set; there is at least one point; 4 * N * Ho * Wo <= kMaxSortEntries and
+// N * H * W < INT_MAX (the caller splits larger batches): one sort of 32-bit keys.
 template <typename scalar_t>
 void deterministic_grad_input(const GridSampleParams& p, at::Tensor& grad_input, cudaStream_t stream) {
   using acc_t = at::opmath_type<scalar_t>;
   const int64_t points = p.N * p.Ho * p.Wo;
   const int64_t pixels = p.N * p.H * p.W;
-  const auto opts = grad_input.options();
-  // 32-bit keys when every pixel id and the sentinel fit: the radix sort then runs over 32 bits.
-  const bool keys32 = pixels < std::numeric_limits<int32_t>::max();
-  at::Tensor keys = at::empty({4 * points}, opts.dtype(keys32 ? at::kInt : at::kLong));
+  TORCH_INTERNAL_ASSERT(4 * points <= kMaxSortEntries && pixels < kMaxSortEntries);
+  at::Tensor keys = at::empty({4 * points}, grad_input.options().dtype(at::kInt));
   const unsigned blocks = blocks_for(points, kContributionPointsPerBlock);
-  if (keys32) {
-    grid_sample_contributions<acc_t, int32_t><<<blocks, kBlock, 0, stream>>>(p, static_cast<int32_t>(pixels),
-                                                                            keys.data_ptr<int32_t>());
-  } else {
-    grid_sample_contributions<acc_t, int64_t><<<blocks, kBlock, 0, stream>>>(p, pixels, keys.data_ptr<int64_t>());
-  }
+  grid_sample_contributions<acc_t, int32_t><<<blocks, kBlock, 0, stream>>>(p, static_cast<int32_t>(pixels),
+                                                                          keys.data_ptr<int32_t>());
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   const auto [order, segment_start] = sorted_segments(std::move(keys), pixels);
   grid_sample_gather_grad<scalar_t><<<blocks_for(pixels, kPixelsPerBlock), kBlock, 0, stream>>>(
       p, order.data_ptr<int64_t>(), segment_start.data_ptr<int64_t>(), grad_input.data_ptr<scalar_t>());
   C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
+
+// The deterministic input gradient of a whole batch: whole images are sorted together while their
+// entries fit one sort (kMaxSortEntries: PyTorch's sort takes at most INT_MAX elements), so the
+// batch has no size limit; one image must fit on its own. in, grid, go: the backward's tensors
+// (in and go contiguous); ginput: (N, C, H, W) contiguous, every element written.
+template <typename scalar_t>
+void deterministic_grad_input_batched(const at::Tensor& in, const at::Tensor& grid, const at::Tensor& go,
+                                      GridPadding pad, bool align_corners, at::Tensor& ginput, cudaStream_t stream) {
+  const int64_t N = in.size(0), H = in.size(2), W = in.size(3), Ho = grid.size(1), Wo = grid.size(2);
+  TORCH_CHECK(4 * Ho * Wo <= kMaxSortEntries && H * W < kMaxSortEntries,
+              "grid_sample backward (CUDA) under torch.use_deterministic_algorithms(True) sorts the input "
+              "gradient's contributions per image: at most 536,870,911 output points (Ho * Wo) and 2,147,483,646 "
+              "input pixels (H * W) per image, got ", Ho * Wo, " and ", H * W,
+              "; use the default (atomic) backward for larger images");
+  const int64_t group = images_per_sort(4 * Ho * Wo, H * W);
+  for (int64_t n0 = 0; n0 < N; n0 += group) {
+    const int64_t count = std::min(group, N - n0);
+    GridSampleParams p = params_for(in.narrow(0, n0, count), grid.narrow(0, n0, count), pad, align_corners);
+    p.grad_out = go.narrow(0, n0, count).data_ptr();
+    at::Tensor part = ginput.narrow(0, n0, count);  // a contiguous slice of the contiguous buffer
+    deterministic_grad_input<scalar_t>(p, part, stream);
+  }
 }
 
 std::tuple<at::Tensor, at::Tensor> grid_sample_backward_cuda(const at::Tensor& grad_out, const at::Tensor& input,
@@ -155,8 +175,9 @@ std::tuple<at::Tensor, at::Tensor> grid_sample_backward_cuda(const at::Tensor& g
     });
   }
   if (need_input && deterministic && points > 0 && in.numel() > 0) {
-    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, in.scalar_type(), "grid_sample_backward_det_cuda",
-                                    [&] { deterministic_grad_input<scalar_t>(p, ginput, stream); });
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, in.scalar_type(), "grid_sample_backward_det_cuda", [&] {
+      deterministic_grad_input_batched<scalar_t>(in, grid, go, pad, align_corners, ginput, stream);
+    });
   }
   at::Tensor grad_input = need_input ? like_input(ginput.to(input.scalar_type()), input)
                                      : at::empty({0}, input.options());

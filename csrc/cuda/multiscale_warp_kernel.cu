@@ -205,7 +205,36 @@ std::vector<at::Tensor> multiscale_warp_cuda(at::TensorList feats, at::TensorLis
 }
 
 // grad_feat of the scales in `chunk` by sort + gather (see warp_deterministic.cuh). prep.out holds
-// the (uninitialised) grad_feat tensors; every element is written.
+// the (uninitialised) grad_feat tensors; every element is written. One sort takes at most
+// kMaxSortEntries (INT_MAX) entries, 4 per pixel: a chunk of more than 536,870,911 pixels is
+// sorted one scale and one group of whole images at a time (deterministic_grad_feat_split).
+template <typename scalar_t>
+void deterministic_grad_feat(const Prepared& prep, const Chunk& chunk, Padding pad, cudaStream_t stream);
+
+// The same for a chunk too large for one sort: each scale's images in groups that fit, through
+// views of the prepared tensors (narrow along the batch: the kernels read any strides).
+template <typename scalar_t>
+void deterministic_grad_feat_split(const Prepared& prep, const Chunk& chunk, Padding pad, cudaStream_t stream) {
+  for (int64_t s = chunk.first; s < chunk.first + chunk.count; ++s) {
+    const at::Tensor& f = prep.feat[s];
+    const int64_t N = f.size(0), plane = f.size(2) * f.size(3);
+    TORCH_CHECK(4 * plane <= kMaxSortEntries,
+                "multiscale_warp backward (CUDA) under torch.use_deterministic_algorithms(True) sorts the "
+                "feature gradient's contributions per image: at most 536,870,911 pixels (H * W) per image, got ",
+                plane, " at scale ", s, "; use the default (atomic) backward for larger images");
+    const int64_t group = images_per_sort(4 * plane, plane);
+    for (int64_t n0 = 0; n0 < N; n0 += group) {
+      const int64_t count = std::min(group, N - n0);
+      Prepared part;
+      part.feat.push_back(f.narrow(0, n0, count));
+      part.flow.push_back(prep.flow[s].narrow(0, n0, count));
+      part.grad_out.push_back(prep.grad_out[s].narrow(0, n0, count));
+      part.out.push_back(prep.out[s].narrow(0, n0, count));
+      deterministic_grad_feat<scalar_t>(part, Chunk{0, 1}, pad, stream);
+    }
+  }
+}
+
 template <typename scalar_t>
 void deterministic_grad_feat(const Prepared& prep, const Chunk& chunk, Padding pad, cudaStream_t stream) {
   using acc_t = at::opmath_type<scalar_t>;
@@ -214,17 +243,15 @@ void deterministic_grad_feat(const Prepared& prep, const Chunk& chunk, Padding p
   const int64_t total = p.scale[p.num_scales - 1].pixel_begin +
                         p.scale[p.num_scales - 1].N * p.scale[p.num_scales - 1].H * p.scale[p.num_scales - 1].W;
   if (total == 0) return;
-  const auto opts = prep.feat[chunk.first].options();
-  // 32-bit keys when every entry id and the sentinel fit: the sort then runs over 32 bits.
-  const bool keys32 = 4 * total < (int64_t(1) << 31);
-  at::Tensor keys = at::empty({4 * total}, opts.dtype(keys32 ? at::kInt : at::kLong));
-  if (keys32) {
-    warp_contributions<acc_t, int32_t><<<static_cast<unsigned>(blocks), kBlock, 0, stream>>>(
-        p, static_cast<int32_t>(total), keys.data_ptr<int32_t>());
-  } else {
-    warp_contributions<acc_t, int64_t><<<static_cast<unsigned>(blocks), kBlock, 0, stream>>>(p, total,
-                                                                                              keys.data_ptr<int64_t>());
+  if (4 * total > kMaxSortEntries) {
+    deterministic_grad_feat_split<scalar_t>(prep, chunk, pad, stream);
+    return;
   }
+  // 32-bit keys: every entry id and the sentinel fit (4 * total <= INT_MAX); the radix sort then
+  // runs over 32 bits.
+  at::Tensor keys = at::empty({4 * total}, prep.feat[chunk.first].options().dtype(at::kInt));
+  warp_contributions<acc_t, int32_t><<<static_cast<unsigned>(blocks), kBlock, 0, stream>>>(
+      p, static_cast<int32_t>(total), keys.data_ptr<int32_t>());
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   // A stable sort keeps equal keys in ascending entry order: the fixed summation order. The keys
   // are freed before the gather: only the sorted copy is needed.

@@ -5,12 +5,29 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
+#include <cstdint>
+#include <limits>
 #include <utility>
 
 namespace crossnet_fast {
 namespace cuda {
 
-// keys: (E,) int32 or int64 on the device, the destination id of entry e in [0, num_dest), or
+// The most entries one sort takes: PyTorch's sort refuses a dimension of more than INT_MAX
+// elements. Callers sort larger problems per image (or group of whole images), so their keys
+// are 32-bit as well (a group's destination ids and sentinel stay below INT_MAX).
+constexpr int64_t kMaxSortEntries = std::numeric_limits<int32_t>::max();
+
+// The number of whole images sorted together when each image has `entries_per_image` entries
+// and `dests_per_image` destinations: as many as keep both within kMaxSortEntries (at least 1;
+// the caller checks that one image fits).
+inline int64_t images_per_sort(int64_t entries_per_image, int64_t dests_per_image) {
+  const int64_t by_entries = entries_per_image > 0 ? kMaxSortEntries / entries_per_image : kMaxSortEntries;
+  const int64_t by_dests = dests_per_image > 0 ? (kMaxSortEntries - 1) / dests_per_image : kMaxSortEntries;
+  return std::max<int64_t>(1, std::min(by_entries, by_dests));
+}
+
+// keys: (E,) int32 or int64 on the device, E <= kMaxSortEntries, the destination id of entry e in [0, num_dest), or
 // num_dest (the sentinel: the entry adds nothing). Taken by value and released before the
 // searchsorted, so that only the sorted copy stays alive (pass it with std::move).
 // Returns (order, start): order (E,) int64 holds the entry ids sorted by key, equal keys in

@@ -44,6 +44,9 @@ __global__ void __launch_bounds__(kBlock) resample_forward(const scalar_t* in, s
   }
 }
 
+// Longest x footprint whose weights resample_backward keeps in registers (x8 upsampling: 24).
+constexpr int kCachedFoot = 32;
+
 // grad_out: (planes, Ho, Wo) contiguous; grad: (planes, H, W) contiguous. Each input sample sums
 // the output gradients of its footprint with the forward's weights recomputed (no atomics:
 // deterministic), rows gathered along x first.
@@ -63,15 +66,35 @@ __global__ void __launch_bounds__(kBlock) resample_backward(const scalar_t* grad
     ax.footprint(j, &xlo, &xhi);
     const scalar_t* g = grad_out + plane * Ho * Wo;
     acc_t acc = acc_t(0);
-    for (int64_t dy = ylo; dy < yhi; ++dy) {
-      const acc_t wy = axis_weight<acc_t>(ay, dy, row);
-      if (wy == acc_t(0)) continue;
-      acc_t along_x = acc_t(0);
-      for (int64_t dx = xlo; dx < xhi; ++dx) {
-        const acc_t wx = axis_weight<acc_t>(ax, dx, j);
-        if (wx != acc_t(0)) along_x += wx * static_cast<acc_t>(g[dy * Wo + dx]);
+    const int64_t nx = xhi - xlo;
+    if (nx <= kCachedFoot) {
+      // The x weights once per input sample, in registers (constant indices after unrolling), not
+      // once per row of the footprint: (3 s)^2 divisions at x`s` otherwise. Same sums, same order.
+      acc_t wx[kCachedFoot];
+#pragma unroll
+      for (int k = 0; k < kCachedFoot; ++k) wx[k] = k < nx ? axis_weight<acc_t>(ax, xlo + k, j) : acc_t(0);
+      for (int64_t dy = ylo; dy < yhi; ++dy) {
+        const acc_t wy = axis_weight<acc_t>(ay, dy, row);
+        if (wy == acc_t(0)) continue;
+        const scalar_t* grow = g + dy * Wo + xlo;
+        acc_t along_x = acc_t(0);
+#pragma unroll
+        for (int k = 0; k < kCachedFoot; ++k) {
+          if (k < nx && wx[k] != acc_t(0)) along_x += wx[k] * static_cast<acc_t>(grow[k]);
+        }
+        acc += wy * along_x;
       }
-      acc += wy * along_x;
+    } else {
+      for (int64_t dy = ylo; dy < yhi; ++dy) {
+        const acc_t wy = axis_weight<acc_t>(ay, dy, row);
+        if (wy == acc_t(0)) continue;
+        acc_t along_x = acc_t(0);
+        for (int64_t dx = xlo; dx < xhi; ++dx) {
+          const acc_t wx = axis_weight<acc_t>(ax, dx, j);
+          if (wx != acc_t(0)) along_x += wx * static_cast<acc_t>(g[dy * Wo + dx]);
+        }
+        acc += wy * along_x;
+      }
     }
     const acc_t factor = plane % C == 1 ? factor_y : factor_x;
     grad[i] = static_cast<scalar_t>(factor * acc);
