@@ -238,7 +238,7 @@ def test_the_multiview_configs():
     for scale in (4, 8):
         cfg, base = load_config(f"multiview_cpu_x{scale}"), load_config(f"matching_cpu_x{scale}")
         assert cfg.model.scale == scale and cfg.model.options == base.model.options
-        assert cfg.model.init == f"runs/matching_x{scale}/model.safetensors" and cfg.model.init_strict
+        assert cfg.model.init == f"runs/matching2_x{scale}/model.safetensors" and cfg.model.init_strict
         assert (cfg.optim.iterations, cfg.optim.lr, cfg.optim.milestones) == (3000, 1.5e-4, [2100, 2600])
         assert cfg.run.out == f"runs/multiview_x{scale}"
         assert [d for d in config_differences(base.to_dict(), cfg.to_dict())
