@@ -18,19 +18,15 @@ import pytest
 import torch
 
 import crossnet_fast as cf
-from correlation_baseline import shifted_product_correlation
+from correlation_baseline import PWC_LEVELS, shifted_product_correlation
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 # name -> (N, C, H, W, D, dilation, stride)
 CASES = {
-    "pwc 1/4 2x32x112x256 D4": (2, 32, 112, 256, 4, 1, 1),
-    "pwc 1/8 2x64x56x128 D4": (2, 64, 56, 128, 4, 1, 1),
-    "pwc 1/16 2x96x28x64 D4": (2, 96, 28, 64, 4, 1, 1),
-    "pwc 1/32 2x128x14x32 D4": (2, 128, 14, 32, 4, 1, 1),
-    "pwc 1/64 2x196x7x16 D4": (2, 196, 7, 16, 4, 1, 1),
+    **PWC_LEVELS,
     "flownetc 4x256x48x64 D10 dil2": (4, 256, 48, 64, 10, 2, 1),
-    "model x4 global 1x32x64x64 D16": (1, 32, 64, 64, 16, 1, 1),
+    "model global 1x32x32x32 D8": (1, 32, 32, 32, 8, 1, 1),
 }
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 

@@ -20,3 +20,14 @@ def shifted_product_correlation(f1: torch.Tensor, f2: torch.Tensor, max_displace
             oy, ox = pad + dy * dilation, pad + dx * dilation
             planes.append((a * f2p[:, :, oy:oy + h:stride, ox:ox + w:stride]).mean(1))
     return torch.stack(planes, 1)
+
+
+# PWC-Net's pyramid levels at 448x1024 (1/4 to 1/64, D = 4, the channels of its feature pyramid):
+# name -> (N, C, H, W, D, dilation, stride). Shared by the CPU and CUDA correlation benchmarks.
+PWC_LEVELS = {
+    "pwc 1/4 2x32x112x256 D4": (2, 32, 112, 256, 4, 1, 1),
+    "pwc 1/8 2x64x56x128 D4": (2, 64, 56, 128, 4, 1, 1),
+    "pwc 1/16 2x96x28x64 D4": (2, 96, 28, 64, 4, 1, 1),
+    "pwc 1/32 2x128x14x32 D4": (2, 128, 14, 32, 4, 1, 1),
+    "pwc 1/64 2x196x7x16 D4": (2, 196, 7, 16, 4, 1, 1),
+}
