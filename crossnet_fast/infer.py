@@ -104,6 +104,21 @@ def _progress_callback(progress, total: int):
     return bar.update, bar.close
 
 
+def pad_pair(lr: torch.Tensor, ref: torch.Tensor, scale: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The pair padded bottom/right by edge replication to the model's size multiple.
+
+    lr (N, 3, h, w) and ref (N, 3, h*scale, w*scale); returns float32 ``(lr_p, ref_p)`` with ref_p
+    (N, 3, Hp, Wp), Hp and Wp the HR sizes rounded up to multiples of 64, and lr_p (N, 3, Hp/scale,
+    Wp/scale). The padding is what CrossNet sees; crop its output back to the HR size.
+    """
+    H, W = ref.shape[-2:]
+    Hp = -(-H // SIZE_MULTIPLE) * SIZE_MULTIPLE
+    Wp = -(-W // SIZE_MULTIPLE) * SIZE_MULTIPLE
+    ref_p = F.pad(ref.float(), (0, Wp - W, 0, Hp - H), mode="replicate")
+    lr_p = F.pad(lr.float(), (0, (Wp - W) // scale, 0, (Hp - H) // scale), mode="replicate")
+    return lr_p, ref_p
+
+
 def super_resolve(
     model: nn.Module,
     lr,
@@ -186,11 +201,8 @@ def super_resolve(
         raise ValueError(f"stride must be a multiple of the scale ({scale}) and <= window ({window}), got {stride}")
     _check_int("batch_size", batch_size, 1)
 
-    # Pad bottom/right by edge replication to multiples of 64 (HR) / 64 / s (LR).
-    Hp = -(-H // SIZE_MULTIPLE) * SIZE_MULTIPLE
-    Wp = -(-W // SIZE_MULTIPLE) * SIZE_MULTIPLE
-    ref_p = F.pad(ref_t.float(), (0, Wp - W, 0, Hp - H), mode="replicate")
-    lr_p = F.pad(lr_t.float(), (0, (Wp - W) // scale, 0, (Hp - H) // scale), mode="replicate")
+    lr_p, ref_p = pad_pair(lr_t, ref_t, scale)
+    Hp, Wp = ref_p.shape[-2:]
 
     wh, ww = min(window, Hp), min(window, Wp)
     boxes = [(y, x) for y in _positions(Hp, wh, stride) for x in _positions(Wp, ww, stride)]

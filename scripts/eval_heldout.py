@@ -66,14 +66,11 @@ def reference_warped_by_v0(model, lr: torch.Tensor, ref: torch.Tensor) -> torch.
     lr (1, 3, h, w), ref (1, 3, h*s, w*s) float in [0, 1]; returns (1, 3, h*s, w*s) float32. The
     pair is edge-padded to a multiple of 64 HR pixels like :func:`crossnet_fast.super_resolve`.
     """
-    from crossnet_fast.models.crossnet import SIZE_MULTIPLE
+    from crossnet_fast.infer import pad_pair
     from crossnet_fast.ops import backward_warp
 
-    s = model.scale
     H, W = ref.shape[-2:]
-    Hp, Wp = -(-H // SIZE_MULTIPLE) * SIZE_MULTIPLE, -(-W // SIZE_MULTIPLE) * SIZE_MULTIPLE
-    ref_p = F.pad(ref.float(), (0, Wp - W, 0, Hp - H), mode="replicate")
-    lr_p = F.pad(lr.float(), (0, (Wp - W) // s, 0, (Hp - H) // s), mode="replicate")
+    lr_p, ref_p = pad_pair(lr, ref, model.scale)
     v0 = model(lr_p, ref_p, return_parts=True)["v0_used"].float()
     return backward_warp(ref_p, v0, padding=model.cfg.padding)[..., :H, :W]
 
