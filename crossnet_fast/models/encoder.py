@@ -4,10 +4,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .activations import SELU
+
 
 def _conv_selu(cin: int, cout: int, stride: int) -> nn.Sequential:
     """5x5 conv (padding 2, bias) + SELU. The paper writes ReLU; both official codebases use SELU."""
-    return nn.Sequential(nn.Conv2d(cin, cout, 5, stride, 2), nn.SELU(inplace=True))
+    return nn.Sequential(nn.Conv2d(cin, cout, 5, stride, 2), SELU())
 
 
 class Encoder(nn.Module):

@@ -8,6 +8,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .activations import SELU
+
 # Every contracting/expanding activation is LeakyReLU(0.1); the full-resolution head uses SELU.
 _SLOPE = 0.1
 
@@ -71,8 +73,8 @@ class FlowNetSPlus(nn.Module):
         self.flow1, self.flow1_up, self.deconv1 = _flow_head(cat1), _flow_up(), _deconv(cat1, c[64])
         # Full-resolution head on ref (3) + deconv1 (64) + flow1_up (2) = 69 channels at width 1.
         self.flow0 = nn.Sequential(
-            nn.Conv2d(3 + c[64] + 2, 16, 7, 1, 3), nn.SELU(inplace=True),
-            nn.Conv2d(16, 16, 7, 1, 3), nn.SELU(inplace=True),
+            nn.Conv2d(3 + c[64] + 2, 16, 7, 1, 3), SELU(),
+            nn.Conv2d(16, 16, 7, 1, 3), SELU(),
             nn.Conv2d(16, 2, 3, 1, 1),
         )
 
