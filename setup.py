@@ -8,15 +8,15 @@ printed and recorded with the torch version in crossnet_fast/_build_info.py so t
 stale build at import. After a successful build the digest of its inputs is stored beside the
 library (_C.digest.json) so that scripts/install.sh can skip an identical rebuild.
 """
+
 from __future__ import annotations
 
 import glob
 import os
 import sys
 
-from setuptools import find_packages, setup
-
 import torch
+from setuptools import find_packages, setup
 from torch.utils import cpp_extension
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
@@ -84,11 +84,18 @@ def _extension(plan):
     arch = plan.arch_list
     for note in plan.notes:
         print(f"crossnet_fast setup: {note}", flush=True)
-    print(f"crossnet_fast setup: CUDA kernels {'ON' if use_cuda else 'OFF'} ({plan.why}); "
-          f"torch {torch.__version__}; arch list {arch}", flush=True)
-    info = {"torch": torch.__version__, "cuda": use_cuda,
-            "cuda_version": torch.version.cuda if use_cuda else None, "cuda_arch_list": arch,
-            "openmp": "-fopenmp" in cxx_flags}
+    print(
+        f"crossnet_fast setup: CUDA kernels {'ON' if use_cuda else 'OFF'} ({plan.why}); "
+        f"torch {torch.__version__}; arch list {arch}",
+        flush=True,
+    )
+    info = {
+        "torch": torch.__version__,
+        "cuda": use_cuda,
+        "cuda_version": torch.version.cuda if use_cuda else None,
+        "cuda_arch_list": arch,
+        "openmp": "-fopenmp" in cxx_flags,
+    }
     with open(os.path.join(ROOT, "crossnet_fast", "_build_info.py"), "w") as fh:
         fh.write('"""Written by setup.py: how the extension was built."""\n')
         fh.write(f"BUILD_INFO = {info!r}\n")
@@ -118,7 +125,5 @@ setup(
     packages=find_packages(include=["crossnet_fast", "crossnet_fast.*"]),
     ext_modules=[_extension(PLAN)],
     cmdclass={"build_ext": _BuildExt},
-    package_data={
-        "crossnet_fast": ["weights/*.safetensors", "weights/*.md", "examples/*", "train/configs/*.toml"]
-    },
+    package_data={"crossnet_fast": ["weights/*.safetensors", "weights/*.md", "examples/*", "train/configs/*.toml"]},
 )

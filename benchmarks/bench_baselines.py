@@ -12,6 +12,7 @@ CROSSNET_BENCH_BASELINE_SIZE HR pixels (default 256 on the CPU, 512 on CUDA). On
 Adding a method (e.g. CrossNet): add an entry to ``METHODS``, a factory ``(device, scale) ->
 callable(lr, ref) -> sr`` with lr (1, 3, h, w) and ref (1, 3, H, W) float32 on ``device``.
 """
+
 from __future__ import annotations
 
 import os
@@ -52,21 +53,22 @@ def _crossnet_compact(device, scale):
 
 
 # name -> factory; "patchmatch" first: report.py's --baseline patchmatch gives speed-ups over it.
-METHODS = {"patchmatch": _patchmatch, "bicubic": _bicubic, "crossnet": _crossnet,
-           "crossnet_compact": _crossnet_compact}
-CASES = [("cpu", int(os.environ.get("CROSSNET_BENCH_BASELINE_SIZE", 256))),
-         ("cuda", int(os.environ.get("CROSSNET_BENCH_BASELINE_SIZE", 512)))]
+METHODS = {"patchmatch": _patchmatch, "bicubic": _bicubic, "crossnet": _crossnet, "crossnet_compact": _crossnet_compact}
+CASES = [
+    ("cpu", int(os.environ.get("CROSSNET_BENCH_BASELINE_SIZE", 256))),
+    ("cuda", int(os.environ.get("CROSSNET_BENCH_BASELINE_SIZE", 512))),
+]
 
 
 def _inputs(device: str, size: int):
     if (DATA / "input_Cam000.png").is_file():
         from crossnet_fast.data import load_image
+
         ref = load_image(DATA / "input_Cam000.png")[:, :size, :size]
         hr = load_image(DATA / "input_Cam010.png")[:, :size, :size]
     else:
         g = torch.Generator().manual_seed(0)
-        tex = torch.nn.functional.avg_pool2d(torch.rand(1, 3, size + 2, size + 2, generator=g),
-                                             3, 1, 1)[0]
+        tex = torch.nn.functional.avg_pool2d(torch.rand(1, 3, size + 2, size + 2, generator=g), 3, 1, 1)[0]
         ref, hr = tex[:, :size, :size], tex[:, 2:, 2:]
     lr = degrade(hr[None], SCALE)
     return lr.to(device), ref[None].to(device)
@@ -81,8 +83,7 @@ def test_baseline_speed(benchmark, method, device, size):
     fn = METHODS[method](device, SCALE)
     benchmark.group = f"baselines-{device}-{size}px-x{SCALE}"
     benchmark.name = method
-    benchmark.extra_info.update(device=device, hr_size=size, scale=SCALE,
-                                threads=torch.get_num_threads())
+    benchmark.extra_info.update(device=device, hr_size=size, scale=SCALE, threads=torch.get_num_threads())
 
     def call():
         with torch.inference_mode():
@@ -91,6 +92,5 @@ def test_baseline_speed(benchmark, method, device, size):
             torch.cuda.synchronize()
         return out
 
-    out = benchmark.pedantic(call, rounds=3 if method == "patchmatch" else 20, iterations=1,
-                             warmup_rounds=1)
+    out = benchmark.pedantic(call, rounds=3 if method == "patchmatch" else 20, iterations=1, warmup_rounds=1)
     assert out.shape[-2:] == (size, size)

@@ -11,6 +11,7 @@ Workloads (random weights, fp32): torchvision raft_small, 1x3x128x128 pairs, 12 
 forward; BasicSR BasicVSR(num_feat=16, num_block=2), 1 clip of 3 frames 3x64x64 (x4 output),
 forward and forward+backward (input gradient).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -28,8 +29,12 @@ IMPLS = ["pytorch_unpatched", "crossnet_fast_patched"]
 # (forward and backward) and this library's ops. Their inclusive time is counted, outermost event
 # only: PyTorch's grid_sample copies a non-contiguous grid in a child op (not in its self-time),
 # while this library's kernels read it in place.
-PYTORCH_SAMPLING = ("aten::grid_sampler", "aten::upsample_bilinear2d", "GridSampler2DBackward",
-                    "UpsampleBilinear2DBackward")
+PYTORCH_SAMPLING = (
+    "aten::grid_sampler",
+    "aten::upsample_bilinear2d",
+    "GridSampler2DBackward",
+    "UpsampleBilinear2DBackward",
+)
 OURS = ("crossnet_fast",)
 
 
@@ -55,10 +60,12 @@ def basicvsr_workload():
 
 def with_backward(forward):
     """Forward, then the gradient of the output's sum w.r.t. the model's parameters."""
+
     def step():
         out = forward()
         out.sum().backward()
         return out
+
     return step
 
 
@@ -89,9 +96,13 @@ def sampling_share(step) -> dict:
         return sum(e.cpu_time_total for e in events if matches(e) and not nested(e))
 
     pytorch, ours = outermost(PYTORCH_SAMPLING), outermost(OURS)
-    return {"pytorch_sampling_ms": pytorch / 1e3, "crossnet_fast_ms": ours / 1e3,
-            "pytorch_sampling_share": pytorch / total, "crossnet_fast_share": ours / total,
-            "profiled_total_ms": total / 1e3}
+    return {
+        "pytorch_sampling_ms": pytorch / 1e3,
+        "crossnet_fast_ms": ours / 1e3,
+        "pytorch_sampling_share": pytorch / total,
+        "crossnet_fast_share": ours / total,
+        "profiled_total_ms": total / 1e3,
+    }
 
 
 def _bench(benchmark, workload, impl, backward):
@@ -125,8 +136,11 @@ def test_basicvsr_forward_backward(benchmark, impl):
     _bench(benchmark, basicvsr_workload, impl, backward=True)
 
 
-WORKLOADS = [("raft_small forward", raft_workload, False), ("BasicVSR forward", basicvsr_workload, False),
-             ("BasicVSR forward+backward", basicvsr_workload, True)]
+WORKLOADS = [
+    ("raft_small forward", raft_workload, False),
+    ("BasicVSR forward", basicvsr_workload, False),
+    ("BasicVSR forward+backward", basicvsr_workload, True),
+]
 
 
 def _prepared_workloads():
@@ -156,8 +170,10 @@ def interleaved(rounds: int) -> None:
                         step()
                         times[impl].append((time.perf_counter() - start) * 1e3)
         ratios = [u / p for u, p in zip(times["pytorch_unpatched"], times["crossnet_fast_patched"])]
-        print(f"| {name} | {statistics.median(times['pytorch_unpatched']):.1f} | "
-              f"{statistics.median(times['crossnet_fast_patched']):.1f} | {statistics.median(ratios):.3f}x | {rounds} |")
+        print(
+            f"| {name} | {statistics.median(times['pytorch_unpatched']):.1f} | "
+            f"{statistics.median(times['crossnet_fast_patched']):.1f} | {statistics.median(ratios):.3f}x | {rounds} |"
+        )
 
 
 class _Stopwatch:
@@ -174,12 +190,15 @@ class _Stopwatch:
             self.seconds[name] += time.perf_counter() - start
             self.calls[name] += 1
             return out
+
         return run
 
 
 # The helpers each patch rebinds, per workload: (package, defining module, names).
-HELPERS = {"raft_small forward": ("torchvision", "torchvision.models.optical_flow._utils", ("grid_sample", "upsample_flow")),
-           "BasicVSR forward": ("basicsr", "basicsr.archs.arch_util", ("flow_warp",))}
+HELPERS = {
+    "raft_small forward": ("torchvision", "torchvision.models.optical_flow._utils", ("grid_sample", "upsample_flow")),
+    "BasicVSR forward": ("basicsr", "basicsr.archs.arch_util", ("flow_warp",)),
+}
 
 
 def helper_times(rounds: int) -> None:
@@ -208,7 +227,10 @@ def helper_times(rounds: int) -> None:
                         spent[impl][n].append(watch.seconds[n] * 1e3)
                 calls = watch.calls
         for n in names:
-            u, p = statistics.median(spent["pytorch_unpatched"][n]), statistics.median(spent["crossnet_fast_patched"][n])
+            u, p = (
+                statistics.median(spent["pytorch_unpatched"][n]),
+                statistics.median(spent["crossnet_fast_patched"][n]),
+            )
             print(f"| {name} | `{n}` | {calls[n]} | {u:.2f} | {p:.2f} | {u / p:.2f}x |")
 
 
@@ -223,8 +245,10 @@ def op_times(rounds: int) -> None:
     from crossnet_fast.compat import torchvision_raft
 
     step, patch = raft_workload()
-    targets = {"pytorch_unpatched": [(F, "grid_sample"), (F, "interpolate")],
-               "crossnet_fast_patched": [(torchvision_raft, "_grid_sample"), (torchvision_raft, "_upsample_flow")]}
+    targets = {
+        "pytorch_unpatched": [(F, "grid_sample"), (F, "interpolate")],
+        "crossnet_fast_patched": [(torchvision_raft, "_grid_sample"), (torchvision_raft, "_upsample_flow")],
+    }
     spent = {impl: {name: [] for _, name in targets[impl]} for impl in IMPLS}
     calls = {}
     for r in range(rounds + 1):  # round 0: warm-up
@@ -270,9 +294,11 @@ def main() -> None:
             with _context(impl, patch), grad:
                 step()  # warm-up
                 share = sampling_share(step)
-            print(f"| {name} | {impl} | {share['pytorch_sampling_ms']:.2f} ms ({share['pytorch_sampling_share']:.1%}) | "
-                  f"{share['crossnet_fast_ms']:.2f} ms ({share['crossnet_fast_share']:.1%}) | "
-                  f"{share['profiled_total_ms']:.0f} |")
+            print(
+                f"| {name} | {impl} | {share['pytorch_sampling_ms']:.2f} ms ({share['pytorch_sampling_share']:.1%}) | "
+                f"{share['crossnet_fast_ms']:.2f} ms ({share['crossnet_fast_share']:.1%}) | "
+                f"{share['profiled_total_ms']:.0f} |"
+            )
 
 
 if __name__ == "__main__":

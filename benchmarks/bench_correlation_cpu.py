@@ -13,6 +13,7 @@ estimator's own calls for one 512x512 pair (crossnet_fast/models/corrflow.py: 32
 a global search at half the LR resolution with D = 16 at x4 and D = 8 at x8, local steps at the LR
 resolution with D = 4 and 2), also forward only (inference). fp32.
 """
+
 from __future__ import annotations
 
 import statistics
@@ -21,9 +22,9 @@ import time
 
 import pytest
 import torch
+from correlation_baseline import PWC_LEVELS, shifted_product_correlation
 
 import crossnet_fast as cf
-from correlation_baseline import PWC_LEVELS, shifted_product_correlation
 
 THREADS = 2
 # name -> (N, C, H, W, D, dilation, stride)
@@ -98,8 +99,10 @@ def interleaved(rounds: int) -> None:
     than a pytest-benchmark group's spread; the per-round ratio, and its median, does not."""
     torch.set_num_threads(THREADS)
     print(f"threads: {torch.get_num_threads()}, torch {torch.__version__}, fp32")
-    print("| shape (N, C, H, W, D, dilation, stride) | pass | ours ms (median) | shifted product ms (median) "
-          "| median per-round ratio | rounds |")
+    print(
+        "| shape (N, C, H, W, D, dilation, stride) | pass | ours ms (median) | shifted product ms (median) "
+        "| median per-round ratio | rounds |"
+    )
     print("|---|---|---:|---:|---:|---:|")
     runs = [(case, True) for case in CASES] + [(case, False) for case in MODEL_CASES]
     for case, backward in runs:
@@ -113,10 +116,12 @@ def interleaved(rounds: int) -> None:
                 step()
                 times[impl].append((time.perf_counter() - start) * 1e3)
         ratios = [b / a for a, b in zip(times["crossnet_fast_cpu"], times["shifted_product"])]
-        print(f"| {case} {CASES[case]} | {'fwd+bwd' if backward else 'fwd'} | "
-              f"{statistics.median(times['crossnet_fast_cpu']):.2f} | "
-              f"{statistics.median(times['shifted_product']):.2f} | {statistics.median(ratios):.2f}x | {rounds} |",
-              flush=True)
+        print(
+            f"| {case} {CASES[case]} | {'fwd+bwd' if backward else 'fwd'} | "
+            f"{statistics.median(times['crossnet_fast_cpu']):.2f} | "
+            f"{statistics.median(times['shifted_product']):.2f} | {statistics.median(ratios):.2f}x | {rounds} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

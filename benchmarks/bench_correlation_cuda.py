@@ -12,13 +12,14 @@ estimator's global search for one 512x512 x4 pair (N=1, C=32, 64x64, D=16). fp32
 shifted product in bf16 too: that is what a user's autocast model runs). Each timed call is
 followed by a device synchronisation, so the figures are device time plus launch overhead.
 """
+
 from __future__ import annotations
 
 import pytest
 import torch
+from correlation_baseline import PWC_LEVELS, shifted_product_correlation
 
 import crossnet_fast as cf
-from correlation_baseline import PWC_LEVELS, shifted_product_correlation
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 

@@ -13,6 +13,7 @@ of the scale, or ``CROSSNET_BENCH_WEIGHTS_X4`` / ``_X8``: a .safetensors path), 
 round by round and prints the median of the per-round ratios, which drifts less with the load of
 a shared machine than two separate timings.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -90,9 +91,11 @@ def interleaved(rounds: int) -> None:
                     fn(lr, ref)
                     times[name].append(time.perf_counter() - t)
         ratios = [p / c for p, c in zip(times["patchmatch"], times["crossnet"])]
-        print(f"x{scale} {SIZE}x{SIZE}, {THREADS} threads, {rounds} rounds: patchmatch "
-              f"{statistics.median(times['patchmatch']):.3f} s, crossnet {statistics.median(times['crossnet']):.3f} s, "
-              f"median per-round ratio {statistics.median(ratios):.2f}x (min {min(ratios):.2f}, max {max(ratios):.2f})")
+        print(
+            f"x{scale} {SIZE}x{SIZE}, {THREADS} threads, {rounds} rounds: patchmatch "
+            f"{statistics.median(times['patchmatch']):.3f} s, crossnet {statistics.median(times['crossnet']):.3f} s, "
+            f"median per-round ratio {statistics.median(ratios):.2f}x (min {min(ratios):.2f}, max {max(ratios):.2f})"
+        )
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ the plane), "jitter" (the identity grid plus up to +-4 px of independent noise p
 warp: multiscale_warp with random flows of up to +-3 px per pixel (no spatial coherence), N=2,
 C=64, 128^2..16^2, against F.grid_sample of the same points (align_corners=True, zeros).
 """
+
 from __future__ import annotations
 
 import pytest
@@ -86,7 +87,9 @@ def random_flow_pyramid():
 
 WARP_IMPLS = {
     "crossnet_fast_cpu": lambda f, v: cf.multiscale_warp(f, v, "zeros", backend="cpu"),
-    "torch_grid_sample": lambda f, v: [F.grid_sample(a, flow_to_grid(b), "bilinear", "zeros", True) for a, b in zip(f, v)],
+    "torch_grid_sample": lambda f, v: [
+        F.grid_sample(a, flow_to_grid(b), "bilinear", "zeros", True) for a, b in zip(f, v)
+    ],
 }
 
 

@@ -6,6 +6,7 @@ Input (4, 64, 128, 128) fp32 and bf16; grids of the input's size: "random" (unif
 smooth displacement: the warp-like case with coherent reads). Skipped without a GPU and the CUDA
 kernels.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -28,8 +29,9 @@ def _grid(kind: str, n: int, h: int, w: int) -> torch.Tensor:
     gen = torch.Generator(device="cuda").manual_seed(0)
     if kind == "random":
         return torch.rand(n, h, w, 2, generator=gen, device="cuda") * 2.2 - 1.1
-    ys, xs = torch.meshgrid(torch.linspace(-1, 1, h, device="cuda"), torch.linspace(-1, 1, w, device="cuda"),
-                            indexing="ij")
+    ys, xs = torch.meshgrid(
+        torch.linspace(-1, 1, h, device="cuda"), torch.linspace(-1, 1, w, device="cuda"), indexing="ij"
+    )
     base = torch.stack((xs, ys), -1).expand(n, h, w, 2)
     return base + 0.05 * torch.sin(3 * base.flip(-1))
 

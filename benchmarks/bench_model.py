@@ -15,6 +15,7 @@ Precision fp32 or bf16 (autocast). Shapes: CPU one 128x128 HR window (runs in se
 minutes of compiling on a small machine, so it runs only with CROSSNET_BENCH_CPU_COMPILE=1.
 Peak memory goes to extra_info (CUDA: max_memory_allocated; CPU: process max RSS, approximate).
 """
+
 from __future__ import annotations
 
 import os
@@ -22,15 +23,14 @@ import resource
 
 import pytest
 import torch
+from plain_crossnet import plain_copy
 
 import crossnet_fast
 from crossnet_fast.fastpath import WindowRunner
 from crossnet_fast.models import CrossNet
-from plain_crossnet import plain_copy
 
 CUDA = torch.cuda.is_available()
-IMPLS = ["grid_sample-eager", "grid_sample-compile", "crossnet_fast", "crossnet_fast-graph",
-         "crossnet_fast-compile"]
+IMPLS = ["grid_sample-eager", "grid_sample-compile", "crossnet_fast", "crossnet_fast-graph", "crossnet_fast-compile"]
 CASES = [("cpu", 128, 128)] + [("cuda", 512, 512), ("cuda", 1088, 1920)]
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
@@ -50,8 +50,13 @@ def _runner(impl: str, model: CrossNet, device: str, precision: str):
     on_cuda = device == "cuda"
     if impl.startswith("grid_sample"):
         return WindowRunner(plain_copy(model), precision=precision, compile=impl.endswith("compile"))
-    return WindowRunner(model, precision=precision, channels_last=on_cuda,
-                        cuda_graph=impl.endswith("graph"), compile=impl.endswith("compile"))
+    return WindowRunner(
+        model,
+        precision=precision,
+        channels_last=on_cuda,
+        cuda_graph=impl.endswith("graph"),
+        compile=impl.endswith("compile"),
+    )
 
 
 def _skip_reason(impl: str, device: str) -> str | None:
@@ -95,7 +100,9 @@ def test_crossnet_inference(benchmark, device, height, width, scale, precision, 
     else:
         benchmark.extra_info["process_max_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     benchmark.extra_info["warp_backend"] = (
-        "grid_sample" if impl.startswith("grid_sample")
-        else crossnet_fast.backend.resolve("multiscale_warp", torch.device(device)))
+        "grid_sample"
+        if impl.startswith("grid_sample")
+        else crossnet_fast.backend.resolve("multiscale_warp", torch.device(device))
+    )
     if impl.startswith("crossnet_fast") and device == "cuda":
         model.to(memory_format=torch.contiguous_format)  # leave the shared model as the next run expects

@@ -7,6 +7,7 @@ Shape: N=1, C=64, pyramid 128^2, 64^2, 32^2, 16^2 (CrossNet's four warped scales
 anchor resolution), flows of a few pixels; charbonnier and upsample at 4x3x256x256 and 4x2x128x128;
 resize_flow at RAFT's x8 upsampling and a SPyNet-like resize.
 """
+
 import pytest
 import torch
 import torch.nn.functional as F

@@ -4,6 +4,7 @@ Run: pytest benchmarks/bench_ops_cuda.py --benchmark-group-by=group
 Each benchmark synchronises inside the timed function and records in extra_info the minimum bytes
 moved and the achieved GB/s. Workloads (shapes, dtypes, baselines): benchmarks/cuda_workloads.py.
 """
+
 from __future__ import annotations
 
 import os
@@ -39,8 +40,9 @@ def _build(kind, shape_name, dtype, cl):
     if kind == "warp":
         shape = W.ANCHOR if shape_name == "anchor" else W.LARGE
         compile_baselines = shape_name == "anchor" and dtype == "float32" and not cl
-        return W.warp_workloads(**shape, dtype=getattr(torch, dtype), channels_last=cl,
-                                compile_baselines=compile_baselines)
+        return W.warp_workloads(
+            **shape, dtype=getattr(torch, dtype), channels_last=cl, compile_baselines=compile_baselines
+        )
     if kind == "upsample_flow":
         return W.upsample_workloads(compile_baselines=True)
     return W.charbonnier_workloads(compile_baselines=True)

@@ -9,6 +9,7 @@ upsampling 4x2x256^2 -> 512^2; Charbonnier 4x3x512x512. Each timed call ends wit
 ``torch.cuda.synchronize()``; ``extra_info`` records the minimum bytes moved and the GB/s that
 implies. Skips without CUDA (and under TRITON_INTERPRET).
 """
+
 from __future__ import annotations
 
 import os
@@ -34,6 +35,7 @@ def _has_cuda_backend() -> bool:
 
 def _run(benchmark, fn, group, bytes_moved):
     """Time ``fn`` (synchronised inside the timed call) and record bandwidth in extra_info."""
+
     def timed():
         fn()
         torch.cuda.synchronize()
@@ -60,8 +62,11 @@ def _pyramid(dtype, layout):
 
 def _grid(flow, dtype):
     n, _, h, w = flow.shape
-    ys, xs = torch.meshgrid(torch.arange(h, device="cuda", dtype=torch.float32),
-                            torch.arange(w, device="cuda", dtype=torch.float32), indexing="ij")
+    ys, xs = torch.meshgrid(
+        torch.arange(h, device="cuda", dtype=torch.float32),
+        torch.arange(w, device="cuda", dtype=torch.float32),
+        indexing="ij",
+    )
     return torch.stack([2 * (xs + flow[:, 0]) / (w - 1) - 1, 2 * (ys + flow[:, 1]) / (h - 1) - 1], -1).to(dtype)
 
 
@@ -73,8 +78,12 @@ def _warp_bytes(feats, flows, backward):
     return fwd + (3 * fb + 2 * vb if backward else 0)
 
 
-WARP_CASES = [("border", torch.float32, "nchw"), ("border", torch.float32, "channels_last"),
-              ("zeros", torch.float32, "nchw"), ("border", torch.bfloat16, "channels_last")]
+WARP_CASES = [
+    ("border", torch.float32, "nchw"),
+    ("border", torch.float32, "channels_last"),
+    ("zeros", torch.float32, "nchw"),
+    ("border", torch.bfloat16, "channels_last"),
+]
 IMPLS = ["triton", "cuda", "grid_sample"]
 
 
@@ -91,8 +100,10 @@ def test_warp(benchmark, impl, backward, padding, dtype, layout):
         inputs = [f.requires_grad_(backward) for f in feats] + [_grid(v, dtype).requires_grad_(backward) for v in flows]
 
         def op():
-            return [F.grid_sample(f, gr, mode="bilinear", padding_mode=padding, align_corners=True)
-                    for f, gr in zip(inputs[:k], inputs[k:])]
+            return [
+                F.grid_sample(f, gr, mode="bilinear", padding_mode=padding, align_corners=True)
+                for f, gr in zip(inputs[:k], inputs[k:])
+            ]
     else:
         inputs = [f.requires_grad_(backward) for f in feats] + [v.requires_grad_(backward) for v in flows]
 
@@ -100,12 +111,15 @@ def test_warp(benchmark, impl, backward, padding, dtype, layout):
             return cf.multiscale_warp(inputs[:k], inputs[k:], padding, backend=impl)
 
     if backward:
+
         def fn():
             torch.autograd.grad(op(), inputs, grads)
     else:
+
         def fn():
             with torch.no_grad():
                 op()
+
     group = f"warp {'fwd+bwd' if backward else 'fwd'} {padding} {str(dtype)[6:]} {layout}"
     _run(benchmark, fn, group, _warp_bytes(feats, flows, backward))
 
@@ -118,21 +132,26 @@ def test_upsample_flow(benchmark, impl, backward):
     flow = torch.randn(N, 2, 256, 256, device="cuda", requires_grad=backward)
     grad = torch.randn(N, 2, 512, 512, device="cuda")
     if impl == "interpolate":
+
         def op():
             return F.interpolate(flow, scale_factor=2, mode="bilinear", align_corners=False) * 2
     else:
+
         def op():
             return cf.upsample_flow(flow, 2, backend=impl)
+
     if backward:
+
         def fn():
             torch.autograd.grad(op(), flow, grad)
     else:
+
         def fn():
             with torch.no_grad():
                 op()
+
     small, big = flow.numel() * 4, grad.numel() * 4
-    _run(benchmark, fn, f"upsample_flow x2 {'fwd+bwd' if backward else 'fwd'}",
-         (small + big) * (2 if backward else 1))
+    _run(benchmark, fn, f"upsample_flow x2 {'fwd+bwd' if backward else 'fwd'}", (small + big) * (2 if backward else 1))
 
 
 @pytest.mark.parametrize("impl", IMPLS[:2] + ["eager", "compiled"])
@@ -150,6 +169,7 @@ def test_charbonnier(benchmark, impl):
     elif impl == "compiled":
         loss_fn = torch.compile(naive)
     else:
+
         def loss_fn(p, t):
             return cf.charbonnier(p, t, 1e-3, "mean", backend=impl)
 

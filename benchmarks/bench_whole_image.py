@@ -12,6 +12,7 @@ frame 0002; every windowed output is also compared with the one-pass output of t
 ``--baseline`` (optional) runs other weights with the default windows in the same invocation: the
 ratio is claimed against it. Pause any background training first.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,12 +28,10 @@ ROOT = Path(__file__).resolve().parents[1]
 FOX = ROOT.parent / "shared" / "data" / "ngp_fox"
 SCALE = 4
 # (name, window, stride): None = one pass over the whole (padded) image.
-CONFIGS = [("one pass", None, None), ("512 / 256", 512, 256), ("768 / 640", 768, 640),
-           ("1024 / 896", 1024, 896)]
+CONFIGS = [("one pass", None, None), ("512 / 256", 512, 256), ("768 / 640", 768, 640), ("1024 / 896", 1024, 896)]
 
 
-def run_one(weights: str, window: int | None, stride: int | None, threads: int, rounds: int,
-            save: str | None) -> dict:
+def run_one(weights: str, window: int | None, stride: int | None, threads: int, rounds: int, save: str | None) -> dict:
     """One configuration in this process: seconds (best of rounds), PSNR, and the output saved
     to ``save`` (a .pt file) for the comparison with the one-pass output."""
     import torch
@@ -58,9 +57,14 @@ def run_one(weights: str, window: int | None, stride: int | None, threads: int, 
             times.append(time.perf_counter() - t0)
     if save:
         torch.save(out, save)
-    return {"seconds": min(times), "all_seconds": times, "psnr": float(psnr(out.clamp(0, 1), hr)[0]),
-            "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
-            "window": window, "stride": stride}
+    return {
+        "seconds": min(times),
+        "all_seconds": times,
+        "psnr": float(psnr(out.clamp(0, 1), hr)[0]),
+        "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+        "window": window,
+        "stride": stride,
+    }
 
 
 def main(argv=None) -> int:
@@ -92,15 +96,30 @@ def main(argv=None) -> int:
     results = []
     for weights, name, window, stride in runs:
         save = str(tmp / f"{len(results)}.pt")
-        child = [sys.executable, __file__, "--weights", weights, "--threads", str(args.threads),
-                 "--rounds", str(args.rounds), "--child", json.dumps([window, stride, save])]
-        line = subprocess.run(child, check=True, capture_output=True, text=True,
-                              env=dict(os.environ)).stdout.strip().splitlines()[-1]
+        child = [
+            sys.executable,
+            __file__,
+            "--weights",
+            weights,
+            "--threads",
+            str(args.threads),
+            "--rounds",
+            str(args.rounds),
+            "--child",
+            json.dumps([window, stride, save]),
+        ]
+        line = (
+            subprocess.run(child, check=True, capture_output=True, text=True, env=dict(os.environ))
+            .stdout.strip()
+            .splitlines()[-1]
+        )
         r = {"config": name, "weights": weights} | json.loads(line)
         r["out"] = save
         results.append(r)
-        print(f"{weights:40s} {name:20s} {r['seconds']:7.2f} s  {r['psnr']:.3f} dB  peak {r['peak_rss_gb']:.2f} GB",
-              flush=True)
+        print(
+            f"{weights:40s} {name:20s} {r['seconds']:7.2f} s  {r['psnr']:.3f} dB  peak {r['peak_rss_gb']:.2f} GB",
+            flush=True,
+        )
     whole = torch.load(results[0]["out"])
     hr_psnr = results[0]["psnr"]
     for r in results:
@@ -121,9 +140,13 @@ def main(argv=None) -> int:
 
         from crossnet_fast._atomic import atomic_path
 
-        meta = {"device": f"cpu ({platform.processor() or platform.machine()})", "threads": args.threads,
-                "torch": torch.__version__, "pair": "ngp_fox 0001 (reference) / 0002 (LR x4, target)",
-                "command": "python benchmarks/bench_whole_image.py " + " ".join(argv or sys.argv[1:])}
+        meta = {
+            "device": f"cpu ({platform.processor() or platform.machine()})",
+            "threads": args.threads,
+            "torch": torch.__version__,
+            "pair": "ngp_fox 0001 (reference) / 0002 (LR x4, target)",
+            "command": "python benchmarks/bench_whole_image.py " + " ".join(argv or sys.argv[1:]),
+        }
         with atomic_path(args.out) as t:
             Path(t).write_text(json.dumps({"meta": meta, "results": results}, indent=1))
     return 0

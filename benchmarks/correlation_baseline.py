@@ -1,14 +1,16 @@
 """The pure-PyTorch correlation that users fall back to without a compiled op (the baseline of the
 correlation benchmarks): pad f2, then one multiply-mean over channels per displacement, autograd
 for the backward. Same output as crossnet_fast.correlation for finite inputs."""
+
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
 
-def shifted_product_correlation(f1: torch.Tensor, f2: torch.Tensor, max_displacement: int, dilation: int = 1,
-                                stride: int = 1) -> torch.Tensor:
+def shifted_product_correlation(
+    f1: torch.Tensor, f2: torch.Tensor, max_displacement: int, dilation: int = 1, stride: int = 1
+) -> torch.Tensor:
     """f1, f2 (N, C, H, W) -> (N, (2D+1)^2, ceil(H/stride), ceil(W/stride)), dtype of the inputs."""
     h, w = f1.shape[-2:]
     pad = max_displacement * dilation
@@ -18,7 +20,7 @@ def shifted_product_correlation(f1: torch.Tensor, f2: torch.Tensor, max_displace
     for dy in range(-max_displacement, max_displacement + 1):
         for dx in range(-max_displacement, max_displacement + 1):
             oy, ox = pad + dy * dilation, pad + dx * dilation
-            planes.append((a * f2p[:, :, oy:oy + h:stride, ox:ox + w:stride]).mean(1))
+            planes.append((a * f2p[:, :, oy : oy + h : stride, ox : ox + w : stride]).mean(1))
     return torch.stack(planes, 1)
 
 

@@ -8,10 +8,11 @@ the minimum bytes it must move (used for GB/s and the fraction of copy bandwidth
 * upsample_flow: (N, 2, H, W) fp32 flow, x``scale``.
 * charbonnier: (4, 3, 512, 512) fp32 pred/target.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -92,6 +93,7 @@ def warp_workloads(n, c, sizes, dtype=torch.float32, channels_last=False, compil
             if backward:
                 return torch.autograd.grad(outs, leaves_f + leaves_g, grads)
             return outs
+
         return run
 
     def official(backward):
@@ -101,6 +103,7 @@ def warp_workloads(n, c, sizes, dtype=torch.float32, channels_last=False, compil
             if backward:
                 return torch.autograd.grad(outs, fs + vs, grads)
             return outs
+
         return run
 
     tag = f"{str(dtype).split('.')[-1]}/{'cl' if channels_last else 'nchw'}"
@@ -111,15 +114,21 @@ def warp_workloads(n, c, sizes, dtype=torch.float32, channels_last=False, compil
         Workload(f"warp fwd+bwd grid_sample border {tag}", many(gs_border, True), fbb),
     ]
     if dtype != torch.bfloat16:  # cuDNN's sampler takes fp16/fp32/fp64 only
-        out += [Workload(f"warp fwd grid_sample zeros(cudnn) {tag}", many(gs_zeros, False), fb),
-                Workload(f"warp fwd+bwd grid_sample zeros(cudnn) {tag}", many(gs_zeros, True), fbb)]
+        out += [
+            Workload(f"warp fwd grid_sample zeros(cudnn) {tag}", many(gs_zeros, False), fb),
+            Workload(f"warp fwd+bwd grid_sample zeros(cudnn) {tag}", many(gs_zeros, True), fbb),
+        ]
     if not channels_last and dtype == torch.float32:
-        out += [Workload(f"warp fwd official-gather {tag}", official(False), fb),
-                Workload(f"warp fwd+bwd official-gather {tag}", official(True), fbb)]
+        out += [
+            Workload(f"warp fwd official-gather {tag}", official(False), fb),
+            Workload(f"warp fwd+bwd official-gather {tag}", official(True), fbb),
+        ]
     if compile_baselines:
         compiled = torch.compile(gs_border, dynamic=False)
-        out += [Workload(f"warp fwd grid_sample border compiled {tag}", many(compiled, False), fb),
-                Workload(f"warp fwd+bwd grid_sample border compiled {tag}", many(compiled, True), fbb)]
+        out += [
+            Workload(f"warp fwd grid_sample border compiled {tag}", many(compiled, False), fb),
+            Workload(f"warp fwd+bwd grid_sample border compiled {tag}", many(compiled, True), fbb),
+        ]
     return out
 
 
@@ -137,8 +146,10 @@ def upsample_workloads(n=4, h=256, w=256, scale=2, compile_baselines=False):
     def base(fn):
         return lambda: torch.autograd.grad(fn(flow), flow, g)
 
-    out = [Workload("upsample_flow fwd+bwd ours", ours, nbytes),
-           Workload("upsample_flow fwd+bwd F.interpolate*scale", base(interp), nbytes)]
+    out = [
+        Workload("upsample_flow fwd+bwd ours", ours, nbytes),
+        Workload("upsample_flow fwd+bwd F.interpolate*scale", base(interp), nbytes),
+    ]
     if compile_baselines:
         out.append(Workload("upsample_flow fwd+bwd F.interpolate compiled", base(torch.compile(interp)), nbytes))
     return out
@@ -159,8 +170,10 @@ def charbonnier_workloads(shape=(4, 3, 512, 512), compile_baselines=False):
     def base(fn):
         return lambda: torch.autograd.grad(fn(pred, target), pred)
 
-    out = [Workload("charbonnier fwd+bwd ours", ours, nbytes),
-           Workload("charbonnier fwd+bwd eager formula", base(naive), nbytes)]
+    out = [
+        Workload("charbonnier fwd+bwd ours", ours, nbytes),
+        Workload("charbonnier fwd+bwd eager formula", base(naive), nbytes),
+    ]
     if compile_baselines:
         out.append(Workload("charbonnier fwd+bwd formula compiled", base(torch.compile(naive)), nbytes))
     return out
@@ -171,5 +184,4 @@ def copy_bandwidth_gbs(nbytes: int = 1 << 30) -> float:
     src = torch.empty(nbytes // 4, device="cuda", dtype=torch.float32)
     dst = torch.empty_like(src)
     ms = time_ms(lambda: dst.copy_(src), warmup=3, repeat=10)
-    del src, dst
     return 2 * nbytes / (ms * 1e-3) / 1e9

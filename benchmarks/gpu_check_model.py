@@ -11,6 +11,7 @@ Checks (each prints PASS/FAIL with numbers), all on the same random weights:
      eager and torch.compile, crossnet_fast eager and channels_last + CUDA graph, with ratios.
      Target (issue 5): crossnet_fast >= 2x the plain eager and faster than plain compile.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,11 +22,12 @@ import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
 
+from plain_crossnet import plain_copy  # noqa: E402
+
 from crossnet_fast import benchmarking  # noqa: E402
 from crossnet_fast.fastpath import WindowRunner  # noqa: E402
 from crossnet_fast.infer import super_resolve  # noqa: E402
 from crossnet_fast.models import CrossNet  # noqa: E402
-from plain_crossnet import plain_copy  # noqa: E402
 
 
 def report(name, ok, detail):
@@ -69,26 +71,30 @@ def main() -> int:
     big_lr = torch.nn.functional.avg_pool2d(big_ref, 8)
     eager = super_resolve(model, big_lr, big_ref, clamp=False)
     torch.cuda.reset_peak_memory_stats()
-    fast = super_resolve(model, big_lr, big_ref, clamp=False, precision="bf16", channels_last=True,
-                         cuda_graph=True, batch_size=4)
+    fast = super_resolve(
+        model, big_lr, big_ref, clamp=False, precision="bf16", channels_last=True, cuda_graph=True, batch_size=4
+    )
     peak = torch.cuda.max_memory_allocated() / 2**20
     model.to(memory_format=torch.contiguous_format)
     rel = ((fast - eager).abs().max() / eager.abs().max()).item()
-    ok &= report("super_resolve 1080x1920, bf16+channels_last+CUDA graph vs fp32 eager", rel < 0.05,
-                 f"rel max diff {rel:.3e}, shape {tuple(fast.shape)}, peak {peak:.0f} MiB")
+    ok &= report(
+        "super_resolve 1080x1920, bf16+channels_last+CUDA graph vs fp32 eager",
+        rel < 0.05,
+        f"rel max diff {rel:.3e}, shape {tuple(fast.shape)}, peak {peak:.0f} MiB",
+    )
 
     plain = plain_copy(model)
     runners = {
         "plain eager": WindowRunner(plain, precision="bf16"),
         "crossnet_fast eager": WindowRunner(model, precision="bf16"),
         "crossnet_fast channels_last": WindowRunner(model, precision="bf16", channels_last=True),
-        "crossnet_fast channels_last+graph": WindowRunner(model, precision="bf16", channels_last=True,
-                                                          cuda_graph=True),
+        "crossnet_fast channels_last+graph": WindowRunner(model, precision="bf16", channels_last=True, cuda_graph=True),
     }
     if not args.skip_compile:
         runners["plain compile"] = WindowRunner(plain_copy(model), precision="bf16", compile=True)
-        runners["plain compile channels_last"] = WindowRunner(plain_copy(model), precision="bf16",
-                                                              channels_last=True, compile=True)
+        runners["plain compile channels_last"] = WindowRunner(
+            plain_copy(model), precision="bf16", channels_last=True, compile=True
+        )
     results = {}
     for name, runner in runners.items():
         try:
@@ -99,12 +105,14 @@ def main() -> int:
     base = results.get("plain eager")
     best = min((v for k, v in results.items() if k.startswith("crossnet_fast")), default=None)
     if base and best:
-        ok &= report("x8 512x512 bf16: best crossnet_fast >= 2x plain eager", base / best >= 2,
-                     f"{base / best:.2f}x")
+        ok &= report("x8 512x512 bf16: best crossnet_fast >= 2x plain eager", base / best >= 2, f"{base / best:.2f}x")
         compiled = [v for k, v in results.items() if k.startswith("plain compile")]
         if compiled:
-            ok &= report("x8 512x512 bf16: best crossnet_fast faster than plain compile", best < min(compiled),
-                         f"{min(compiled) / best:.2f}x")
+            ok &= report(
+                "x8 512x512 bf16: best crossnet_fast faster than plain compile",
+                best < min(compiled),
+                f"{min(compiled) / best:.2f}x",
+            )
     return 0 if ok else 1
 
 

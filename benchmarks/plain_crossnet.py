@@ -4,6 +4,7 @@ Same modules, same weights (load the fused model's state dict), only the warp di
 ``grid_sample(border, align_corners=True)`` per scale with the grid built from the pixel flow, as
 RefSR code built on PyTorch usually does it.
 """
+
 from __future__ import annotations
 
 import torch
@@ -27,8 +28,7 @@ class PlainCrossNet(CrossNet):
         # feats: 4 x (N, 64, H_i, W_i); flows: 4 x (N, 2, H_i, W_i) in pixels. grid_sample wants one
         # dtype for input and grid: under autocast the flows are already half precision.
         return [
-            F.grid_sample(f, flow_to_grid(v).to(f.dtype), mode="bilinear", padding_mode="border",
-                          align_corners=True)
+            F.grid_sample(f, flow_to_grid(v).to(f.dtype), mode="bilinear", padding_mode="border", align_corners=True)
             for f, v in zip(feats, flows)
         ]
 

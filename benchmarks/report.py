@@ -4,6 +4,7 @@ Usage: python benchmarks/report.py out/bench.json [--baseline NAME_SUBSTRING]
 The ratio column is (baseline median) / (row median): >1 means faster than the baseline, where the
 baseline is the first row of the group whose name does not contain "crossnet_fast".
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,15 +20,18 @@ def main() -> None:
     args = parser.parse_args()
     with open(args.json_file) as fh:
         data = json.load(fh)
-    groups: "OrderedDict[str, list]" = OrderedDict()
+    groups: OrderedDict[str, list] = OrderedDict()
     for bench in data["benchmarks"]:
         groups.setdefault(bench.get("group") or bench["name"], []).append(bench)
     machine = data.get("machine_info", {})
-    print(f"device: {machine.get('cpu', {}).get('brand_raw', machine.get('processor', '?'))}, "
-          f"{machine.get('cpu', {}).get('count', '?')} threads")
+    print(
+        f"device: {machine.get('cpu', {}).get('brand_raw', machine.get('processor', '?'))}, "
+        f"{machine.get('cpu', {}).get('count', '?')} threads"
+    )
     print("| group | implementation | median ms | vs baseline |")
     print("|---|---|---|---|")
     for group, rows in groups.items():
+
         def name(b):
             m = re.search(r"\[(.*)\]", b["name"])
             return m.group(1) if m else b["name"]

@@ -4,22 +4,22 @@ Ops (all take ``backend="auto"|"cuda"|"triton"|"cpu"|"reference"``):
 ``backward_warp``, ``multiscale_warp``, ``grid_sample``, ``upsample_flow``, ``resize_flow``, ``charbonnier``,
 ``correlation``.
 """
+
 from __future__ import annotations
 
 import importlib.util
 
 import torch
 
-from . import _extension
+from . import _extension, baselines, data, metrics
 from .backend import available_backends, use_backend
-from .ops import backward_warp, charbonnier, correlation, grid_sample, multiscale_warp, resize_flow, upsample_flow
-from .models import CrossNet
-from .infer import super_resolve
-from .placement import ReferencePlacementWarning, place_reference
 from .checkpoint import load_model
-from . import baselines, data, metrics
 from .degrade import degrade
+from .infer import super_resolve
 from .metrics import ifc, psnr, ssim
+from .models import CrossNet
+from .ops import backward_warp, charbonnier, correlation, grid_sample, multiscale_warp, resize_flow, upsample_flow
+from .placement import ReferencePlacementWarning, place_reference
 
 __version__ = "0.1.0"
 

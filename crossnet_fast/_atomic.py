@@ -3,13 +3,14 @@
 Readers never see a half-written file, a crash leaves the old file in place, and the new file gets
 the permissions a plain ``open(path, "w")`` would give (``mkstemp`` alone would leave it 0600).
 """
+
 from __future__ import annotations
 
 import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 
 def _naming_target(exc: OSError, path: Path) -> OSError:

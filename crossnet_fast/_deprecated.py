@@ -1,4 +1,5 @@
 """Deprecated aliases of renamed public functions: they still work, and warn once per call site."""
+
 from __future__ import annotations
 
 import functools
@@ -15,8 +16,12 @@ def renamed(func, old_name: str):
 
     @functools.wraps(func)
     def alias(*args, **kwargs):
-        warnings.warn(f"{old_name} is deprecated and will be removed in the next release; "
-                      f"use {new_name} (same arguments, same result)", DeprecationWarning, stacklevel=2)
+        warnings.warn(
+            f"{old_name} is deprecated and will be removed in the next release; "
+            f"use {new_name} (same arguments, same result)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         return func(*args, **kwargs)
 
     alias.__name__ = alias.__qualname__ = old_name.rsplit(".", 1)[-1]

@@ -1,4 +1,5 @@
 """The ``--device`` option of the commands: a name to a torch.device, with a clear error."""
+
 from __future__ import annotations
 
 import torch

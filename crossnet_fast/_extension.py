@@ -3,13 +3,13 @@
 The failure is never swallowed: it is raised, with the reason and the fix, when a native backend
 is asked for (see :mod:`crossnet_fast.backend`).
 """
+
 from __future__ import annotations
 
 import torch
 
 REBUILD_HINT = (
-    "rebuild it against the torch you run with: `pip install --no-build-isolation .` "
-    "(or `bash scripts/install.sh`)"
+    "rebuild it against the torch you run with: `pip install --no-build-isolation .` (or `bash scripts/install.sh`)"
 )
 
 load_error: str | None = None

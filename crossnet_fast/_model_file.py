@@ -12,6 +12,7 @@ as ``ConfigClass(**stored_dict)``.
 Loading never unpickles anything: safetensors holds raw tensors, the configuration is JSON, and the
 model is rebuilt from the configuration by this package's own code.
 """
+
 from __future__ import annotations
 
 import json
@@ -55,8 +56,7 @@ def write(model: torch.nn.Module, path) -> Path:
         raise FileNotFoundError(f"path: folder {str(path.parent)!r} does not exist")
     # Contiguous CPU copies: safetensors stores dense row-major bytes (channels_last weights too).
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    meta = {METADATA_KEY: json.dumps({"format": FORMAT, "format_version": FORMAT_VERSION,
-                                      "config": model.config})}
+    meta = {METADATA_KEY: json.dumps({"format": FORMAT, "format_version": FORMAT_VERSION, "config": model.config})}
     with atomic_path(path) as tmp:
         save_file(tensors, tmp, metadata=meta)
     return path
@@ -76,8 +76,9 @@ def resolve(path_or_name) -> Path:
             return shipped
         names = available_weights()
         listed = ", ".join(names) if names else "none are shipped yet; pass the path of a .safetensors file"
-        raise FileNotFoundError(f"path_or_name: {name!r} is neither a file nor a shipped weights name "
-                                f"(available names: {listed})")
+        raise FileNotFoundError(
+            f"path_or_name: {name!r} is neither a file nor a shipped weights name (available names: {listed})"
+        )
     raise FileNotFoundError(f"path_or_name: no such file: {name!r}")
 
 
@@ -87,26 +88,33 @@ def read_config(path, config_class):
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
     except SafetensorError as exc:
-        raise ValueError(f"path_or_name: {str(path)!r} is not a safetensors file (truncated, corrupt or "
-                         f"another format: {exc}); crossnet_fast "
-                         "never unpickles .pth/.pt files: convert trusted weights with CrossNet.save") from exc
+        raise ValueError(
+            f"path_or_name: {str(path)!r} is not a safetensors file (truncated, corrupt or "
+            f"another format: {exc}); crossnet_fast "
+            "never unpickles .pth/.pt files: convert trusted weights with CrossNet.save"
+        ) from exc
     if METADATA_KEY not in meta:
-        raise ValueError(f"path_or_name: {str(path)!r} is not a crossnet_fast checkpoint "
-                         f"(no {METADATA_KEY!r} entry in its safetensors metadata)")
+        raise ValueError(
+            f"path_or_name: {str(path)!r} is not a crossnet_fast checkpoint "
+            f"(no {METADATA_KEY!r} entry in its safetensors metadata)"
+        )
     try:
         info = json.loads(meta[METADATA_KEY])
         if info.get("format") != FORMAT:
             raise ValueError(f"format is {info.get('format')!r}, expected {FORMAT!r}")
         if int(info.get("format_version", 0)) > FORMAT_VERSION:
-            raise ValueError(f"format_version {info['format_version']} is newer than this library's "
-                             f"{FORMAT_VERSION}; upgrade crossnet_fast")
+            raise ValueError(
+                f"format_version {info['format_version']} is newer than this library's "
+                f"{FORMAT_VERSION}; upgrade crossnet_fast"
+            )
         return config_class(**info["config"])
     except (TypeError, KeyError, json.JSONDecodeError, ValueError) as exc:
         raise ValueError(f"path_or_name: {str(path)!r} has an unreadable configuration: {exc}") from exc
 
 
-def read(path_or_name, model_class, config_class, device="cpu", backend: str = "auto", dtype=None,
-         scale: int | None = None):
+def read(
+    path_or_name, model_class, config_class, device="cpu", backend: str = "auto", dtype=None, scale: int | None = None
+):
     """Rebuild a ``model_class`` from a file written by :func:`write`; see
     :func:`crossnet_fast.checkpoint.load_model` for the arguments and the dtype rules.
 
@@ -115,15 +123,19 @@ def read(path_or_name, model_class, config_class, device="cpu", backend: str = "
     path = resolve(path_or_name)
     cfg = read_config(path, config_class)
     if scale is not None and cfg.scale != scale:
-        raise ValueError(f"path_or_name: {str(path)!r} holds x{cfg.scale} weights, expected x{scale} "
-                         f"(scale={scale}); use the x{scale} weights (e.g. crossnet-x{scale})")
+        raise ValueError(
+            f"path_or_name: {str(path)!r} holds x{cfg.scale} weights, expected x{scale} "
+            f"(scale={scale}); use the x{scale} weights (e.g. crossnet-x{scale})"
+        )
     if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
         raise TypeError(f"dtype must be None or a floating torch.dtype, got {dtype!r}")
     try:
         state = load_file(str(path), device="cpu")
     except (SafetensorError, OSError) as exc:
-        raise ValueError(f"path_or_name: {str(path)!r} is truncated or corrupt: its header is readable but "
-                         f"its tensors are not ({exc})") from exc
+        raise ValueError(
+            f"path_or_name: {str(path)!r} is truncated or corrupt: its header is readable but "
+            f"its tensors are not ({exc})"
+        ) from exc
     for k, v in state.items():
         if v.is_floating_point() and (dtype is not None or v.dtype == torch.float16):
             state[k] = v.to(dtype or torch.float32)
@@ -140,5 +152,14 @@ def read(path_or_name, model_class, config_class, device="cpu", backend: str = "
     return model.to(device).eval()
 
 
-__all__ = ["write", "read", "read_config", "resolve", "available_weights", "WEIGHTS_DIR", "FORMAT",
-           "FORMAT_VERSION", "METADATA_KEY"]
+__all__ = [
+    "write",
+    "read",
+    "read_config",
+    "resolve",
+    "available_weights",
+    "WEIGHTS_DIR",
+    "FORMAT",
+    "FORMAT_VERSION",
+    "METADATA_KEY",
+]

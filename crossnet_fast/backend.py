@@ -4,6 +4,7 @@ Order of precedence for the backend of one call: the ``backend=`` argument (when
 then :func:`use_backend` (a context manager), then the environment variable
 ``CROSSNET_FAST_BACKEND``, then the preference table below.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -51,8 +52,10 @@ def unavailable_reason(backend: str, device: torch.device | None = None) -> str 
         if not _extension.loaded:
             return f"the C++/CUDA extension failed to load ({_extension.load_error}); {_extension.REBUILD_HINT}"
         if not _extension.has_cuda_kernels():
-            return ("the extension was built without CUDA kernels (CPU-only torch, no nvcc, or "
-                    "CROSSNET_FAST_CUDA=0); install the CUDA build of torch and rebuild with CROSSNET_FAST_CUDA=1")
+            return (
+                "the extension was built without CUDA kernels (CPU-only torch, no nvcc, or "
+                "CROSSNET_FAST_CUDA=0); install the CUDA build of torch and rebuild with CROSSNET_FAST_CUDA=1"
+            )
         if not torch.cuda.is_available():
             return "no CUDA device is visible"
         if dev_type not in (None, "cuda"):

@@ -1,4 +1,5 @@
 """Inputs, PyTorch baselines and a timer shared by benchmarks/ and `crossnet-fast ops-bench`."""
+
 from __future__ import annotations
 
 import statistics

@@ -7,14 +7,15 @@ file format itself is written and read in one place, :mod:`crossnet_fast._model_
 Loading never unpickles anything: safetensors holds raw tensors, the configuration is JSON, and the
 model is rebuilt from the configuration by this package's own code.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
 
 from . import _model_file
-from ._model_file import available_weights
+
 # Importable from here as before. WEIGHTS_DIR is a copy: the loaders read _model_file.WEIGHTS_DIR.
-from ._model_file import FORMAT, FORMAT_VERSION, METADATA_KEY, WEIGHTS_DIR  # noqa: F401
+from ._model_file import FORMAT, FORMAT_VERSION, METADATA_KEY, WEIGHTS_DIR, available_weights  # noqa: F401
 from .models.crossnet import CrossNet, CrossNetConfig
 
 
@@ -53,8 +54,9 @@ def load_model(path_or_name, device="cpu", backend: str = "auto", dtype=None, sc
     exact; a bf16 or fp32 checkpoint keeps its dtype unless ``dtype`` is given).
     Raises FileNotFoundError (listing the shipped names) or ValueError for a foreign file.
     """
-    return _model_file.read(path_or_name, CrossNet, CrossNetConfig, device=device, backend=backend,
-                            dtype=dtype, scale=scale)
+    return _model_file.read(
+        path_or_name, CrossNet, CrossNetConfig, device=device, backend=backend, dtype=dtype, scale=scale
+    )
 
 
 __all__ = ["save_model", "load_model", "available_weights", "read_config"]

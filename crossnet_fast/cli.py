@@ -4,6 +4,7 @@ Each sub-command lives in ``crossnet_fast/commands/<name>.py`` and exposes
 ``add_parser(subparsers) -> argparse.ArgumentParser`` and ``run(args) -> int``; this file only
 discovers them, so adding a command never touches it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -56,7 +57,7 @@ def error_line(exc: BaseException) -> str:
     if "Traceback (most recent call last)" in text:
         last = text.splitlines()[-1].strip()
         name = f"{type(exc).__name__}: "
-        text = last[len(name):] if last.startswith(name) else last
+        text = last[len(name) :] if last.startswith(name) else last
     return " ".join(line.strip() for line in text.splitlines() if line.strip())
 
 

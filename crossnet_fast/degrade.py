@@ -14,6 +14,7 @@ Public functions:
   baseline), optionally cropped to the HR size. (PyTorch's bicubic, which the model uses inside, is
   :func:`crossnet_fast.models.sisr.upsample_bicubic_torch`.)
 """
+
 from __future__ import annotations
 
 import functools
@@ -24,8 +25,15 @@ import torch.nn.functional as F
 
 from ._deprecated import renamed
 
-__all__ = ["imresize", "degrade", "upsample_bicubic_matlab", "upsample_bicubic", "back_project", "resize_matrix",
-           "gaussian_kernel1d"]
+__all__ = [
+    "imresize",
+    "degrade",
+    "upsample_bicubic_matlab",
+    "upsample_bicubic",
+    "back_project",
+    "resize_matrix",
+    "gaussian_kernel1d",
+]
 
 
 def _cubic(x: torch.Tensor) -> torch.Tensor:
@@ -65,16 +73,16 @@ def _resize_matrix_cpu(in_len: int, out_len: int, scale: float, antialias: bool)
     return mat
 
 
-def resize_matrix(in_len: int, out_len: int, scale: float, antialias: bool = True,
-                  device=None, dtype=torch.float32) -> torch.Tensor:
+def resize_matrix(
+    in_len: int, out_len: int, scale: float, antialias: bool = True, device=None, dtype=torch.float32
+) -> torch.Tensor:
     """The (out_len, in_len) matrix ``A`` such that ``A @ v`` is MATLAB's bicubic resize of a
     length-``in_len`` signal ``v`` by ``scale`` (> 0; < 1 shrinks). Rows sum to 1."""
     if in_len < 1 or out_len < 1:
         raise ValueError(f"in_len and out_len must be >= 1, got {in_len}, {out_len}")
     if not scale > 0:
         raise ValueError(f"scale must be > 0, got {scale}")
-    return _resize_matrix_cpu(int(in_len), int(out_len), float(scale), bool(antialias)).to(
-        device=device, dtype=dtype)
+    return _resize_matrix_cpu(int(in_len), int(out_len), float(scale), bool(antialias)).to(device=device, dtype=dtype)
 
 
 def _check_image(x, name: str) -> torch.Tensor:
@@ -87,8 +95,9 @@ def _check_image(x, name: str) -> torch.Tensor:
     return x
 
 
-def imresize(x: torch.Tensor, scale: float | None = None, size: tuple[int, int] | None = None,
-             antialias: bool = True) -> torch.Tensor:
+def imresize(
+    x: torch.Tensor, scale: float | None = None, size: tuple[int, int] | None = None, antialias: bool = True
+) -> torch.Tensor:
     """MATLAB ``imresize(x, scale, 'bicubic')`` on the last two dimensions.
 
     Args:
@@ -158,8 +167,7 @@ def _gaussian_degrade(hr: torch.Tensor, scale: int, sigma: float | None) -> torc
     return x.reshape(*lead, oh, ow)
 
 
-def degrade(hr: torch.Tensor, scale: int, method: str = "bicubic", sigma: float | None = None
-            ) -> torch.Tensor:
+def degrade(hr: torch.Tensor, scale: int, method: str = "bicubic", sigma: float | None = None) -> torch.Tensor:
     """Make the LR input from an HR image.
 
     Args:
@@ -188,8 +196,9 @@ def degrade(hr: torch.Tensor, scale: int, method: str = "bicubic", sigma: float 
     return lr.clamp(0.0, 1.0)
 
 
-def upsample_bicubic_matlab(lr: torch.Tensor, scale: int, size: tuple[int, int] | None = None,
-                            clamp: bool = True) -> torch.Tensor:
+def upsample_bicubic_matlab(
+    lr: torch.Tensor, scale: int, size: tuple[int, int] | None = None, clamp: bool = True
+) -> torch.Tensor:
     """MATLAB ``imresize(lr, scale, 'bicubic')`` (Keys a = -0.5), then a top-left crop to ``size``.
 
     Args:

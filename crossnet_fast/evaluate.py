@@ -16,6 +16,7 @@ dataset (``crossnet_fast.placement``: top-left aligned, cropped or edge-replicat
 any method runs, so every method gets the same reference; ``ref_placement`` says what was done and
 the Markdown lists it under the tables.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -36,6 +37,7 @@ METRICS = ("psnr", "ssim", "ifc")
 @dataclasses.dataclass
 class EvalConfig:
     """Settings of one evaluation; ``views``: (ref, lr) light-field views or stereo sides."""
+
     dataset: Path
     layout: str = "auto"
     scale: int = 4
@@ -82,8 +84,7 @@ def _make_runners(cfg: EvalConfig, device: torch.device):
         if m == "bicubic":
             runners[m] = lambda lr, ref: bicubic(lr, cfg.scale)
         elif m == "patchmatch":
-            runners[m] = lambda lr, ref: patchmatch_sr(lr, ref, cfg.scale, seed=cfg.seed,
-                                                       degradation=cfg.degradation)
+            runners[m] = lambda lr, ref: patchmatch_sr(lr, ref, cfg.scale, seed=cfg.seed, degradation=cfg.degradation)
         elif m == "crossnet":
             from .checkpoint import load_model  # only now: the model code is heavy
             from .infer import super_resolve
@@ -91,8 +92,7 @@ def _make_runners(cfg: EvalConfig, device: torch.device):
             # Default: the shipped weights of this scale (docs/MODEL_CARD.md).
             model = load_model(cfg.weights or f"crossnet-x{cfg.scale}", device=device)
             if getattr(model, "scale", cfg.scale) != cfg.scale:
-                raise ValueError(f"--weights {cfg.weights} is a x{model.scale} model but --scale "
-                                 f"is {cfg.scale}")
+                raise ValueError(f"--weights {cfg.weights} is a x{model.scale} model but --scale is {cfg.scale}")
             runners[m] = lambda lr, ref, _m=model: super_resolve(_m, lr, ref)
         else:
             raise ValueError(f"unknown method {m!r}; choose from {', '.join(METHODS)}")
@@ -132,14 +132,16 @@ def evaluate(cfg: EvalConfig, keep_outputs: bool = False) -> dict:
     if cfg.progress:
         try:
             from tqdm import tqdm
+
             bar = tqdm(total=n, desc="eval", unit="image", leave=False)
         except ImportError:  # tqdm is optional: no bar
             bar = None
     for i in range(n):
         s = ds[i]
         if "hr" not in s:
-            raise ValueError(f"{s['name']}: the dataset has no ground truth (a pair list of LR "
-                             f"images); metrics need HR images")
+            raise ValueError(
+                f"{s['name']}: the dataset has no ground truth (a pair list of LR images); metrics need HR images"
+            )
         lr, ref, hr = (s[k][None].to(device) for k in ("lr", "ref", "hr"))
         row = {"name": s["name"], "size": list(hr.shape[-2:])}
         if "ref_placement" in s:
@@ -152,7 +154,7 @@ def evaluate(cfg: EvalConfig, keep_outputs: bool = False) -> dict:
             if bar is not None:
                 bar.set_postfix_str(f"{s['name']} {name}")
             sr, secs = _timed(fn, lr, ref, device=device)
-            sr = sr[..., :hr.shape[-2], :hr.shape[-1]].float().clamp(0, 1)
+            sr = sr[..., : hr.shape[-2], : hr.shape[-1]].float().clamp(0, 1)
             row[name] = {m: float(fns[m](sr, hr)[0]) for m in cfg.metrics}
             row[name]["seconds"] = secs
             if keep_outputs:
@@ -163,12 +165,10 @@ def evaluate(cfg: EvalConfig, keep_outputs: bool = False) -> dict:
     if bar is not None:
         bar.close()
     keys = list(cfg.metrics) + ["seconds"]
-    mean = {name: {k: sum(r[name][k] for r in images) / len(images) for k in keys}
-            for name in runners}
+    mean = {name: {k: sum(r[name][k] for r in images) / len(images) for k in keys} for name in runners}
     conf = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}
     conf["dataset"], conf["device"] = str(cfg.dataset), str(device)
-    result = {"config": conf, "methods": list(runners), "metrics": list(cfg.metrics),
-              "images": images, "mean": mean}
+    result = {"config": conf, "methods": list(runners), "metrics": list(cfg.metrics), "images": images, "mean": mean}
     if keep_outputs:
         result["outputs"] = outputs
     return result
@@ -183,22 +183,26 @@ def _fmt(metric: str, v: float) -> str:
 def to_markdown(result: dict) -> str:
     """The result as Markdown: a mean table (one row per method) and a per-image table."""
     metrics, methods, c = result["metrics"], result["methods"], result["config"]
-    head = [f"x{c['scale']}, {c['degradation']} degradation, {len(result['images'])} image(s) of "
-            f"{c['dataset']}, device {c['device']}", ""]
+    head = [
+        f"x{c['scale']}, {c['degradation']} degradation, {len(result['images'])} image(s) of "
+        f"{c['dataset']}, device {c['device']}",
+        "",
+    ]
     cols = [m.upper() for m in metrics] + ["s/image"]
     lines = ["| method | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
     for name in methods:
         v = result["mean"][name]
-        lines.append(f"| {name} | " + " | ".join([_fmt(m, v[m]) for m in metrics]
-                                                + [f"{v['seconds']:.3f}"]) + " |")
+        lines.append(f"| {name} | " + " | ".join([_fmt(m, v[m]) for m in metrics] + [f"{v['seconds']:.3f}"]) + " |")
     per = ["", "| image | method | " + " | ".join(cols) + " |", "|---|---|" + "---|" * len(cols)]
     for row in result["images"]:
         for name in methods:
             v = row[name]
-            per.append(f"| {row['name']} | {name} | " + " | ".join(
-                [_fmt(m, v[m]) for m in metrics] + [f"{v['seconds']:.3f}"]) + " |")
-    placed = [f"- {row['name']}: {row['ref_placement']}" for row in result["images"]
-              if row.get("ref_placement")]
+            per.append(
+                f"| {row['name']} | {name} | "
+                + " | ".join([_fmt(m, v[m]) for m in metrics] + [f"{v['seconds']:.3f}"])
+                + " |"
+            )
+    placed = [f"- {row['name']}: {row['ref_placement']}" for row in result["images"] if row.get("ref_placement")]
     if placed:
         per += ["", "Reference placed on the output canvas (top-left aligned, same for every method):"]
         per += placed
@@ -236,7 +240,7 @@ def save_crops(result: dict, out_dir, size: int = 128) -> str:
         y, x = (H - ch) // 2 // scale * scale, (W - cw) // 2 // scale * scale
         lr_up = torch.nn.functional.interpolate(o["lr"][None], scale_factor=scale, mode="nearest")[0]
         tiles = [lr_up] + [o[m] for m in result["methods"]] + [hr]
-        row = torch.cat([t[:, y:y + ch, x:x + cw] for t in tiles], dim=-1)
+        row = torch.cat([t[:, y : y + ch, x : x + cw] for t in tiles], dim=-1)
         save_image(row, Path(out_dir) / f"{name}.png")
     return f"wrote {len(outs)} crop strip(s) to {out_dir} (LR | {' | '.join(result['methods'])} | HR)"
 
@@ -245,6 +249,7 @@ def save_plot(result: dict, path) -> str:
     """A bar plot of mean PSNR per method; skipped (with a message) without matplotlib."""
     try:
         import matplotlib
+
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:

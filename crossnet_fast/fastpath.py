@@ -4,6 +4,7 @@
 windows have the same shape, which is what makes CUDA-graph capture and a static-shape
 ``torch.compile`` worthwhile.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -52,8 +53,15 @@ class WindowRunner:
     Runs without autograd.
     """
 
-    def __init__(self, model: nn.Module, precision: str = "fp32", channels_last: bool = False,
-                 compile: bool = False, cuda_graph: bool = False, cudnn_benchmark: bool = True) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        precision: str = "fp32",
+        channels_last: bool = False,
+        compile: bool = False,
+        cuda_graph: bool = False,
+        cudnn_benchmark: bool = True,
+    ) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {tuple(PRECISIONS)}, got {precision!r}")
         self.device = model_device(model)
@@ -75,8 +83,9 @@ class WindowRunner:
         if self.precision == "fp32":
             return contextlib.nullcontext()
         # cache_enabled=False: cached weight casts would be freed/re-made between graph replays.
-        return torch.autocast(self.device.type, dtype=PRECISIONS[self.precision],
-                              cache_enabled=False if self.cuda_graph else None)
+        return torch.autocast(
+            self.device.type, dtype=PRECISIONS[self.precision], cache_enabled=False if self.cuda_graph else None
+        )
 
     def _prepare(self, t: torch.Tensor) -> torch.Tensor:
         t = t.to(device=self.device, dtype=self.dtype, non_blocking=True)

@@ -7,11 +7,12 @@ weights that fall smoothly to 0 towards window edges which lie inside the image.
 their own edges are the least reliable (zero padding of the convolutions, flows that point outside)
 and get no weight; a smooth cross-fade leaves no visible seam where neighbouring windows disagree.
 """
+
 from __future__ import annotations
 
 import math
 import warnings
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -35,8 +36,9 @@ def _as_batch(name: str, x) -> tuple[torch.Tensor, str]:
         return t.float().div_(255.0), "numpy"
     if isinstance(x, torch.Tensor):
         if not x.is_floating_point():
-            raise TypeError(f"{name} must be a float tensor with values in [0, 1] (or a uint8 numpy array), "
-                            f"got a {x.dtype} tensor")
+            raise TypeError(
+                f"{name} must be a float tensor with values in [0, 1] (or a uint8 numpy array), got a {x.dtype} tensor"
+            )
         if x.dim() == 3 and x.shape[0] == 3:
             return x.unsqueeze(0), "chw"
         if x.dim() == 4 and x.shape[1] == 3:
@@ -97,6 +99,7 @@ def _progress_callback(progress, total: int):
         def update(n):
             done[0] += n
             progress(done[0], total)
+
         return update, (lambda: None)
     from tqdm.auto import tqdm
 
@@ -176,8 +179,10 @@ def super_resolve(
     if not isinstance(model, nn.Module) or not isinstance(scale, int):
         raise TypeError(f"model must be a CrossNet (an nn.Module with an int scale), got {type(model).__name__}")
     if isinstance(lr, np.ndarray) != isinstance(ref, np.ndarray):
-        raise TypeError(f"lr and ref must be of the same kind (both numpy arrays or both tensors), "
-                        f"got {type(lr).__name__} and {type(ref).__name__}")
+        raise TypeError(
+            f"lr and ref must be of the same kind (both numpy arrays or both tensors), "
+            f"got {type(lr).__name__} and {type(ref).__name__}"
+        )
     lr_t, kind = _as_batch("lr", lr)
     ref_t, _ = _as_batch("ref", ref)
     if lr_t.shape[0] != ref_t.shape[0]:
@@ -213,14 +218,15 @@ def super_resolve(
     out = torch.zeros(n, 3, Hp, Wp, dtype=torch.float32, device=acc_dev)
     wsum = torch.zeros(Hp, Wp, dtype=torch.float32, device=acc_dev)
 
-    runner = WindowRunner(model, precision=precision, channels_last=channels_last,
-                          compile=compile, cuda_graph=cuda_graph)
+    runner = WindowRunner(
+        model, precision=precision, channels_last=channels_last, compile=compile, cuda_graph=cuda_graph
+    )
     update, close = _progress_callback(progress, len(boxes))
     try:
         for i in range(0, len(boxes), batch_size):
-            chunk = boxes[i:i + batch_size]
-            lr_w = [lr_p[..., y // scale:(y + wh) // scale, x // scale:(x + ww) // scale] for y, x in chunk]
-            ref_w = [ref_p[..., y:y + wh, x:x + ww] for y, x in chunk]
+            chunk = boxes[i : i + batch_size]
+            lr_w = [lr_p[..., y // scale : (y + wh) // scale, x // scale : (x + ww) // scale] for y, x in chunk]
+            ref_w = [ref_p[..., y : y + wh, x : x + ww] for y, x in chunk]
             real = len(chunk)
             if cuda_graph and real < batch_size:
                 # Keep the captured batch shape: pad the last chunk with copies of its first window.
@@ -229,8 +235,8 @@ def super_resolve(
             sr = runner(torch.cat(lr_w, 0), torch.cat(ref_w, 0)).to(acc_dev)
             for k, (y, x) in enumerate(chunk):
                 weight = ramps_y[y][:, None] * ramps_x[x][None, :]
-                out[..., y:y + wh, x:x + ww] += sr[k * n:(k + 1) * n] * weight
-                wsum[y:y + wh, x:x + ww] += weight
+                out[..., y : y + wh, x : x + ww] += sr[k * n : (k + 1) * n] * weight
+                wsum[y : y + wh, x : x + ww] += weight
             update(real)
     finally:
         close()

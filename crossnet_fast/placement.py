@@ -18,6 +18,7 @@ another size"):
   would be mostly replicated edge pixels, and such a reference is nearly always at another
   resolution (or the LR image given by mistake), which placement cannot fix.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -40,6 +41,7 @@ class RefPlacement:
 
     ``crop_*`` pixels are removed from the reference, ``pad_*`` pixels added by edge replication;
     on each axis at most one of the two is non-zero."""
+
     ref_h: int
     ref_w: int
     canvas_h: int
@@ -74,8 +76,9 @@ class RefPlacement:
             return None
 
         def sides(right: int, bottom: int) -> str:
-            return " and ".join([f"{right} px on the right"] * bool(right)
-                                + [f"{bottom} px at the bottom"] * bool(bottom))
+            return " and ".join(
+                [f"{right} px on the right"] * bool(right) + [f"{bottom} px at the bottom"] * bool(bottom)
+            )
 
         cropped, padded = self.crop_right or self.crop_bottom, self.pad_right or self.pad_bottom
         verb = "cropped and padded" if cropped and padded else "cropped" if cropped else "padded"
@@ -84,8 +87,7 @@ class RefPlacement:
             what.append(f"{sides(self.crop_right, self.crop_bottom)} cut off")
         if padded:
             what.append(f"{sides(self.pad_right, self.pad_bottom)} filled by edge replication")
-        return (f"reference {self.ref_w}x{self.ref_h} {verb} to {self.canvas_w}x{self.canvas_h} "
-                f"({'; '.join(what)})")
+        return f"reference {self.ref_w}x{self.ref_h} {verb} to {self.canvas_w}x{self.canvas_h} ({'; '.join(what)})"
 
 
 def plan_placement(ref_size, canvas_size, name: str = "ref") -> RefPlacement:
@@ -112,12 +114,12 @@ def plan_placement(ref_size, canvas_size, name: str = "ref") -> RefPlacement:
             f"(at least {min_w}x{min_h} needed). The reference is placed top-left on the output "
             f"canvas (cropped or edge-padded, never resized), so it must show the scene at the "
             f"output's resolution (scale times the LR): resize it first, or crop the LR to the part "
-            f"the reference covers")
+            f"the reference covers"
+        )
     return RefPlacement(rh, rw, ch, cw)
 
 
-def place_reference(ref: torch.Tensor, canvas_size, name: str = "ref"
-                    ) -> tuple[torch.Tensor, RefPlacement]:
+def place_reference(ref: torch.Tensor, canvas_size, name: str = "ref") -> tuple[torch.Tensor, RefPlacement]:
     """Put ``ref`` on a canvas of ``canvas_size``: top-left aligned, cropped where larger,
     edge-replicated on the right / at the bottom where smaller (see the module docstring).
 

@@ -54,8 +54,7 @@ class GridSampleFunction : public torch::autograd::Function<GridSampleFunction> 
     auto [grad_input, grad_grid] =
         grid_sample_backward_op(grad_outs[0], saved[0], saved[1], ctx->saved_data["padding"].toStringRef(),
                                 ctx->saved_data["align_corners"].toBool(), {need_input, need_grid});
-    return {need_input ? grad_input : at::Tensor(), need_grid ? grad_grid : at::Tensor(), at::Tensor(),
-            at::Tensor()};
+    return {need_input ? grad_input : at::Tensor(), need_grid ? grad_grid : at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
@@ -66,8 +65,6 @@ at::Tensor grid_sample_autograd(const at::Tensor& input, const at::Tensor& grid,
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(crossnet_fast, Autograd, m) {
-  m.impl("grid_sample", &grid_sample_autograd);
-}
+TORCH_LIBRARY_IMPL(crossnet_fast, Autograd, m) { m.impl("grid_sample", &grid_sample_autograd); }
 
 }  // namespace crossnet_fast

@@ -58,8 +58,9 @@ C10_HOST_DEVICE inline acc_t floor_of(acc_t v) {
 // Same taps, with each offset computed as row * row_stride + column * col_stride, so a kernel can
 // address a strided (e.g. channels_last: row_stride = W * C, col_stride = C) plane directly.
 template <typename acc_t, typename index_t>
-C10_HOST_DEVICE inline BilinearTaps<acc_t, index_t> bilinear_taps_strided(
-    acc_t x, acc_t y, index_t height, index_t width, index_t row_stride, index_t col_stride, Padding padding) {
+C10_HOST_DEVICE inline BilinearTaps<acc_t, index_t> bilinear_taps_strided(acc_t x, acc_t y, index_t height,
+                                                                          index_t width, index_t row_stride,
+                                                                          index_t col_stride, Padding padding) {
   BilinearTaps<acc_t, index_t> taps;
   for (int k = 0; k < 4; ++k) {
     taps.offset[k] = 0;
@@ -89,10 +90,20 @@ C10_HOST_DEVICE inline BilinearTaps<acc_t, index_t> bilinear_taps_strided(
       }
       return taps;
     }
-    if (x < acc_t(0)) { x = acc_t(0); clamp_grad_x = acc_t(0); }
-    else if (x > max_x) { x = max_x; clamp_grad_x = acc_t(0); }
-    if (y < acc_t(0)) { y = acc_t(0); clamp_grad_y = acc_t(0); }
-    else if (y > max_y) { y = max_y; clamp_grad_y = acc_t(0); }
+    if (x < acc_t(0)) {
+      x = acc_t(0);
+      clamp_grad_x = acc_t(0);
+    } else if (x > max_x) {
+      x = max_x;
+      clamp_grad_x = acc_t(0);
+    }
+    if (y < acc_t(0)) {
+      y = acc_t(0);
+      clamp_grad_y = acc_t(0);
+    } else if (y > max_y) {
+      y = max_y;
+      clamp_grad_y = acc_t(0);
+    }
   } else {
     // Entirely outside (or not a number): every tap is 0. Checked before any float->int
     // conversion, so huge flows cannot overflow an index. At exactly -1 the tap at 0 has weight 0
@@ -128,8 +139,8 @@ C10_HOST_DEVICE inline BilinearTaps<acc_t, index_t> bilinear_taps_strided(
 
 // Offsets into a contiguous (H, W) plane: y * W + x.
 template <typename acc_t, typename index_t>
-C10_HOST_DEVICE inline BilinearTaps<acc_t, index_t> bilinear_taps(
-    acc_t x, acc_t y, index_t height, index_t width, Padding padding) {
+C10_HOST_DEVICE inline BilinearTaps<acc_t, index_t> bilinear_taps(acc_t x, acc_t y, index_t height, index_t width,
+                                                                  Padding padding) {
   return bilinear_taps_strided<acc_t, index_t>(x, y, height, width, width, index_t(1), padding);
 }
 
@@ -149,7 +160,7 @@ struct SourceCoordinate {
 
 template <typename acc_t>
 C10_HOST_DEVICE inline SourceCoordinate<acc_t> grid_source_coordinate(acc_t g, int64_t size, GridPadding padding,
-                                                                       bool align_corners) {
+                                                                      bool align_corners) {
   const acc_t n = static_cast<acc_t>(size);
   // mul_rn/add_rn: rounded twice, as on the CPU (a fused multiply-add moves points off pixels).
   acc_t x = align_corners ? mul_rn((g + acc_t(1)) / acc_t(2), n - acc_t(1))
@@ -178,8 +189,10 @@ C10_HOST_DEVICE inline SourceCoordinate<acc_t> grid_source_coordinate(acc_t g, i
   const acc_t max_x = n - acc_t(1);
   if (!(x > acc_t(0) && x < max_x)) {
     factor = acc_t(0);
-    if (x <= acc_t(0)) x = acc_t(0);
-    else if (x >= max_x) x = max_x;
+    if (x <= acc_t(0))
+      x = acc_t(0);
+    else if (x >= max_x)
+      x = max_x;
   }
   return {x, factor};
 }
@@ -203,8 +216,8 @@ C10_HOST_DEVICE inline GridTaps<acc_t, index_t> grid_taps_strided(acc_t gx, acc_
   GridTaps<acc_t, index_t> r;
   r.undefined = !is_finite(sx.coord) || !is_finite(sy.coord);
   // Zeros rule for the taps: after border or reflection padding the point is inside the image.
-  r.taps = bilinear_taps_strided<acc_t, index_t>(sx.coord, sy.coord, height, width, row_stride, col_stride,
-                                                 Padding::Zeros);
+  r.taps =
+      bilinear_taps_strided<acc_t, index_t>(sx.coord, sy.coord, height, width, row_stride, col_stride, Padding::Zeros);
   for (int k = 0; k < 4; ++k) {
     r.taps.dweight_dx[k] *= sx.factor;
     r.taps.dweight_dy[k] *= sy.factor;

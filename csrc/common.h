@@ -27,9 +27,12 @@ inline Reduction parse_reduction(c10::string_view reduction) {
 // Factor that turns the sum of per-element losses into the reduced loss.
 inline double reduction_scale(Reduction reduction, const at::Tensor& pred) {
   switch (reduction) {
-    case Reduction::Mean: return pred.numel() > 0 ? 1.0 / static_cast<double>(pred.numel()) : 0.0;
-    case Reduction::Batch: return pred.dim() > 0 && pred.size(0) > 0 ? 1.0 / static_cast<double>(pred.size(0)) : 0.0;
-    default: return 1.0;
+    case Reduction::Mean:
+      return pred.numel() > 0 ? 1.0 / static_cast<double>(pred.numel()) : 0.0;
+    case Reduction::Batch:
+      return pred.dim() > 0 && pred.size(0) > 0 ? 1.0 / static_cast<double>(pred.size(0)) : 0.0;
+    default:
+      return 1.0;
   }
 }
 
@@ -40,15 +43,15 @@ inline bool is_supported_float(at::ScalarType t) {
 // feats[s] (N, C, H, W) with flows[s] (N, 2, H, W): the checks the Python layer also does, repeated
 // here because the ops can be called directly through torch.ops.
 inline void check_warp_inputs(at::TensorList feats, at::TensorList flows) {
-  TORCH_CHECK_VALUE(feats.size() == flows.size(), "feats and flows must have the same length, got ",
-                    feats.size(), " and ", flows.size());
+  TORCH_CHECK_VALUE(feats.size() == flows.size(), "feats and flows must have the same length, got ", feats.size(),
+                    " and ", flows.size());
   for (size_t s = 0; s < feats.size(); ++s) {
     const auto& f = feats[s];
     const auto& v = flows[s];
     TORCH_CHECK_VALUE(f.dim() == 4, "feats[", s, "] must be (N, C, H, W), got ", f.sizes());
     TORCH_CHECK_VALUE(v.dim() == 4 && v.size(1) == 2, "flows[", s, "] must be (N, 2, H, W), got ", v.sizes());
-    TORCH_CHECK_VALUE(v.size(0) == f.size(0) && v.size(2) == f.size(2) && v.size(3) == f.size(3),
-                      "flows[", s, "] ", v.sizes(), " does not match feats[", s, "] ", f.sizes());
+    TORCH_CHECK_VALUE(v.size(0) == f.size(0) && v.size(2) == f.size(2) && v.size(3) == f.size(3), "flows[", s, "] ",
+                      v.sizes(), " does not match feats[", s, "] ", f.sizes());
     TORCH_CHECK_TYPE(is_supported_float(f.scalar_type()) && is_supported_float(v.scalar_type()),
                      "feats and flows must be float16, bfloat16, float32 or float64");
     TORCH_CHECK(f.device() == v.device() && f.device() == feats[0].device(),
@@ -75,7 +78,8 @@ inline void check_upsample_input(const at::Tensor& t, int64_t scale, const char*
 
 // The (N, C, H, W) float input of the resize ops (H, W > 0: there is nothing to interpolate from
 // an empty plane) and the positive size (`sizes`: its name in the message) of the other side.
-inline void check_resize_input(const at::Tensor& t, int64_t height, int64_t width, const char* name, const char* sizes) {
+inline void check_resize_input(const at::Tensor& t, int64_t height, int64_t width, const char* name,
+                               const char* sizes) {
   TORCH_CHECK_VALUE(t.dim() == 4, name, " must be (N, C, H, W), got ", t.sizes());
   TORCH_CHECK_VALUE(t.size(2) > 0 && t.size(3) > 0, name, " must have a non-empty (H, W) plane, got ", t.sizes());
   TORCH_CHECK_VALUE(height > 0 && width > 0, sizes, " must be positive, got ", height, ", ", width);
@@ -112,8 +116,8 @@ inline void check_correlation_inputs(const at::Tensor& f1, const at::Tensor& f2,
   TORCH_CHECK_VALUE(f2.sizes() == f1.sizes(), "f2 must have the shape of f1 ", f1.sizes(), ", got ", f2.sizes());
   TORCH_CHECK_TYPE(is_supported_float(f1.scalar_type()), "f1 must be float16, bfloat16, float32 or float64, got ",
                    f1.scalar_type());
-  TORCH_CHECK_TYPE(f2.scalar_type() == f1.scalar_type(), "f1 and f2 must have the same dtype, got ",
-                   f1.scalar_type(), " and ", f2.scalar_type());
+  TORCH_CHECK_TYPE(f2.scalar_type() == f1.scalar_type(), "f1 and f2 must have the same dtype, got ", f1.scalar_type(),
+                   " and ", f2.scalar_type());
   TORCH_CHECK(f1.device() == f2.device(), "f1 and f2 must be on one device");
   TORCH_CHECK_VALUE(max_displacement >= 0, "max_displacement must be >= 0, got ", max_displacement);
   TORCH_CHECK_VALUE(dilation >= 1, "dilation must be >= 1, got ", dilation);
@@ -121,9 +125,7 @@ inline void check_correlation_inputs(const at::Tensor& f1, const at::Tensor& f2,
 }
 
 // The dtype the kernels compute in: fp64 for fp64 features, fp32 otherwise.
-inline at::ScalarType accumulate_type(at::ScalarType t) {
-  return t == at::kDouble ? at::kDouble : at::kFloat;
-}
+inline at::ScalarType accumulate_type(at::ScalarType t) { return t == at::kDouble ? at::kDouble : at::kFloat; }
 
 // Outputs with an input's shape follow its layout (empty_like), as the fake kernels promise.
 inline at::Tensor like_input(const at::Tensor& computed_contiguous, const at::Tensor& input) {

@@ -52,7 +52,8 @@ struct UpsampleAxis {
 // without; in acc_t, as PyTorch's upsample kernels do.
 template <typename acc_t>
 C10_HOST_DEVICE inline acc_t resize_step(int64_t size_in, int64_t size_out, bool align_corners) {
-  if (align_corners) return size_out > 1 ? static_cast<acc_t>(size_in - 1) / static_cast<acc_t>(size_out - 1) : acc_t(0);
+  if (align_corners)
+    return size_out > 1 ? static_cast<acc_t>(size_in - 1) / static_cast<acc_t>(size_out - 1) : acc_t(0);
   return static_cast<acc_t>(size_in) / static_cast<acc_t>(size_out);
 }
 
@@ -111,7 +112,9 @@ C10_HOST_DEVICE inline acc_t axis_weight(const Axis& axis, int64_t dst, int64_t 
 struct UpsampleAxisSpec {
   int64_t size_in, scale;
   template <typename acc_t>
-  UpsampleAxis<acc_t> as() const { return {size_in, scale}; }
+  UpsampleAxis<acc_t> as() const {
+    return {size_in, scale};
+  }
 };
 
 struct ResizeAxisSpec {

@@ -13,6 +13,7 @@ size) instead of the true one; the PSNR difference is how much of the gain comes
     python scripts/eval_heldout.py                       # shipped crossnet-x4 and crossnet-x8
     python scripts/eval_heldout.py --weights-x4 RUN/model.safetensors --scales 4 --out out/eval
 """
+
 from __future__ import annotations
 
 import argparse
@@ -94,9 +95,10 @@ def evaluate_scale(scale: int, weights: str, data: Path, only: str = "", log=pri
         if only and only not in name:
             continue
         # Another scene's reference (the next pair of another scene), resized to this size.
-        other = next(s for s in samples[k + 1:] + samples[:k] if s[2] != scene)
-        wrong = F.interpolate(other[4], size=hr.shape[-2:], mode="bilinear", antialias=True,
-                              align_corners=False).clamp(0, 1)
+        other = next(s for s in samples[k + 1 :] + samples[:k] if s[2] != scene)
+        wrong = F.interpolate(other[4], size=hr.shape[-2:], mode="bilinear", antialias=True, align_corners=False).clamp(
+            0, 1
+        )
         runs = {
             "bicubic": lambda: bicubic(lr, scale),
             "patch matching": lambda: patchmatch_sr(lr, ref, scale, seed=0),
@@ -109,14 +111,24 @@ def evaluate_scale(scale: int, weights: str, data: Path, only: str = "", log=pri
             with torch.inference_mode():
                 sr = fn().float().clamp(0, 1)
             secs = time.perf_counter() - t0
-            row = {"scale": scale, "pair": name, "group": group, "method": method, "size": list(hr.shape[-2:]),
-                   "psnr": float(psnr(sr, hr)[0]), "ssim": float(ssim(sr, hr)[0]), "ifc": float(ifc(sr, hr)[0]),
-                   "seconds": secs}
+            row = {
+                "scale": scale,
+                "pair": name,
+                "group": group,
+                "method": method,
+                "size": list(hr.shape[-2:]),
+                "psnr": float(psnr(sr, hr)[0]),
+                "ssim": float(ssim(sr, hr)[0]),
+                "ifc": float(ifc(sr, hr)[0]),
+                "seconds": secs,
+            }
             if method == "CrossNet, wrong reference":
                 row["wrong_reference_from"] = other[0]
             rows.append(row)
-            log(f"x{scale} {name:38s} {method:26s} {row['psnr']:6.2f} dB  SSIM {row['ssim']:.4f}  "
-                f"IFC {row['ifc']:.3f}  {secs:6.2f} s")
+            log(
+                f"x{scale} {name:38s} {method:26s} {row['psnr']:6.2f} dB  SSIM {row['ssim']:.4f}  "
+                f"IFC {row['ifc']:.3f}  {secs:6.2f} s"
+            )
     return rows
 
 
@@ -130,33 +142,52 @@ def summarise(rows: list[dict]) -> dict:
     for scale in sorted({r["scale"] for r in rows}):
         for group in GROUPS + ("all",):
             for method in METHODS:
-                sel = [r for r in rows if r["scale"] == scale and r["method"] == method
-                       and (group == "all" or r["group"] == group)]
+                sel = [
+                    r
+                    for r in rows
+                    if r["scale"] == scale and r["method"] == method and (group == "all" or r["group"] == group)
+                ]
                 if sel:
-                    out[f"x{scale}|{group}|{method}"] = {k: _mean(sel, k) for k in ("psnr", "ssim", "ifc", "seconds")} | {"pairs": len(sel)}
+                    out[f"x{scale}|{group}|{method}"] = {
+                        k: _mean(sel, k) for k in ("psnr", "ssim", "ifc", "seconds")
+                    } | {"pairs": len(sel)}
     return out
 
 
 def to_markdown(rows: list[dict], summary: dict, header: str) -> str:
-    lines = [header, "", "### Mean over the held-out pairs of each group", "",
-             "| scale | group (pairs) | bicubic | patch matching | CrossNet | CrossNet - patch matching | "
-             "true - wrong reference | wrong reference - bicubic | reference warped by V0 |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        header,
+        "",
+        "### Mean over the held-out pairs of each group",
+        "",
+        "| scale | group (pairs) | bicubic | patch matching | CrossNet | CrossNet - patch matching | "
+        "true - wrong reference | wrong reference - bicubic | reference warped by V0 |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for key in summary:
         scale, group, method = key.split("|")
         if method != "CrossNet":
             continue
         get = lambda m: summary[f"{scale}|{group}|{m}"]["psnr"]  # noqa: E731
-        lines.append(f"| {scale} | {group} ({summary[key]['pairs']}) | {get('bicubic'):.2f} | "
-                     f"{get('patch matching'):.2f} | **{get('CrossNet'):.2f}** | "
-                     f"{get('CrossNet') - get('patch matching'):+.2f} | "
-                     f"{get('CrossNet') - get('CrossNet, wrong reference'):+.2f} | "
-                     f"{get('CrossNet, wrong reference') - get('bicubic'):+.2f} | {get('reference warped by V0'):.2f} |")
-    lines += ["", "PSNR in dB. Per pair (PSNR dB / SSIM / IFC / seconds on this machine's CPU):", "",
-              "| scale | pair | method | PSNR | SSIM | IFC | s |", "|---|---|---|---:|---:|---:|---:|"]
+        lines.append(
+            f"| {scale} | {group} ({summary[key]['pairs']}) | {get('bicubic'):.2f} | "
+            f"{get('patch matching'):.2f} | **{get('CrossNet'):.2f}** | "
+            f"{get('CrossNet') - get('patch matching'):+.2f} | "
+            f"{get('CrossNet') - get('CrossNet, wrong reference'):+.2f} | "
+            f"{get('CrossNet, wrong reference') - get('bicubic'):+.2f} | {get('reference warped by V0'):.2f} |"
+        )
+    lines += [
+        "",
+        "PSNR in dB. Per pair (PSNR dB / SSIM / IFC / seconds on this machine's CPU):",
+        "",
+        "| scale | pair | method | PSNR | SSIM | IFC | s |",
+        "|---|---|---|---:|---:|---:|---:|",
+    ]
     for r in rows:
-        lines.append(f"| x{r['scale']} | {r['pair']} | {r['method']} | {r['psnr']:.2f} | {r['ssim']:.4f} | "
-                     f"{r['ifc']:.3f} | {r['seconds']:.2f} |")
+        lines.append(
+            f"| x{r['scale']} | {r['pair']} | {r['method']} | {r['psnr']:.2f} | {r['ssim']:.4f} | "
+            f"{r['ifc']:.3f} | {r['seconds']:.2f} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -166,8 +197,12 @@ def main(argv=None) -> int:
     p.add_argument("--weights-x4", default="crossnet-x4", help="x4 weights (file or shipped name)")
     p.add_argument("--weights-x8", default="crossnet-x8", help="x8 weights (file or shipped name)")
     p.add_argument("--data", type=Path, default=DATA, help=f"the shared data folder (default {DATA})")
-    p.add_argument("--out", type=Path, default=ROOT / "docs" / "results" / "heldout",
-                   help="writes OUT.json and OUT.md (default docs/results/heldout)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=ROOT / "docs" / "results" / "heldout",
+        help="writes OUT.json and OUT.md (default docs/results/heldout)",
+    )
     p.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     p.add_argument("--only", default="", help="evaluate only the pairs whose name contains this")
     args = p.parse_args(argv)
@@ -182,12 +217,16 @@ def main(argv=None) -> int:
     summary = summarise(rows)
     import platform
 
-    weights = ", ".join(f"x{s} {getattr(args, f'weights_x{s}')}" for s in sorted({r['scale'] for r in rows}))
-    header = (f"Held-out evaluation (scripts/eval_heldout.py), device: CPU ({platform.processor() or platform.machine()}, "
-              f"{torch.get_num_threads()} threads), torch {torch.__version__}; weights {weights}.")
+    weights = ", ".join(f"x{s} {getattr(args, f'weights_x{s}')}" for s in sorted({r["scale"] for r in rows}))
+    header = (
+        f"Held-out evaluation (scripts/eval_heldout.py), device: CPU ({platform.processor() or platform.machine()}, "
+        f"{torch.get_num_threads()} threads), torch {torch.__version__}; weights {weights}."
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    for suffix, text in ((".json", json.dumps({"rows": rows, "summary": summary}, indent=1)),
-                         (".md", to_markdown(rows, summary, header))):
+    for suffix, text in (
+        (".json", json.dumps({"rows": rows, "summary": summary}, indent=1)),
+        (".md", to_markdown(rows, summary, header)),
+    ):
         path = args.out.with_suffix(suffix)
         with atomic_path(path) as tmp:
             Path(tmp).write_text(text)

@@ -6,6 +6,7 @@ must-show ratios; writes the rows as JSON with --json. Workloads: benchmarks/cud
 
 Usage: python scripts/gpu_bench.py [--quick] [--no-compile] [--json out.json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,8 +38,9 @@ def main() -> int:
     def run(w: W.Workload, group: str, extra: str = ""):
         ms = W.time_ms(w.fn, repeat=repeat)
         gbs = w.bytes_moved / (ms * 1e-3) / 1e9
-        rows.append(dict(group=group, name=w.name + extra, ms=ms, gbs=gbs, frac_copy=gbs / copy_gbs,
-                         bytes=w.bytes_moved))
+        rows.append(
+            dict(group=group, name=w.name + extra, ms=ms, gbs=gbs, frac_copy=gbs / copy_gbs, bytes=w.bytes_moved)
+        )
         torch.cuda.empty_cache()
 
     shapes = [("anchor", W.ANCHOR)] + ([] if args.quick else [("large", W.LARGE)])
@@ -76,18 +78,36 @@ def main() -> int:
 
     print("\nmust-show ratios (anchor shape; > 1 means ours is faster):")
     checks = [
-        ("warp fwd+bwd fp32 vs grid_sample border (>= 5)",
-         ms_of("warp fwd+bwd grid_sample border float32/nchw") / ms_of("warp fwd+bwd ours float32/nchw"), 5.0),
-        ("warp fwd fp32 vs grid_sample border (>= 2.5)",
-         ms_of("warp fwd grid_sample border float32/nchw") / ms_of("warp fwd ours float32/nchw"), 2.5),
-        ("warp fwd+bwd bf16 vs our fp32 (>= 1.6)",
-         ms_of("warp fwd+bwd ours float32/nchw") / ms_of("warp fwd+bwd ours bfloat16/nchw"), 1.6),
-        ("warp fwd+bwd fp32 channels_last vs grid_sample border NCHW",
-         ms_of("warp fwd+bwd grid_sample border float32/nchw") / ms_of("warp fwd+bwd ours float32/cl"), 5.0),
-        ("charbonnier fwd+bwd vs eager formula (>= 5)",
-         ms_of("charbonnier fwd+bwd eager formula") / ms_of("charbonnier fwd+bwd ours"), 5.0),
-        ("upsample_flow fwd+bwd vs F.interpolate*scale (> 1)",
-         ms_of("upsample_flow fwd+bwd F.interpolate*scale") / ms_of("upsample_flow fwd+bwd ours"), 1.0),
+        (
+            "warp fwd+bwd fp32 vs grid_sample border (>= 5)",
+            ms_of("warp fwd+bwd grid_sample border float32/nchw") / ms_of("warp fwd+bwd ours float32/nchw"),
+            5.0,
+        ),
+        (
+            "warp fwd fp32 vs grid_sample border (>= 2.5)",
+            ms_of("warp fwd grid_sample border float32/nchw") / ms_of("warp fwd ours float32/nchw"),
+            2.5,
+        ),
+        (
+            "warp fwd+bwd bf16 vs our fp32 (>= 1.6)",
+            ms_of("warp fwd+bwd ours float32/nchw") / ms_of("warp fwd+bwd ours bfloat16/nchw"),
+            1.6,
+        ),
+        (
+            "warp fwd+bwd fp32 channels_last vs grid_sample border NCHW",
+            ms_of("warp fwd+bwd grid_sample border float32/nchw") / ms_of("warp fwd+bwd ours float32/cl"),
+            5.0,
+        ),
+        (
+            "charbonnier fwd+bwd vs eager formula (>= 5)",
+            ms_of("charbonnier fwd+bwd eager formula") / ms_of("charbonnier fwd+bwd ours"),
+            5.0,
+        ),
+        (
+            "upsample_flow fwd+bwd vs F.interpolate*scale (> 1)",
+            ms_of("upsample_flow fwd+bwd F.interpolate*scale") / ms_of("upsample_flow fwd+bwd ours"),
+            1.0,
+        ),
     ]
     for label, ratio, floor in checks:
         print(f"  {label:<62} {ratio:6.2f}x  {'ok' if ratio >= floor else 'BELOW'}")

@@ -13,6 +13,7 @@ flow upsampling 4x2x256x256 -> 512x512; Charbonnier on 4x3x512x512. Times are me
 CUDA-event timings in ms, measured in this process on this card (say which card when quoting).
 Exit status: 0 when every check passed, 1 when one failed, 2 without a CUDA device.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -56,8 +57,11 @@ def pyramid(n, c, sizes, dtype, layout, seed=0, flow_px=4.0):
 def grid_from_flow(flow):
     """Normalised (N, H, W, 2) grid of grid_sample(align_corners=True) for a pixel flow."""
     n, _, h, w = flow.shape
-    ys, xs = torch.meshgrid(torch.arange(h, device=flow.device, dtype=flow.dtype),
-                            torch.arange(w, device=flow.device, dtype=flow.dtype), indexing="ij")
+    ys, xs = torch.meshgrid(
+        torch.arange(h, device=flow.device, dtype=flow.dtype),
+        torch.arange(w, device=flow.device, dtype=flow.dtype),
+        indexing="ij",
+    )
     gx = 2 * (xs + flow[:, 0]) / (w - 1) - 1
     gy = 2 * (ys + flow[:, 1]) / (h - 1) - 1
     return torch.stack([gx, gy], dim=-1)
@@ -76,10 +80,12 @@ def time_ms(fn, reps, warmup=3):
 
 def fwd_bwd(fn, inputs, grads):
     """A callable running forward then backward (torch.autograd.grad: no .grad accumulation)."""
+
     def run():
         outs = fn(*inputs)
         outs = list(outs) if isinstance(outs, (list, tuple)) else [outs]
         torch.autograd.grad(outs, inputs, grads[: len(outs)])
+
     return run
 
 
@@ -97,8 +103,14 @@ class Report:
         print(f"  {'ok  ' if ok else 'FAIL'} {name:58s} err {err:.3e}  tol {tol:.3e}", flush=True)
 
     def time(self, op, variant, ms, baseline=None, base_ms=None, cuda_ms=None):
-        row = {"op": op, "variant": variant, "triton_ms": ms, "baseline": baseline, "baseline_ms": base_ms,
-               "cuda_ms": cuda_ms}
+        row = {
+            "op": op,
+            "variant": variant,
+            "triton_ms": ms,
+            "baseline": baseline,
+            "baseline_ms": base_ms,
+            "cuda_ms": cuda_ms,
+        }
         self.timings.append(row)
 
 
@@ -135,8 +147,11 @@ def check_warp(rep, n, c, sizes, dtype_name, layout, padding):
     # Half precision: at most about the reference's own error against an fp64 evaluation.
     x64 = [t.double() for t in feats + flows]
     eouts, egr = grads_of(rf, x64, [gg.double() for gg in grads])
-    for name, got, low, exact in (("forward", outs, routs, eouts), ("grad feats", gr[:k], rgr[:k], egr[:k]),
-                                  ("grad flows", gr[k:], rgr[k:], egr[k:])):
+    for name, got, low, exact in (
+        ("forward", outs, routs, eouts),
+        ("grad feats", gr[:k], rgr[:k], egr[:k]),
+        ("grad flows", gr[k:], rgr[k:], egr[k:]),
+    ):
         err = max(rel_err(a, e) for a, e in zip(got, exact))
         ref_err = max(rel_err(a, e) for a, e in zip(low, exact))
         rep.check(f"{tag} {name} (vs fp64; ref err {ref_err:.1e})", err, 2 * ref_err + 1e-3)
@@ -182,9 +197,11 @@ def check_upsample(rep, n, size, scale, dtype_name):
     rep.check(f"upsample x{scale} {dtype_name} forward", rel_err(out[0], rout[0]), tol)
     rep.check(f"upsample x{scale} {dtype_name} vs F.interpolate", rel_err(out[0], interp), tol)
     rep.check(f"upsample x{scale} {dtype_name} grad", rel_err(gr[0], rgr[0]), tol)
-    rep.check(f"upsample x{scale} {dtype_name} backward deterministic",
-              float(not torch.equal(*[torch.ops.crossnet_fast_triton.upsample_flow_backward(grad, scale)
-                                      for _ in range(2)])), 0.0)
+    rep.check(
+        f"upsample x{scale} {dtype_name} backward deterministic",
+        float(not torch.equal(*[torch.ops.crossnet_fast_triton.upsample_flow_backward(grad, scale) for _ in range(2)])),
+        0.0,
+    )
 
 
 def check_resize(rep, n, size, out_size, dtype_name, align_corners):
@@ -202,9 +219,18 @@ def check_resize(rep, n, size, out_size, dtype_name, align_corners):
     rep.check(f"{tag} forward", rel_err(out[0], rout[0]), tol)
     rep.check(f"{tag} vs F.interpolate", rel_err(out[0], interp), tol)
     rep.check(f"{tag} grad", rel_err(gr[0], rgr[0]), tol)
-    rep.check(f"{tag} backward deterministic",
-              float(not torch.equal(*[torch.ops.crossnet_fast_triton.resize_flow_backward(
-                  grad, size, size, align_corners) for _ in range(2)])), 0.0)
+    rep.check(
+        f"{tag} backward deterministic",
+        float(
+            not torch.equal(
+                *[
+                    torch.ops.crossnet_fast_triton.resize_flow_backward(grad, size, size, align_corners)
+                    for _ in range(2)
+                ]
+            )
+        ),
+        0.0,
+    )
 
 
 def check_grid_sample(rep, n, c, size, dtype_name, padding, align_corners):
@@ -215,10 +241,14 @@ def check_grid_sample(rep, n, c, size, dtype_name, padding, align_corners):
     x = torch.randn(n, c, size, size, device=DEVICE, generator=g).to(dtype)
     grid = torch.rand(n, size // 2 + 3, size + 5, 2, device=DEVICE, generator=g) * 3 - 1.5
     grad = torch.randn(n, c, grid.shape[1], grid.shape[2], device=DEVICE, generator=g).to(dtype)
-    out, gr = grads_of(lambda a, b: cf.grid_sample(a, b, "bilinear", padding, align_corners, backend="triton"),
-                       [x, grid], [grad])
-    want, wgr = grads_of(lambda a, b: F.grid_sample(a, b, "bilinear", padding, align_corners),
-                         [x.double(), grid.double()], [grad.double()])
+    out, gr = grads_of(
+        lambda a, b: cf.grid_sample(a, b, "bilinear", padding, align_corners, backend="triton"), [x, grid], [grad]
+    )
+    want, wgr = grads_of(
+        lambda a, b: F.grid_sample(a, b, "bilinear", padding, align_corners),
+        [x.double(), grid.double()],
+        [grad.double()],
+    )
     tol = 1e-5 if dtype == torch.float32 else 2e-2
     name = f"grid_sample {dtype_name} {padding} ac={align_corners}"
     rep.check(f"{name} forward", rel_err(out[0], want[0]), tol)
@@ -239,8 +269,11 @@ def check_charbonnier(rep, shape, dtype_name):
         rep.check(f"charbonnier {reduction} {dtype_name} loss", rel_err(out[0], rout[0]), tol)
         rep.check(f"charbonnier {reduction} {dtype_name} grads", max(rel_err(a, b) for a, b in zip(gr, rgr)), tol)
     first = cf.charbonnier(pred, target, backend="triton")
-    rep.check(f"charbonnier mean {dtype_name} deterministic",
-              float(not torch.equal(first, cf.charbonnier(pred, target, backend="triton"))), 0.0)
+    rep.check(
+        f"charbonnier mean {dtype_name} deterministic",
+        float(not torch.equal(first, cf.charbonnier(pred, target, backend="triton"))),
+        0.0,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -261,13 +294,23 @@ def check_registration(rep):
     pred, target = t(2, 3, 8, 8), t(2, 3, 8, 8)
     samples = [
         (ops.multiscale_warp.default, (feats, flows, "border")),
-        (ops.multiscale_warp_backward.default, ([torch.ones_like(f) for f in feats], [f.detach() for f in feats],
-                                                [v.detach() for v in flows], "zeros", [True, True])),
+        (
+            ops.multiscale_warp_backward.default,
+            (
+                [torch.ones_like(f) for f in feats],
+                [f.detach() for f in feats],
+                [v.detach() for v in flows],
+                "zeros",
+                [True, True],
+            ),
+        ),
         (ops.upsample_flow.default, (flows[0], 2)),
         (ops.upsample_flow_backward.default, (t(2, 2, 24, 20, grad=False), 2)),
         (ops.charbonnier.default, (pred, target, 1e-3, "batch", True)),
-        (ops.charbonnier_backward.default, (torch.ones((), device=DEVICE), pred.detach(), target.detach(),
-                                            1e-3, "mean")),
+        (
+            ops.charbonnier_backward.default,
+            (torch.ones((), device=DEVICE), pred.detach(), target.detach(), 1e-3, "mean"),
+        ),
     ]
     for op, args in samples:
         try:
@@ -308,8 +351,10 @@ def time_warp(rep, n, c, sizes, dtype_name, layout, padding, reps):
     cud = lambda *xs: cf.multiscale_warp(list(xs[:k]), list(xs[k:]), padding, backend="cuda")  # noqa: E731
 
     def gs(*xs):  # grid_sample baseline: the grid is precomputed (it is not part of the warp op)
-        return [F.grid_sample(f, gr, mode="bilinear", padding_mode=pad_mode, align_corners=True)
-                for f, gr in zip(xs[:k], xs[k:])]
+        return [
+            F.grid_sample(f, gr, mode="bilinear", padding_mode=pad_mode, align_corners=True)
+            for f, gr in zip(xs[:k], xs[k:])
+        ]
 
     x_tri = [t.detach().requires_grad_() for t in feats + flows]
     x_gs = [t.detach().requires_grad_() for t in feats + grids]
@@ -332,11 +377,22 @@ def time_upsample(rep, n, size, scale, reps):
     base = lambda f: F.interpolate(f, scale_factor=scale, mode="bilinear", align_corners=False) * scale  # noqa: E731
     cud = lambda f: cf.upsample_flow(f, scale, backend="cuda")  # noqa: E731
     with torch.no_grad():
-        rep.time("upsample fwd", f"x{scale} fp32", time_ms(lambda: tri(flow), reps), "F.interpolate",
-                 time_ms(lambda: base(flow), reps), time_ms(lambda: cud(flow), reps) if _cuda_backend() else None)
-    rep.time("upsample fwd+bwd", f"x{scale} fp32", time_ms(fwd_bwd(tri, [flow], [grad]), reps), "F.interpolate",
-             time_ms(fwd_bwd(base, [flow], [grad]), reps),
-             time_ms(fwd_bwd(cud, [flow], [grad]), reps) if _cuda_backend() else None)
+        rep.time(
+            "upsample fwd",
+            f"x{scale} fp32",
+            time_ms(lambda: tri(flow), reps),
+            "F.interpolate",
+            time_ms(lambda: base(flow), reps),
+            time_ms(lambda: cud(flow), reps) if _cuda_backend() else None,
+        )
+    rep.time(
+        "upsample fwd+bwd",
+        f"x{scale} fp32",
+        time_ms(fwd_bwd(tri, [flow], [grad]), reps),
+        "F.interpolate",
+        time_ms(fwd_bwd(base, [flow], [grad]), reps),
+        time_ms(fwd_bwd(cud, [flow], [grad]), reps) if _cuda_backend() else None,
+    )
 
 
 def time_charbonnier(rep, shape, reps):
@@ -347,22 +403,37 @@ def time_charbonnier(rep, shape, reps):
     naive = lambda p: torch.sqrt((p - target) ** 2 + 1e-6).mean()  # noqa: E731
     cud = lambda p: cf.charbonnier(p, target, 1e-3, "mean", backend="cuda")  # noqa: E731
     with torch.no_grad():
-        rep.time("charbonnier fwd", "mean fp32", time_ms(lambda: tri(pred), reps), "eager",
-                 time_ms(lambda: naive(pred), reps), time_ms(lambda: cud(pred), reps) if _cuda_backend() else None)
-    rep.time("charbonnier fwd+bwd", "mean fp32", time_ms(fwd_bwd(tri, [pred], [one]), reps), "eager",
-             time_ms(fwd_bwd(naive, [pred], [one]), reps),
-             time_ms(fwd_bwd(cud, [pred], [one]), reps) if _cuda_backend() else None)
+        rep.time(
+            "charbonnier fwd",
+            "mean fp32",
+            time_ms(lambda: tri(pred), reps),
+            "eager",
+            time_ms(lambda: naive(pred), reps),
+            time_ms(lambda: cud(pred), reps) if _cuda_backend() else None,
+        )
+    rep.time(
+        "charbonnier fwd+bwd",
+        "mean fp32",
+        time_ms(fwd_bwd(tri, [pred], [one]), reps),
+        "eager",
+        time_ms(fwd_bwd(naive, [pred], [one]), reps),
+        time_ms(fwd_bwd(cud, [pred], [one]), reps) if _cuda_backend() else None,
+    )
 
 
 def print_table(rep):
-    print(f"\n{'op':22s} {'variant':28s} {'triton ms':>10s} {'baseline':>14s} {'base ms':>9s} "
-          f"{'speedup':>8s} {'cuda ms':>9s} {'tri/cuda':>8s}")
+    print(
+        f"\n{'op':22s} {'variant':28s} {'triton ms':>10s} {'baseline':>14s} {'base ms':>9s} "
+        f"{'speedup':>8s} {'cuda ms':>9s} {'tri/cuda':>8s}"
+    )
     for r in rep.timings:
         speed = r["baseline_ms"] / r["triton_ms"] if r["baseline_ms"] else float("nan")
         cuda = f"{r['cuda_ms']:9.3f}" if r["cuda_ms"] is not None else f"{'-':>9s}"
         ratio = f"{r['triton_ms'] / r['cuda_ms']:8.2f}" if r["cuda_ms"] else f"{'-':>8s}"
-        print(f"{r['op']:22s} {r['variant']:28s} {r['triton_ms']:10.3f} {r['baseline']:>14s} "
-              f"{r['baseline_ms']:9.3f} {speed:7.2f}x {cuda} {ratio}")
+        print(
+            f"{r['op']:22s} {r['variant']:28s} {r['triton_ms']:10.3f} {r['baseline']:>14s} "
+            f"{r['baseline_ms']:9.3f} {speed:7.2f}x {cuda} {ratio}"
+        )
 
 
 def main(argv=None):
@@ -371,9 +442,12 @@ def main(argv=None):
     ap.add_argument("--reps", type=int, default=20, help="timed repetitions per measurement (median)")
     ap.add_argument("--no-timing", action="store_true", help="only the correctness checks")
     ap.add_argument("--json", help="also write the checks and timings to this JSON file")
-    ap.add_argument("--cpu-smoke", action="store_true",
-                    help="run this script's code paths on tiny CPU tensors (needs TRITON_INTERPRET=1); "
-                         "checks the script itself, not the GPU")
+    ap.add_argument(
+        "--cpu-smoke",
+        action="store_true",
+        help="run this script's code paths on tiny CPU tensors (needs TRITON_INTERPRET=1); "
+        "checks the script itself, not the GPU",
+    )
     args = ap.parse_args(argv)
 
     global DEVICE
@@ -391,8 +465,10 @@ def main(argv=None):
     import triton
 
     device_name = torch.cuda.get_device_name() if DEVICE == "cuda" else "cpu (Triton interpreter smoke run)"
-    print(f"device: {device_name}  torch {torch.__version__}  triton {triton.__version__}  "
-          f"cuda backend: {'yes' if _cuda_backend() else 'no'}")
+    print(
+        f"device: {device_name}  torch {torch.__version__}  triton {triton.__version__}  "
+        f"cuda backend: {'yes' if _cuda_backend() else 'no'}"
+    )
     n, c = (2, 32) if args.quick else (4, 64)
     sizes = [128, 64, 32, 16] if args.quick else [512, 256, 128, 64]
     reps = min(args.reps, 5) if args.quick else args.reps
@@ -432,8 +508,12 @@ def main(argv=None):
         os.environ["CROSSNET_FAST_TRITON_AUTOTUNE"] = saved_autotune
     if not args.no_timing:
         print("\ntiming (median of CUDA events; the first call of each key autotunes)...", flush=True)
-        for padding, dt, layout in (("border", "fp32", "nchw"), ("border", "fp32", "channels_last"),
-                                    ("zeros", "fp32", "nchw"), ("border", "bf16", "channels_last")):
+        for padding, dt, layout in (
+            ("border", "fp32", "nchw"),
+            ("border", "fp32", "channels_last"),
+            ("zeros", "fp32", "nchw"),
+            ("border", "bf16", "channels_last"),
+        ):
             time_warp(rep, n, c, sizes, dt, layout, padding, reps)
             if DEVICE == "cuda":
                 torch.cuda.empty_cache()
@@ -442,11 +522,22 @@ def main(argv=None):
         print_table(rep)
 
     failed = [ch["check"] for ch in rep.checks if not ch["ok"]]
-    print(f"\n{len(rep.checks) - len(failed)}/{len(rep.checks)} checks passed" + (f"; FAILED: {failed}" if failed else ""))
+    print(
+        f"\n{len(rep.checks) - len(failed)}/{len(rep.checks)} checks passed" + (f"; FAILED: {failed}" if failed else "")
+    )
     if args.json:
         with open(args.json, "w") as fh:
-            json.dump({"device": device_name, "torch": torch.__version__,
-                       "triton": triton.__version__, "checks": rep.checks, "timings": rep.timings}, fh, indent=1)
+            json.dump(
+                {
+                    "device": device_name,
+                    "torch": torch.__version__,
+                    "triton": triton.__version__,
+                    "checks": rep.checks,
+                    "timings": rep.timings,
+                },
+                fh,
+                indent=1,
+            )
     return 1 if failed else 0
 
 

@@ -7,6 +7,7 @@ runs patch matching once on the same validation pairs (the run's config: held-ou
     python scripts/learning_curve.py runs/stage1_x4 runs/compact_x4 runs/stage1_x8 runs/compact_x8 \
         --out docs/training/learning_curve      # runs of one scale chain in the order given
 """
+
 from __future__ import annotations
 
 import argparse
@@ -68,10 +69,18 @@ def curves(runs: list[Path]) -> list[dict]:
         wall = _wall_minutes(train)
         for r in _rows(run / "val.csv"):
             step = int(r["step"])
-            rows.append({"scale": scale, "run": str(run), "step": step0 + step,
-                         "wall_min": round(wall0 + wall.get(step, float("nan")), 2), "pair": r["name"],
-                         "crossnet": float(r["psnr"]), "bicubic": float(r["psnr_bicubic"]),
-                         "patchmatch": pm[r["name"]]})
+            rows.append(
+                {
+                    "scale": scale,
+                    "run": str(run),
+                    "step": step0 + step,
+                    "wall_min": round(wall0 + wall.get(step, float("nan")), 2),
+                    "pair": r["name"],
+                    "crossnet": float(r["psnr"]),
+                    "bicubic": float(r["psnr_bicubic"]),
+                    "patchmatch": pm[r["name"]],
+                }
+            )
         if train:
             offset[scale] = (step0 + int(train[-1]["step"]), wall0 + wall[int(train[-1]["step"])])
     return rows
@@ -113,8 +122,7 @@ def plot(rows: list[dict], png: Path) -> None:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("runs", nargs="+", type=Path, help="run folders (with config.json, train.csv, val.csv)")
-    p.add_argument("--out", type=Path, default=Path("docs/training/learning_curve"),
-                   help="writes OUT.csv and OUT.png")
+    p.add_argument("--out", type=Path, default=Path("docs/training/learning_curve"), help="writes OUT.csv and OUT.png")
     args = p.parse_args(argv)
     for run in args.runs:
         if not (run / "val.csv").is_file():

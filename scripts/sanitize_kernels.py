@@ -8,12 +8,14 @@ Covers: the warp forward and backward (both gradients, each alone, atomic and de
 feature gradient) for fp32/fp16/bf16/fp64, NCHW and channels_last, both paddings, a three-scale
 pyramid with odd sizes, NaN / inf / far flows and an inf feature at a corner; upsample_flow and
 resize_flow forward and backward (down, up, one-row and one-column sizes, both conventions); the
-Charbonnier loss (every reduction, fused and unfused gradient); grid_sample forward and backward (every padding and align_corners, each gradient alone, atomic and, on CUDA,
+Charbonnier loss (every reduction, fused and unfused gradient); grid_sample forward and backward
+(every padding and align_corners, each gradient alone, atomic and, on CUDA,
 deterministic input gradient, fp32/bf16/fp64, NaN / inf / far grid points, an empty grid); the
 correlation forward and both gathers (each gradient alone too; fp32/fp16/bf16/fp64, NCHW and
 channels_last, windows wider than the image, dilation and stride, an inf feature, empty batches). Exit status 0
 when every call returned (the sanitizer's own exit code reports what it found).
 """
+
 from __future__ import annotations
 
 import argparse

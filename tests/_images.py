@@ -1,4 +1,5 @@
 """Small generated images for the trainer tests (no real data needed)."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -4,6 +4,7 @@ A test module calls :func:`in_process` to learn whether its tests run here, defi
 ``test_suite_under_interpreter`` as ``lambda: rerun_under_interpreter(__file__)`` (skipped when
 in-process) and, when not in-process, deletes its other tests with :func:`keep_only_rerun`.
 """
+
 from __future__ import annotations
 
 import importlib.util

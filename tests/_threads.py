@@ -2,6 +2,7 @@
 
 Their tensors are tiny, so threads buy nothing, while on a busy shared 2-core runner OpenMP's
 thread hand-offs made the same test 20x slower (measured: 3 s vs 55 s)."""
+
 import pytest
 import torch
 

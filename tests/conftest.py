@@ -37,6 +37,9 @@ _TRITON_ON_GPU_FILES = {"test_properties.py"}
 def pytest_collection_modifyitems(config, items):
     for item in items:
         backend = getattr(getattr(item, "callspec", None), "params", {}).get("backend")
-        if (item.path.name in _GPU_FILES or backend == "cuda"
-                or (backend == "triton" and item.path.name in _TRITON_ON_GPU_FILES)):
+        if (
+            item.path.name in _GPU_FILES
+            or backend == "cuda"
+            or (backend == "triton" and item.path.name in _TRITON_ON_GPU_FILES)
+        ):
             item.add_marker(pytest.mark.gpu)

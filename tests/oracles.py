@@ -1,5 +1,6 @@
 """Independent definitions the tests compare against: PyTorch's own grid_sample / interpolate and
 the written Charbonnier formula, all in float64. Never the code under test."""
+
 from __future__ import annotations
 
 import torch

@@ -17,6 +17,7 @@ Semantics of non-finite values that the checks enforce (docs/SEMANTICS.md, "Non-
   flow gradient (F.grid_sample gives NaN for an infinite grid with zeros padding, and crashes the
   process on a NaN grid with border padding in torch 2.14, so it is not the oracle there).
 """
+
 from __future__ import annotations
 
 import os
@@ -30,8 +31,12 @@ from hypothesis import strategies as st
 # HYPOTHESIS_PROFILE=long: 25x as many, to run by hand.
 CI_EXAMPLES = 200
 LONG_EXAMPLES = 5000
-_COMMON = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-               derandomize=False, print_blob=True)
+_COMMON = dict(
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    derandomize=False,
+    print_blob=True,
+)
 settings.register_profile("ci", max_examples=CI_EXAMPLES, **_COMMON)
 settings.register_profile("long", max_examples=LONG_EXAMPLES, **_COMMON)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
@@ -92,10 +97,14 @@ def warp_case(draw, max_channels: int = 5, max_size: int = 6):
             bad_feat.append((i, ch, y, x))
     flow_dtype = dtype if dtype in (torch.float32, torch.float64) else draw(st.sampled_from((dtype, torch.float32)))
     return {
-        "feat": feat.to(dtype), "flow": flow.to(flow_dtype), "dtype": dtype,
+        "feat": feat.to(dtype),
+        "flow": flow.to(flow_dtype),
+        "dtype": dtype,
         "grad_out": torch.randn(n, c, h, w, generator=g, dtype=torch.float64).to(dtype),
-        "padding": draw(st.sampled_from(("border", "zeros"))), "kind": kind,
-        "layout": draw(st.sampled_from(LAYOUTS)), "bad_feat": bad_feat,
+        "padding": draw(st.sampled_from(("border", "zeros"))),
+        "kind": kind,
+        "layout": draw(st.sampled_from(LAYOUTS)),
+        "bad_feat": bad_feat,
     }
 
 
@@ -157,12 +166,14 @@ def smooth_points(x, y, h, w, padding, margin=1e-3) -> torch.Tensor:
     """(N, H, W) bool: sample points where bilinear sampling is differentiable in both axes (not
     within ``margin`` of a pixel row/column, nor of the clamp bounds with border padding): there
     the flow gradient is unique and the oracle's must match."""
+
     def ok(v, size):
         frac = v - torch.floor(v)
         good = (frac > margin) & (frac < 1 - margin)
         if padding == "border":
             good &= (v > margin) & (v < size - 1 - margin)
         return good
+
     return ok(x, w) & ok(y, h)
 
 
@@ -174,9 +185,11 @@ def assert_close(actual, expected, dtype, what, mask=None):
         a, e = a[mask], e[mask]
     fin = torch.isfinite(e)
     bad_pattern = (torch.isfinite(a) != fin) | (torch.isnan(a) != torch.isnan(e))
-    assert not bad_pattern.any(), (f"{what}: non-finite pattern differs at {int(bad_pattern.sum())} of "
-                                   f"{a.numel()} elements: got {a[bad_pattern][:6].tolist()}, "
-                                   f"want {e[bad_pattern][:6].tolist()}")
+    assert not bad_pattern.any(), (
+        f"{what}: non-finite pattern differs at {int(bad_pattern.sum())} of "
+        f"{a.numel()} elements: got {a[bad_pattern][:6].tolist()}, "
+        f"want {e[bad_pattern][:6].tolist()}"
+    )
     inf = ~fin & ~torch.isnan(e)
     assert torch.equal(a[inf], e[inf]), f"{what}: infinities of the wrong sign"
     if fin.any():
@@ -251,6 +264,7 @@ def check_warp(case, warp_fn, device="cpu"):
     elif nonfinite_pt.any():
         assert (gflow_cpu.permute(1, 0, 2, 3)[:, nonfinite_pt] == 0).all(), "zeros: non-finite point"
 
+
 @st.composite
 def upsample_case(draw):
     n, h, w = draw(st.integers(0, 2)), draw(st.integers(1, 5)), draw(st.integers(1, 5))
@@ -262,9 +276,13 @@ def upsample_case(draw):
     if cells and draw(st.booleans()):
         for _ in range(draw(st.integers(1, 3))):
             flow[draw(st.sampled_from(cells))] = draw(st.sampled_from(SPECIAL))
-    return {"flow": flow.to(dtype), "dtype": dtype, "scale": draw(st.integers(1, 4)),
-            "layout": draw(st.sampled_from(LAYOUTS)),
-            "grad_seed": seed}
+    return {
+        "flow": flow.to(dtype),
+        "dtype": dtype,
+        "scale": draw(st.integers(1, 4)),
+        "layout": draw(st.sampled_from(LAYOUTS)),
+        "grad_seed": seed,
+    }
 
 
 def _upsample_used_taps(flow64, s):
@@ -308,8 +326,9 @@ def check_upsample(case, upsample_fn, device="cpu"):
     out = upsample_fn(x, s)
     n, _, h, w = case["flow"].shape
     assert out.shape == (n, 2, h * s, w * s) and out.dtype == dtype
-    go = torch.randn(out.shape, generator=torch.Generator().manual_seed(case["grad_seed"]),
-                     dtype=torch.float64).to(dtype)
+    go = torch.randn(out.shape, generator=torch.Generator().manual_seed(case["grad_seed"]), dtype=torch.float64).to(
+        dtype
+    )
     (gx,) = torch.autograd.grad(out, x, go.to(device))
     flow64 = case["flow"].double()
     ref_in = torch.where(torch.isfinite(flow64), flow64, 0.0).requires_grad_()
@@ -354,8 +373,9 @@ def check_resize(case, resize_fn, device="cpu"):
     out = resize_fn(x, (ho, wo), align)
     n, _, h, w = case["flow"].shape
     assert out.shape == (n, 2, ho, wo) and out.dtype == dtype
-    go = torch.randn(out.shape, generator=torch.Generator().manual_seed(case["grad_seed"]),
-                     dtype=torch.float64).to(dtype)
+    go = torch.randn(out.shape, generator=torch.Generator().manual_seed(case["grad_seed"]), dtype=torch.float64).to(
+        dtype
+    )
     (gx,) = torch.autograd.grad(out, x, go.to(device))
     flow64 = case["flow"].double()
     ratio = torch.tensor([wo / w, ho / h], dtype=torch.float64).view(1, 2, 1, 1)
@@ -381,9 +401,13 @@ def loss_case(draw):
         for _ in range(draw(st.integers(1, 2))):
             which = flat_p if draw(st.booleans()) else flat_t
             which[draw(st.integers(0, pred.numel() - 1))] = draw(st.sampled_from(SPECIAL + (1e30,)))
-    return {"pred": pred.to(dtype), "target": target.to(dtype), "dtype": dtype,
-            "eps": draw(st.sampled_from((1e-3, 1e-6, 0.5))),
-            "reduction": draw(st.sampled_from(("mean", "sum", "batch", "none"))) if len(shape) else "mean"}
+    return {
+        "pred": pred.to(dtype),
+        "target": target.to(dtype),
+        "dtype": dtype,
+        "eps": draw(st.sampled_from((1e-3, 1e-6, 0.5))),
+        "reduction": draw(st.sampled_from(("mean", "sum", "batch", "none"))) if len(shape) else "mean",
+    }
 
 
 def check_charbonnier(case, loss_fn, device="cpu"):
@@ -398,8 +422,12 @@ def check_charbonnier(case, loss_fn, device="cpu"):
     t64 = case["target"].double().requires_grad_()
     rho = torch.sqrt((p64 - t64) ** 2 + eps**2)
     # The mean over zero elements is 0 by the op's definition (torch.mean would give NaN).
-    want = {"none": rho, "sum": rho.sum(), "mean": rho.sum() / max(rho.numel(), 1),
-            "batch": rho.sum() / max(p64.shape[0], 1) if p64.dim() else rho.sum()}[red]
+    want = {
+        "none": rho,
+        "sum": rho.sum(),
+        "mean": rho.sum() / max(rho.numel(), 1),
+        "batch": rho.sum() / max(p64.shape[0], 1) if p64.dim() else rho.sum(),
+    }[red]
     assert loss.dtype == dtype and loss.shape == want.shape
     assert_close(loss, want, dtype, f"charbonnier {red}")
     if p.numel() == 0:

@@ -1,4 +1,5 @@
 """The bicubic baseline: MATLAB-style bicubic upsampling of the LR image."""
+
 from __future__ import annotations
 
 import torch

@@ -17,11 +17,13 @@ The search itself (``patchmatch``, ``nearest_neighbour_flow``) lives in crossnet
 patchmatch.py, shared with the model (CrossNet's ``flow_init="patchmatch"``); it is re-exported
 here under the names this module has always exposed.
 """
+
 from __future__ import annotations
 
 import torch
 
 from ..degrade import back_project, degrade, upsample_bicubic_matlab
+
 # Re-exported: the public names (and the private helpers tests use) stay importable from here.
 from ..matching.patchmatch import _luma, _patch_features, nearest_neighbour_flow, patchmatch  # noqa: F401
 
@@ -46,15 +48,26 @@ def _transfer(hf: torch.Tensor, qy, qx, weight: torch.Tensor, patch: int) -> tor
             sy, sx = (qy + dy).clamp(0, hb - 1), (qx + dx).clamp(0, wb - 1)
             idx = (sy * wb + sx).view(n, 1, h * w).expand(-1, c, -1)
             vals = torch.gather(flat_hf, 2, idx).view(n, c, h, w)
-            acc[:, :, r + dy:r + dy + h, r + dx:r + dx + w] += vals * wgt
-            cnt[:, :, r + dy:r + dy + h, r + dx:r + dx + w] += 1.0
-    return (acc / cnt)[:, :, r:r + h, r:r + w]
+            acc[:, :, r + dy : r + dy + h, r + dx : r + dx + w] += vals * wgt
+            cnt[:, :, r + dy : r + dy + h, r + dx : r + dx + w] += 1.0
+    return (acc / cnt)[:, :, r : r + h, r : r + w]
 
 
-def patchmatch_sr(lr: torch.Tensor, ref: torch.Tensor, scale: int, *, taps: int = 5,
-                  dilation: int | None = None, patch: int | None = None, iterations: int = 4,
-                  tau: float = 0.05, backprojection: int = 2, degradation: str = "bicubic",
-                  size: tuple[int, int] | None = None, seed: int = 0) -> torch.Tensor:
+def patchmatch_sr(
+    lr: torch.Tensor,
+    ref: torch.Tensor,
+    scale: int,
+    *,
+    taps: int = 5,
+    dilation: int | None = None,
+    patch: int | None = None,
+    iterations: int = 4,
+    tau: float = 0.05,
+    backprojection: int = 2,
+    degradation: str = "bicubic",
+    size: tuple[int, int] | None = None,
+    seed: int = 0,
+) -> torch.Tensor:
     """Reference-based SR by PatchMatch high-frequency transfer.
 
     Args:
@@ -86,8 +99,7 @@ def patchmatch_sr(lr: torch.Tensor, ref: torch.Tensor, scale: int, *, taps: int 
         if t.dim() not in (3, 4) or t.shape[-3] != 3:
             raise ValueError(f"{name} must have shape (N, 3, H, W) or (3, H, W), got {tuple(t.shape)}")
     if lr.dim() != ref.dim():
-        raise ValueError(f"lr and ref must both be batched or both not, got {tuple(lr.shape)} "
-                         f"and {tuple(ref.shape)}")
+        raise ValueError(f"lr and ref must both be batched or both not, got {tuple(lr.shape)} and {tuple(ref.shape)}")
     if isinstance(scale, bool) or not isinstance(scale, int) or scale < 2:
         raise ValueError(f"scale must be an integer >= 2, got {scale!r}")
     unbatched = lr.dim() == 3
@@ -109,11 +121,11 @@ def patchmatch_sr(lr: torch.Tensor, ref: torch.Tensor, scale: int, *, taps: int 
     up = upsample_bicubic_matlab(lr, scale, clamp=False)
     H, W = up.shape[-2:]
     # The reference's low frequencies, made exactly like the LR's, so the two are comparable.
-    ref_low = upsample_bicubic_matlab(degrade(ref, scale, method=degradation), scale,
-                                      size=ref.shape[-2:], clamp=False)
+    ref_low = upsample_bicubic_matlab(degrade(ref, scale, method=degradation), scale, size=ref.shape[-2:], clamp=False)
     ref_high = ref - ref_low
-    flow, cost = nearest_neighbour_flow(up, ref_low, scale, taps=taps, dilation=dilation,
-                                        iterations=iterations, seed=seed)
+    flow, cost = nearest_neighbour_flow(
+        up, ref_low, scale, taps=taps, dilation=dilation, iterations=iterations, seed=seed
+    )
     qx = flow[:, 0].long() + torch.arange(W, device=lr.device).view(1, 1, W)
     qy = flow[:, 1].long() + torch.arange(H, device=lr.device).view(1, H, 1)
     weight = torch.exp(-cost / (tau * tau))

@@ -1,10 +1,11 @@
 """Side-by-side comparison image for ``crossnet-fast demo``: labelled panels in one row."""
+
 from __future__ import annotations
 
 import numpy as np
 
-LABEL_HEIGHT = 14   # px of the caption strip above each panel (Pillow's built-in bitmap font)
-GAP = 4             # px of white between panels
+LABEL_HEIGHT = 14  # px of the caption strip above each panel (Pillow's built-in bitmap font)
+GAP = 4  # px of white between panels
 
 
 def nearest_upsample(lr: np.ndarray, scale: int) -> np.ndarray:

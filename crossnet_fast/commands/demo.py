@@ -6,14 +6,15 @@ shipped weights ``crossnet-x4`` / ``crossnet-x8`` (docs/MODEL_CARD.md), makes th
 input from the HR view with ``crossnet_fast.degrade``, super-resolves it three ways, prints PSNR /
 SSIM / seconds, and writes a side-by-side PNG. It needs no network access.
 """
+
 from __future__ import annotations
 
 import argparse
 import time
 from pathlib import Path
 
-EXAMPLE_REF = "flowers_ref.png"   # light-field view (0, 0): the reference
-EXAMPLE_HR = "flowers_hr.png"     # view (1, 1): the ground truth the LR input is made from
+EXAMPLE_REF = "flowers_ref.png"  # light-field view (0, 0): the reference
+EXAMPLE_HR = "flowers_hr.png"  # view (1, 1): the ground truth the LR input is made from
 DEFAULT_OUT = Path("demo_out") / "demo.png"
 
 
@@ -22,20 +23,29 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "demo",
         help="compare bicubic, patch matching and CrossNet on a shipped real example",
         description="Super-resolve a small real example pair shipped with the package (or your own "
-                    "images) with bicubic upsampling, the patch-matching baseline and CrossNet "
-                    "(the shipped weights by default); print PSNR/SSIM and seconds of each and "
-                    "write a side-by-side PNG. Your own images: --ref plus --hr (the LR input is "
-                    "made from it with crossnet_fast.degrade) and/or --lr (then PSNR/SSIM need --hr).")
+        "images) with bicubic upsampling, the patch-matching baseline and CrossNet "
+        "(the shipped weights by default); print PSNR/SSIM and seconds of each and "
+        "write a side-by-side PNG. Your own images: --ref plus --hr (the LR input is "
+        "made from it with crossnet_fast.degrade) and/or --lr (then PSNR/SSIM need --hr).",
+    )
     p.add_argument("--scale", type=int, choices=(4, 8), default=4, help="upscaling factor (default 4)")
-    p.add_argument("--weights", default=None,
-                   help="CrossNet checkpoint (.safetensors) or shipped name (default: crossnet-x<scale>)")
+    p.add_argument(
+        "--weights",
+        default=None,
+        help="CrossNet checkpoint (.safetensors) or shipped name (default: crossnet-x<scale>)",
+    )
     p.add_argument("--device", default="auto", help="auto (CUDA when visible), cpu, cuda or cuda:N")
     p.add_argument("--lr", type=Path, default=None, help="your own LR image (needs --ref)")
     p.add_argument("--ref", type=Path, default=None, help="your own HR reference image")
-    p.add_argument("--hr", type=Path, default=None,
-                   help="your own ground truth (needs --ref; without --lr the LR input is made from it)")
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT,
-                   help=f"side-by-side PNG, written atomically (default {DEFAULT_OUT})")
+    p.add_argument(
+        "--hr",
+        type=Path,
+        default=None,
+        help="your own ground truth (needs --ref; without --lr the LR input is made from it)",
+    )
+    p.add_argument(
+        "--out", type=Path, default=DEFAULT_OUT, help=f"side-by-side PNG, written atomically (default {DEFAULT_OUT})"
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the patch-matching baseline")
     return p
 
@@ -62,7 +72,8 @@ def resolve_weights(weights, scale: int) -> tuple[str | None, str | None]:
         f"no CrossNet weights found for x{scale} ({_model_file.WEIGHTS_DIR / (name + '.safetensors')} is missing); "
         f"showing the baselines only. Reinstall the package, or train weights with "
         f"`crossnet-fast train --config compact_cpu_x{scale}` (CPU, see docs/MODEL_CARD.md), then run "
-        f"`crossnet-fast demo --scale {scale} --weights <run folder>/model.safetensors`")
+        f"`crossnet-fast demo --scale {scale} --weights <run folder>/model.safetensors`"
+    )
 
 
 def load_inputs(args) -> dict:
@@ -95,16 +106,23 @@ def load_inputs(args) -> dict:
         lr = degrade(hr, s)
     want = (lr.shape[-2] * s, lr.shape[-1] * s)
     if hr is not None and tuple(hr.shape[-2:]) != want:
-        raise ValueError(f"--hr must be {s} times the size of --lr: {want[1]}x{want[0]} (WxH), "
-                         f"got {hr.shape[-1]}x{hr.shape[-2]}")
+        raise ValueError(
+            f"--hr must be {s} times the size of --lr: {want[1]}x{want[0]} (WxH), got {hr.shape[-1]}x{hr.shape[-2]}"
+        )
     if tuple(ref.shape[-2:]) != want:
         if own and args.lr is None and ref.shape[-2] >= want[0] and ref.shape[-1] >= want[1]:
-            ref = ref[..., :want[0], :want[1]].contiguous()  # the HR was cropped to the scale: same crop
+            ref = ref[..., : want[0], : want[1]].contiguous()  # the HR was cropped to the scale: same crop
         else:
-            raise ValueError(f"--ref must be {s} times the size of the LR input: {want[1]}x{want[0]} "
-                             f"(WxH), got {ref.shape[-1]}x{ref.shape[-2]}")
-    return {"lr": lr.to(torch.float32), "ref": ref.to(torch.float32),
-            "hr": None if hr is None else hr.to(torch.float32), "source": source}
+            raise ValueError(
+                f"--ref must be {s} times the size of the LR input: {want[1]}x{want[0]} "
+                f"(WxH), got {ref.shape[-1]}x{ref.shape[-2]}"
+            )
+    return {
+        "lr": lr.to(torch.float32),
+        "ref": ref.to(torch.float32),
+        "hr": None if hr is None else hr.to(torch.float32),
+        "source": source,
+    }
 
 
 def _timed(fn, device):
@@ -153,10 +171,9 @@ def run(args) -> int:
     device = resolve_device(args.device)
     model = None
     if weights is not None:
-        model = load_model(weights, device=device).float()    # a bf16 --weights file runs in fp32 too
+        model = load_model(weights, device=device).float()  # a bf16 --weights file runs in fp32 too
         if model.scale != args.scale:
-            raise ValueError(f"--scale {args.scale} does not match the weights {weights}, which are for "
-                             f"x{model.scale}")
+            raise ValueError(f"--scale {args.scale} does not match the weights {weights}, which are for x{model.scale}")
     data = load_inputs(args)
     lr, ref, hr = (None if data[k] is None else data[k].to(device) for k in ("lr", "ref", "hr"))
     s = args.scale
@@ -171,14 +188,21 @@ def run(args) -> int:
         sr, secs = _timed(fn, device)
         sr = sr.float().clamp(0, 1)
         images[name] = sr
-        rows.append({"method": name, "seconds": secs,
-                     "psnr": None if hr is None else float(psnr(sr, hr)[0]),
-                     "ssim": None if hr is None else float(ssim(sr, hr)[0])})
+        rows.append(
+            {
+                "method": name,
+                "seconds": secs,
+                "psnr": None if hr is None else float(psnr(sr, hr)[0]),
+                "ssim": None if hr is None else float(ssim(sr, hr)[0]),
+            }
+        )
     print(f"crossnet-fast demo: x{s}, {data['source']}")
     if note:
         print(note)
-    print(f"weights {weights or 'none'}, device {device}; LR {lr.shape[-1]}x{lr.shape[-2]} -> "
-          f"{ref.shape[-1]}x{ref.shape[-2]} (WxH); PSNR/SSIM on RGB, whole image")
+    print(
+        f"weights {weights or 'none'}, device {device}; LR {lr.shape[-1]}x{lr.shape[-2]} -> "
+        f"{ref.shape[-1]}x{ref.shape[-2]} (WxH); PSNR/SSIM on RGB, whole image"
+    )
     print(format_table(rows))
 
     panels = [(f"LR x{s} (nearest)", nearest_upsample(to_uint8(lr[0]), s))]

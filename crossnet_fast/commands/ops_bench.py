@@ -1,4 +1,5 @@
 """``crossnet-fast ops-bench``: time every op against its PyTorch baseline and print a table."""
+
 from __future__ import annotations
 
 import argparse
@@ -61,17 +62,35 @@ def run(args) -> int:
     target = torch.rand_like(pred)
 
     rows = [
-        ("multiscale_warp fwd", lambda: ops.multiscale_warp(feats, flows, backend=chosen),
-         lambda: grid_sample_pyramid(feats, flows), "grid_sample border"),
-        ("multiscale_warp fwd+bwd", _fwd_bwd(lambda f, v: ops.multiscale_warp(f, v, backend=chosen), (feats, flows)),
-         _fwd_bwd(grid_sample_pyramid, (feats, flows)), "grid_sample border"),
-        ("upsample_flow x2 fwd+bwd", _fwd_bwd(lambda v: ops.upsample_flow(v, 2, backend=chosen), (flow,)),
-         _fwd_bwd(lambda v: F.interpolate(v, scale_factor=2, mode="bilinear") * 2, (flow,)), "F.interpolate x 2"),
-        ("charbonnier fwd+bwd", _fwd_bwd(lambda p: ops.charbonnier(p, target, backend=chosen), (pred,)),
-         _fwd_bwd(lambda p: naive_charbonnier(p, target), (pred,)), "naive formula"),
+        (
+            "multiscale_warp fwd",
+            lambda: ops.multiscale_warp(feats, flows, backend=chosen),
+            lambda: grid_sample_pyramid(feats, flows),
+            "grid_sample border",
+        ),
+        (
+            "multiscale_warp fwd+bwd",
+            _fwd_bwd(lambda f, v: ops.multiscale_warp(f, v, backend=chosen), (feats, flows)),
+            _fwd_bwd(grid_sample_pyramid, (feats, flows)),
+            "grid_sample border",
+        ),
+        (
+            "upsample_flow x2 fwd+bwd",
+            _fwd_bwd(lambda v: ops.upsample_flow(v, 2, backend=chosen), (flow,)),
+            _fwd_bwd(lambda v: F.interpolate(v, scale_factor=2, mode="bilinear") * 2, (flow,)),
+            "F.interpolate x 2",
+        ),
+        (
+            "charbonnier fwd+bwd",
+            _fwd_bwd(lambda p: ops.charbonnier(p, target, backend=chosen), (pred,)),
+            _fwd_bwd(lambda p: naive_charbonnier(p, target), (pred,)),
+            "naive formula",
+        ),
     ]
-    print(f"device {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'}), "
-          f"backend {chosen}, {args.dtype}, pyramid {args.batch}x{args.channels}x{args.size}^2..{args.size // 8}^2")
+    print(
+        f"device {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'}), "
+        f"backend {chosen}, {args.dtype}, pyramid {args.batch}x{args.channels}x{args.size}^2..{args.size // 8}^2"
+    )
     print("| op | crossnet_fast ms | baseline | baseline ms | speed-up |")
     print("|---|---|---|---|---|")
     for name, ours, base, base_name in rows:

@@ -1,4 +1,5 @@
 """``crossnet-fast sr``: super-resolve one LR image with a reference image and write a PNG."""
+
 from __future__ import annotations
 
 import argparse
@@ -16,29 +17,48 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "sr",
         help="super-resolve an LR image using a high-resolution reference",
         description="Super-resolve LR by --scale with CrossNet, using REF (the HR reference, ideally "
-                    "--scale times the size of LR; a REF of another size is placed top-left on that "
-                    "canvas, cropped where larger and padded by edge replication where smaller, never "
-                    "resized, and a note says what was done). Any size works: the pair is padded to "
-                    "multiples of 64 and large images run as blended sliding windows.",
+        "--scale times the size of LR; a REF of another size is placed top-left on that "
+        "canvas, cropped where larger and padded by edge replication where smaller, never "
+        "resized, and a note says what was done). Any size works: the pair is padded to "
+        "multiples of 64 and large images run as blended sliding windows.",
     )
     p.add_argument("--lr", required=True, type=Path, help="low-resolution input image (PNG, JPEG, ...)")
-    p.add_argument("--ref", required=True, type=Path,
-                   help="high-resolution reference image: --scale times the LR size, or another size "
-                        "(placed top-left, cropped or edge-padded; at least half the output per side)")
+    p.add_argument(
+        "--ref",
+        required=True,
+        type=Path,
+        help="high-resolution reference image: --scale times the LR size, or another size "
+        "(placed top-left, cropped or edge-padded; at least half the output per side)",
+    )
     p.add_argument("--scale", required=True, type=int, choices=(4, 8), help="upscaling factor")
-    p.add_argument("--weights", default=None,
-                   help="CrossNet checkpoint (.safetensors written by CrossNet.save) or shipped name "
-                        "(default: the shipped crossnet-x<scale>)")
+    p.add_argument(
+        "--weights",
+        default=None,
+        help="CrossNet checkpoint (.safetensors written by CrossNet.save) or shipped name "
+        "(default: the shipped crossnet-x<scale>)",
+    )
     p.add_argument("--out", required=True, type=Path, help="output image (written atomically; PNG by default)")
     p.add_argument("--window", type=int, default=512, help="HR window side, a multiple of 64 (default 512)")
-    p.add_argument("--stride", type=int, default=None,
-                   help="HR stride between windows, a multiple of --scale (default: half the window)")
+    p.add_argument(
+        "--stride",
+        type=int,
+        default=None,
+        help="HR stride between windows, a multiple of --scale (default: half the window)",
+    )
     p.add_argument("--batch-size", type=int, default=1, help="windows per forward pass (default 1)")
     p.add_argument("--device", default="auto", help="auto (CUDA when visible), cpu, cuda or cuda:N")
-    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
-                   help="autocast precision (default fp32; bf16 is the fast GPU choice)")
-    p.add_argument("--backend", default="auto", choices=("auto", "cuda", "triton", "cpu", "reference"),
-                   help="warp op backend (default auto)")
+    p.add_argument(
+        "--precision",
+        choices=("fp32", "bf16", "fp16"),
+        default="fp32",
+        help="autocast precision (default fp32; bf16 is the fast GPU choice)",
+    )
+    p.add_argument(
+        "--backend",
+        default="auto",
+        choices=("auto", "cuda", "triton", "cpu", "reference"),
+        help="warp op backend (default auto)",
+    )
     p.add_argument("--channels-last", action="store_true", help="run in channels_last memory format")
     p.add_argument("--cuda-graph", action="store_true", help="capture the window forward in a CUDA graph")
     p.add_argument("--compile", action="store_true", help="run the model through torch.compile")
@@ -61,8 +81,9 @@ def read_rgb(path: Path, arg: str) -> np.ndarray:
     except ValueError as exc:
         # load_image's message names the file; its cause says why (truncated, not an image, ...).
         why = exc.__cause__ if exc.__cause__ is not None else exc
-        raise ValueError(f"{arg}: cannot read image file {str(path)!r} ({why}); expected a PNG, "
-                         "JPEG or other image Pillow reads") from exc
+        raise ValueError(
+            f"{arg}: cannot read image file {str(path)!r} ({why}); expected a PNG, JPEG or other image Pillow reads"
+        ) from exc
 
 
 def output_format(path: Path) -> str:
@@ -107,16 +128,25 @@ def run(args: argparse.Namespace) -> int:
     ref = read_rgb(args.ref, "--ref")
     # Checked (and the note printed) here so that errors name --ref; super_resolve places the
     # reference by the same rule and its warning, the same note, is not shown twice.
-    placement = plan_placement(ref.shape[:2], (lr.shape[0] * args.scale, lr.shape[1] * args.scale),
-                               name="--ref")
+    placement = plan_placement(ref.shape[:2], (lr.shape[0] * args.scale, lr.shape[1] * args.scale), name="--ref")
     if placement.note is not None:
         print(f"note: {placement.note}")
     stride = args.window // 2 if args.stride is None else args.stride
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ReferencePlacementWarning)
-        sr = super_resolve(model, lr, ref, window=args.window, stride=stride, batch_size=args.batch_size,
-                           precision=args.precision, channels_last=args.channels_last,
-                           cuda_graph=args.cuda_graph, compile=args.compile, progress=not args.no_progress)
+        sr = super_resolve(
+            model,
+            lr,
+            ref,
+            window=args.window,
+            stride=stride,
+            batch_size=args.batch_size,
+            precision=args.precision,
+            channels_last=args.channels_last,
+            cuda_graph=args.cuda_graph,
+            compile=args.compile,
+            progress=not args.no_progress,
+        )
     write_rgb_atomic(sr, args.out)
     print(f"wrote {args.out} ({sr.shape[1]}x{sr.shape[0]})")
     return 0

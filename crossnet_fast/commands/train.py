@@ -1,8 +1,9 @@
 """``crossnet-fast train``: train CrossNet (or an SISR baseline) from a TOML/YAML config.
 
-    crossnet-fast train --config paper_x4 [--out DIR] [--resume DIR] [--set optim.lr=5e-5 ...]
-    torchrun --nproc_per_node=4 -m crossnet_fast train --config paper_x4     # DDP, one GPU each
+crossnet-fast train --config paper_x4 [--out DIR] [--resume DIR] [--set optim.lr=5e-5 ...]
+torchrun --nproc_per_node=4 -m crossnet_fast train --config paper_x4     # DDP, one GPU each
 """
+
 from __future__ import annotations
 
 import argparse
@@ -11,22 +12,38 @@ import os
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
-        "train", help="train CrossNet or an SISR baseline (resumable, bf16, DDP)",
+        "train",
+        help="train CrossNet or an SISR baseline (resumable, bf16, DDP)",
         description="Train from a config (a .toml/.yaml file or a shipped name: paper_x4, paper_x8, "
-                    "smoke_cpu, synthetic_x4). Ctrl-C or SIGTERM saves a checkpoint; --resume "
-                    "continues exactly. Launch with torchrun for several GPUs.")
+        "smoke_cpu, synthetic_x4). Ctrl-C or SIGTERM saves a checkpoint; --resume "
+        "continues exactly. Launch with torchrun for several GPUs.",
+    )
     p.add_argument("--config", default="paper_x4", help="config file or shipped name (default: paper_x4)")
-    p.add_argument("--resume", metavar="DIR", default=None,
-                   help="a run folder (uses checkpoints/latest.json) or one checkpoint folder")
+    p.add_argument(
+        "--resume",
+        metavar="DIR",
+        default=None,
+        help="a run folder (uses checkpoints/latest.json) or one checkpoint folder",
+    )
     p.add_argument("--out", metavar="DIR", default=None, help="output folder (default: run.out)")
     p.add_argument("--data", metavar="DIR", default=None, help="data root (default: data.root)")
     p.add_argument("--iterations", type=int, default=None, help="override optim.iterations")
     p.add_argument("--batch-size", type=int, default=None, help="per-process batch (data.batch_size)")
     p.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N (run.device)")
-    p.add_argument("--max-steps", type=int, default=None,
-                   help="stop (with a checkpoint) after this many updates in this invocation")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override any key, TOML syntax: --set optim.lr=5e-5 --set data.crop=[128,128]")
+    p.add_argument(
+        "--max-steps",
+        type=int,
+        default=None,
+        help="stop (with a checkpoint) after this many updates in this invocation",
+    )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override any key, TOML syntax: --set optim.lr=5e-5 --set data.crop=[128,128]",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     return p
@@ -36,8 +53,12 @@ def run(args) -> int:
     from ..train import load_config, train
 
     overrides = list(args.overrides)
-    for key, value in (("data.root", args.data), ("optim.iterations", args.iterations),
-                       ("data.batch_size", args.batch_size), ("run.device", args.device)):
+    for key, value in (
+        ("data.root", args.data),
+        ("optim.iterations", args.iterations),
+        ("data.batch_size", args.batch_size),
+        ("run.device", args.device),
+    ):
         if value is not None:
             overrides.append(f"{key}={value!r}" if isinstance(value, str) else f"{key}={value}")
     if args.no_progress:

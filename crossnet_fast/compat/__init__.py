@@ -11,6 +11,7 @@ Functions with the signatures and results of the originals (plus a keyword-only 
 Context managers that rebind them inside a model's package for the duration of a block:
   :func:`patch_torchvision_raft`, :func:`patch_basicsr`, :func:`patch_spatial_correlation_sampler`.
 """
+
 from ._torchvision_alias import install_functional_tensor_alias
 from .basicsr_patch import patch_basicsr
 from .correlation import SpatialCorrelationSampler, patch_spatial_correlation_sampler, spatial_correlation_sample

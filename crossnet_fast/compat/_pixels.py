@@ -1,4 +1,5 @@
 """Pixel <-> normalised coordinates, the one conversion every adapter in this package needs."""
+
 from __future__ import annotations
 
 import functools
@@ -46,7 +47,9 @@ def _affine(w_span: float, h_span: float | None, dtype: torch.dtype, device) -> 
 
 
 @functools.lru_cache(maxsize=64)
-def _cached_affine(w_span: float, h_span: float | None, dtype: torch.dtype, device) -> tuple[torch.Tensor, torch.Tensor]:
+def _cached_affine(
+    w_span: float, h_span: float | None, dtype: torch.dtype, device
+) -> tuple[torch.Tensor, torch.Tensor]:
     # Never written to: the ops only read them.
     return _affine(w_span, h_span, dtype, device)
 

@@ -1,11 +1,12 @@
 """Swap functions that a package imported by name, in every one of its modules, and back."""
+
 from __future__ import annotations
 
 import contextlib
 import functools
 import importlib
 import sys
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 
 def _package_modules(package: str):
@@ -60,6 +61,8 @@ def rebind(package: str, owner: str, replacements: dict[str, Callable]) -> Itera
 def with_backend(fn: Callable, backend: str) -> Callable:
     """A fresh function object calling ``fn(..., backend=backend)``, for :func:`rebind` (fresh, so
     that nested patches each swap their own object), with ``fn``'s name and docstring."""
+
     def adapter(*args, **kwargs):
         return fn(*args, backend=backend, **kwargs)
+
     return functools.update_wrapper(adapter, fn)

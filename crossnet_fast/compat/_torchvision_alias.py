@@ -1,4 +1,5 @@
 """Lets BasicSR 1.4.2 (the PyPI release) import on torchvision >= 0.17."""
+
 from __future__ import annotations
 
 import importlib

@@ -1,8 +1,9 @@
 """Run BasicSR's flow-warping models (BasicVSR, IconVSR, SpyNet, TOF, ...) on crossnet_fast."""
+
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from collections.abc import Iterator
 
 from ._rebind import rebind, with_backend
 from .flow_warp import flow_warp

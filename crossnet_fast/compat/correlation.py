@@ -28,13 +28,14 @@ loop over kernel offsets and shifts; slower, differentiable by autograd, accumul
 fp64). Arguments outside the package's domain (sizes < 1, negative padding, an image smaller than
 the dilated kernel, inputs of different shapes) raise a ValueError naming the argument.
 """
+
 from __future__ import annotations
 
 import contextlib
 import importlib
 import sys
 import types
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -59,15 +60,29 @@ def _pair(value, name: str, minimum: int) -> tuple[int, int]:
 def _check_inputs(input1, input2) -> None:
     for name, t in (("input1", input1), ("input2", input2)):
         if not isinstance(t, torch.Tensor) or t.dim() != 4:
-            raise ValueError(f"spatial_correlation_sample: {name} must be a (B, C, H, W) tensor, got "
-                             f"{tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__}")
+            raise ValueError(
+                f"spatial_correlation_sample: {name} must be a (B, C, H, W) tensor, got "
+                f"{tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__}"
+            )
     if input1.shape != input2.shape:
-        raise ValueError(f"spatial_correlation_sample: input2 must have the shape of input1 {tuple(input1.shape)}, "
-                         f"got {tuple(input2.shape)}")
+        raise ValueError(
+            f"spatial_correlation_sample: input2 must have the shape of input1 {tuple(input1.shape)}, "
+            f"got {tuple(input2.shape)}"
+        )
 
 
-def spatial_correlation_sample(input1: torch.Tensor, input2: torch.Tensor, kernel_size=1, patch_size=1, stride=1,
-                               padding=0, dilation=1, dilation_patch=1, *, backend: str = "auto") -> torch.Tensor:
+def spatial_correlation_sample(
+    input1: torch.Tensor,
+    input2: torch.Tensor,
+    kernel_size=1,
+    patch_size=1,
+    stride=1,
+    padding=0,
+    dilation=1,
+    dilation_patch=1,
+    *,
+    backend: str = "auto",
+) -> torch.Tensor:
     """``spatial_correlation_sampler.spatial_correlation_sample`` on crossnet_fast (module docstring).
 
     Args:
@@ -94,9 +109,11 @@ def spatial_correlation_sample(input1: torch.Tensor, input2: torch.Tensor, kerne
     n, c, h, w = input1.shape
     ekh, ekw = (kh - 1) * dh + 1, (kw - 1) * dw + 1
     if h + 2 * padh < ekh or w + 2 * padw < ekw:
-        raise ValueError(f"spatial_correlation_sample: the padded input ({h + 2 * padh}, {w + 2 * padw}) is smaller "
-                         f"than the dilated kernel ({ekh}, {ekw}); increase padding or reduce kernel_size/dilation")
-    fused = (kh == kw == 1 and padh == padw == 0 and ph == pw and ph % 2 == 1 and sh == sw and dph == dpw)
+        raise ValueError(
+            f"spatial_correlation_sample: the padded input ({h + 2 * padh}, {w + 2 * padw}) is smaller "
+            f"than the dilated kernel ({ekh}, {ekw}); increase padding or reduce kernel_size/dilation"
+        )
+    fused = kh == kw == 1 and padh == padw == 0 and ph == pw and ph % 2 == 1 and sh == sw and dph == dpw
     if fused:
         out = correlation(input1, input2, (ph - 1) // 2, dilation=dph, stride=sh, backend=backend)
         # Mean -> sum over channels; the package's (B, patchH, patchW, oH, oW) layout.
@@ -109,7 +126,13 @@ def _general(input1, input2, kernel, patch, stride, padding, dilation, dilation_
     kernel tap and shift. Out-of-image points read zero padding (so a non-finite value next to
     the border can reach outputs that the package would skip; the fused path keeps them local)."""
     (kh, kw), (ph, pw), (sh, sw), (padh, padw), (dh, dw), (dph, dpw) = (
-        kernel, patch, stride, padding, dilation, dilation_patch)
+        kernel,
+        patch,
+        stride,
+        padding,
+        dilation,
+        dilation_patch,
+    )
     n, c, h, w = input1.shape
     oh = (h + 2 * padh - ((kh - 1) * dh + 1)) // sh + 1
     ow = (w + 2 * padw - ((kw - 1) * dw + 1)) // sw + 1
@@ -129,9 +152,9 @@ def _general(input1, input2, kernel, patch, stride, padding, dilation, dilation_
             for i in range(kh):
                 for j in range(kw):
                     y0, x0 = i * dh, j * dw
-                    taps1 = a[:, :, y0:y0 + span_h:sh, x0:x0 + span_w:sw]
+                    taps1 = a[:, :, y0 : y0 + span_h : sh, x0 : x0 + span_w : sw]
                     yb, xb = mh + y0 + su, mw + x0 + sv
-                    taps2 = b[:, :, yb:yb + span_h:sh, xb:xb + span_w:sw]
+                    taps2 = b[:, :, yb : yb + span_h : sh, xb : xb + span_w : sw]
                     term = (taps1 * taps2).sum(1)
                     acc = term if acc is None else acc + term
             planes.append(acc)
@@ -142,8 +165,9 @@ class SpatialCorrelationSampler(nn.Module):
     """``spatial_correlation_sampler.SpatialCorrelationSampler`` on crossnet_fast: no parameters;
     ``forward(input1, input2)`` is :func:`spatial_correlation_sample` with the stored arguments."""
 
-    def __init__(self, kernel_size=1, patch_size=1, stride=1, padding=0, dilation=1, dilation_patch=1, *,
-                 backend: str = "auto"):
+    def __init__(
+        self, kernel_size=1, patch_size=1, stride=1, padding=0, dilation=1, dilation_patch=1, *, backend: str = "auto"
+    ):
         super().__init__()
         self.kernel_size = kernel_size
         self.patch_size = patch_size
@@ -154,20 +178,32 @@ class SpatialCorrelationSampler(nn.Module):
         self.backend = backend
 
     def forward(self, input1: torch.Tensor, input2: torch.Tensor) -> torch.Tensor:
-        return spatial_correlation_sample(input1, input2, self.kernel_size, self.patch_size, self.stride,
-                                          self.padding, self.dilation, self.dilation_patch, backend=self.backend)
+        return spatial_correlation_sample(
+            input1,
+            input2,
+            self.kernel_size,
+            self.patch_size,
+            self.stride,
+            self.padding,
+            self.dilation,
+            self.dilation_patch,
+            backend=self.backend,
+        )
 
     def extra_repr(self) -> str:
-        return (f"kernel_size={self.kernel_size}, patch_size={self.patch_size}, stride={self.stride}, "
-                f"padding={self.padding}, dilation={self.dilation}, dilation_patch={self.dilation_patch}")
+        return (
+            f"kernel_size={self.kernel_size}, patch_size={self.patch_size}, stride={self.stride}, "
+            f"padding={self.padding}, dilation={self.dilation}, dilation_patch={self.dilation_patch}"
+        )
 
 
 def _adapters(backend: str) -> dict[str, object]:
     """Fresh adapter objects bound to ``backend`` (fresh, so nested blocks can tell theirs apart)."""
 
     def sample(input1, input2, kernel_size=1, patch_size=1, stride=1, padding=0, dilation=1, dilation_patch=1):
-        return spatial_correlation_sample(input1, input2, kernel_size, patch_size, stride, padding, dilation,
-                                          dilation_patch, backend=backend)
+        return spatial_correlation_sample(
+            input1, input2, kernel_size, patch_size, stride, padding, dilation, dilation_patch, backend=backend
+        )
 
     sample.__name__ = sample.__qualname__ = "spatial_correlation_sample"
     sample.__doc__ = spatial_correlation_sample.__doc__

@@ -1,4 +1,5 @@
 """``flow_warp`` with BasicSR's and MMagic's signature and results, sampling with this library."""
+
 from __future__ import annotations
 
 import torch
@@ -44,17 +45,18 @@ def flow_warp(
     """
     mode = interp_mode if interpolation is None else interpolation
     if x.dim() != 4 or flow.dim() != 4 or flow.shape[-1] != 2:
-        raise ValueError(f"flow_warp: expected x (N, C, H, W) and flow (N, H, W, 2), got {tuple(x.shape)} "
-                         f"and {tuple(flow.shape)}")
+        raise ValueError(
+            f"flow_warp: expected x (N, C, H, W) and flow (N, H, W, 2), got {tuple(x.shape)} and {tuple(flow.shape)}"
+        )
     n, _, h, w = x.shape
     if tuple(flow.shape[:3]) != (n, h, w):
-        raise ValueError(f"flow_warp: flow {tuple(flow.shape)} does not match x {tuple(x.shape)} "
-                         f"(expected ({n}, {h}, {w}, 2))")
+        raise ValueError(
+            f"flow_warp: flow {tuple(flow.shape)} does not match x {tuple(x.shape)} (expected ({n}, {h}, {w}, 2))"
+        )
     coord_dtype = torch.promote_types(flow.dtype, torch.float32)
     coords = pixel_grid(h, w, coord_dtype, flow.device) + flow.to(coord_dtype)
     grid = normalise(coords, max(w - 1, 1), max(h - 1, 1))
     if mode != "bilinear":
         # Nearest/bicubic are not this library's; PyTorch wants the grid in the input's dtype.
-        return F.grid_sample(x, grid.to(x.dtype), mode=mode, padding_mode=padding_mode,
-                             align_corners=align_corners)
+        return F.grid_sample(x, grid.to(x.dtype), mode=mode, padding_mode=padding_mode, align_corners=align_corners)
     return grid_sample(x, grid, "bilinear", padding_mode, align_corners, backend=backend)

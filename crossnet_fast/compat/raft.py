@@ -1,4 +1,5 @@
 """The sampling helpers of the original RAFT (``core/utils/utils.py``), on this library's kernels."""
+
 from __future__ import annotations
 
 import torch
@@ -58,6 +59,9 @@ def coords_grid(batch: int, ht: int, wd: int, device: torch.device | str | None 
         (N, 2, H, W) float32 tensor, channel 0 the x (column) and channel 1 the y (row) coordinate
         in pixels; its own memory (not a broadcast view), as RAFT's callers may expect.
     """
-    ys, xs = torch.meshgrid(torch.arange(ht, device=device, dtype=torch.float32),
-                            torch.arange(wd, device=device, dtype=torch.float32), indexing="ij")
+    ys, xs = torch.meshgrid(
+        torch.arange(ht, device=device, dtype=torch.float32),
+        torch.arange(wd, device=device, dtype=torch.float32),
+        indexing="ij",
+    )
     return torch.stack((xs, ys)).unsqueeze(0).repeat(batch, 1, 1, 1)

@@ -1,8 +1,9 @@
 """torchvision's RAFT helpers (``torchvision.models.optical_flow._utils``) on this library's ops."""
+
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -94,6 +95,9 @@ def patch_torchvision_raft(backend: str = "auto") -> Iterator[dict[str, object]]
     Raises:
         ImportError: torchvision is not installed.
     """
-    replacements = {"grid_sample": with_backend(grid_sample, backend), "upsample_flow": with_backend(upsample_flow, backend)}
+    replacements = {
+        "grid_sample": with_backend(grid_sample, backend),
+        "upsample_flow": with_backend(upsample_flow, backend),
+    }
     with rebind("torchvision", TORCHVISION_UTILS, replacements) as originals:
         yield originals

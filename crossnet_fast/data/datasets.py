@@ -12,6 +12,7 @@ placed on the HR canvas by ``crossnet_fast.placement`` (top-left aligned, croppe
 edge-replicated, never resized; docs/USE_IN_YOUR_MODEL.md) and the sample gets a
 ``ref_placement`` note; light-field views must have one size.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -46,9 +47,19 @@ class LightFieldDataset(Dataset):
             draws the same views/crop (deterministic validation).
     """
 
-    def __init__(self, lightfields, scale: int, ref_view=(0, 0), lr_view=(1, 1), crop=None,
-                 degradation: str = "bicubic", random_views: bool = False,
-                 max_distance: int | None = None, patch: int | None = None, seed: int | None = None):
+    def __init__(
+        self,
+        lightfields,
+        scale: int,
+        ref_view=(0, 0),
+        lr_view=(1, 1),
+        crop=None,
+        degradation: str = "bicubic",
+        random_views: bool = False,
+        max_distance: int | None = None,
+        patch: int | None = None,
+        seed: int | None = None,
+    ):
         _check_scale(scale)
         self.lightfields = list(lightfields)
         if not self.lightfields:
@@ -96,13 +107,19 @@ class LightFieldDataset(Dataset):
         if self.random_views and self.patch is not None:
             p = self.patch
             if p > hr.shape[-2] or p > hr.shape[-1]:
-                raise ValueError(f"patch {p} is larger than light field {lf.name!r} views "
-                                 f"{tuple(hr.shape[-2:])}")
+                raise ValueError(f"patch {p} is larger than light field {lf.name!r} views {tuple(hr.shape[-2:])}")
             y = int(torch.randint(hr.shape[-2] - p + 1, (1,), generator=gen))
             x = int(torch.randint(hr.shape[-1] - p + 1, (1,), generator=gen))
-            hr, ref = hr[:, y:y + p, x:x + p], ref[:, y:y + p, x:x + p]
-        s = make_sample(hr, ref, self.scale, name=lf.name, degradation=self.degradation,
-                        hr_what=f"view {lr_v} of {lf.name!r}", ref_what=f"view {ref_v} of {lf.name!r}")
+            hr, ref = hr[:, y : y + p, x : x + p], ref[:, y : y + p, x : x + p]
+        s = make_sample(
+            hr,
+            ref,
+            self.scale,
+            name=lf.name,
+            degradation=self.degradation,
+            hr_what=f"view {lr_v} of {lf.name!r}",
+            ref_what=f"view {ref_v} of {lf.name!r}",
+        )
         s["lr_view"], s["ref_view"] = lr_v, ref_v
         return s
 
@@ -117,8 +134,9 @@ class StereoDataset(Dataset):
     A reference of another size than its image is placed (see the module docstring).
     """
 
-    def __init__(self, left_dir, right_dir, scale: int, ref_side: str = "left", crop=None,
-                 degradation: str = "bicubic"):
+    def __init__(
+        self, left_dir, right_dir, scale: int, ref_side: str = "left", crop=None, degradation: str = "bicubic"
+    ):
         _check_scale(scale)
         if ref_side not in ("left", "right"):
             raise ValueError(f"ref_side must be 'left' or 'right', got {ref_side!r}")
@@ -127,8 +145,8 @@ class StereoDataset(Dataset):
         only_l, only_r = sorted(set(left) - set(right)), sorted(set(right) - set(left))
         if only_l or only_r:
             raise FileNotFoundError(
-                f"stereo folders differ: only in {left_dir}: {only_l[:5]}; only in {right_dir}: "
-                f"{only_r[:5]}")
+                f"stereo folders differ: only in {left_dir}: {only_l[:5]}; only in {right_dir}: {only_r[:5]}"
+            )
         if not left:
             raise FileNotFoundError(f"no images in {left_dir}")
         self.names = sorted(left)
@@ -140,11 +158,18 @@ class StereoDataset(Dataset):
 
     def __getitem__(self, index):
         n = self.names[index]
-        ref_p, hr_p = ((self.left[n], self.right[n]) if self.ref_side == "left"
-                       else (self.right[n], self.left[n]))
-        return make_sample(load_image(hr_p), load_image(ref_p), self.scale, name=Path(n).stem,
-                           crop=self.crop, degradation=self.degradation,
-                           hr_what=str(hr_p), ref_what=str(ref_p), place_ref=True)
+        ref_p, hr_p = (self.left[n], self.right[n]) if self.ref_side == "left" else (self.right[n], self.left[n])
+        return make_sample(
+            load_image(hr_p),
+            load_image(ref_p),
+            self.scale,
+            name=Path(n).stem,
+            crop=self.crop,
+            degradation=self.degradation,
+            hr_what=str(hr_p),
+            ref_what=str(ref_p),
+            place_ref=True,
+        )
 
 
 def read_pair_list(path) -> list[tuple[Path, Path]]:
@@ -161,8 +186,7 @@ def read_pair_list(path) -> list[tuple[Path, Path]]:
         parts = [p for p in line.replace(",", " ").split() if p]
         if len(parts) != 2:
             raise ValueError(f"{path}:{no}: expected two paths (image, reference), got {line!r}")
-        pairs.append(tuple((path.parent / p) if not Path(p).is_absolute() else Path(p)
-                           for p in parts))
+        pairs.append(tuple((path.parent / p) if not Path(p).is_absolute() else Path(p) for p in parts))
     if not pairs:
         raise ValueError(f"pair list {path} is empty")
     return pairs
@@ -203,11 +227,20 @@ class PairListDataset(Dataset):
         a, b = self.pairs[index]
         img, ref = load_image(a), load_image(b)
         if self.kind == "hr":
-            return make_sample(img, ref, self.scale, name=a.stem, crop=self.crop,
-                               degradation=self.degradation, hr_what=str(a), ref_what=str(b),
-                               place_ref=True)
-        ref, placement = place_reference(ref, (img.shape[-2] * self.scale, img.shape[-1] * self.scale),
-                                         name=f"reference {b}")
+            return make_sample(
+                img,
+                ref,
+                self.scale,
+                name=a.stem,
+                crop=self.crop,
+                degradation=self.degradation,
+                hr_what=str(a),
+                ref_what=str(b),
+                place_ref=True,
+            )
+        ref, placement = place_reference(
+            ref, (img.shape[-2] * self.scale, img.shape[-1] * self.scale), name=f"reference {b}"
+        )
         sample = {"lr": img, "ref": ref.contiguous(), "name": a.stem}
         if placement.note is not None:
             sample["ref_placement"] = placement.note

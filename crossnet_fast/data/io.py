@@ -1,4 +1,5 @@
 """Reading and writing images as float tensors."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -58,8 +59,7 @@ def save_image(img: torch.Tensor, path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     # atomic_path removes the temporary file on any error and names ``path`` in an OSError.
     with atomic_path(path) as tmp:
-        Image.fromarray(to_uint8(img)).save(tmp, format=Image.registered_extensions().get(
-            path.suffix.lower(), "PNG"))
+        Image.fromarray(to_uint8(img)).save(tmp, format=Image.registered_extensions().get(path.suffix.lower(), "PNG"))
 
 
 def list_images(folder) -> list[Path]:
@@ -67,5 +67,4 @@ def list_images(folder) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"folder not found: {folder}")
-    return sorted(p for p in folder.iterdir()
-                  if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)

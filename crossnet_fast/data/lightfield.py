@@ -11,6 +11,7 @@ Three on-disk layouts:
 
 All load lazily and cache nothing but the last mosaic/tile file.
 """
+
 from __future__ import annotations
 
 import re
@@ -42,10 +43,11 @@ class LightField:
         """The (3, H, W) float32 [0, 1] image of view (row, col); FileNotFoundError if absent."""
         view = _as_view(view)
         if not self.has_view(view):
-            raise FileNotFoundError(f"light field {self.name!r} has no view {view}; available "
-                                    f"rows 0..{self.grid[0] - 1}, cols 0..{self.grid[1] - 1}"
-                                    + ("" if len(self.views) == self.grid[0] * self.grid[1]
-                                       else f" (only {len(self.views)} views present)"))
+            raise FileNotFoundError(
+                f"light field {self.name!r} has no view {view}; available "
+                f"rows 0..{self.grid[0] - 1}, cols 0..{self.grid[1] - 1}"
+                + ("" if len(self.views) == self.grid[0] * self.grid[1] else f" (only {len(self.views)} views present)")
+            )
         return self._load(view)
 
     def _load(self, view):  # pragma: no cover - abstract
@@ -92,14 +94,13 @@ class ViewFolderLightField(LightField):
                 self._add((r - 1, c - 1), f)
         if not self._files:
             raise FileNotFoundError(
-                f"no light-field views in {self.folder}: expected input_CamNNN.png or "
-                f"<name>_<k>_<row>_<col>.png files")
+                f"no light-field views in {self.folder}: expected input_CamNNN.png or <name>_<k>_<row>_<col>.png files"
+            )
         self.grid = (max(r for r, _ in self._files) + 1, max(c for _, c in self._files) + 1)
 
     def _add(self, view, f):
         if view in self._files:
-            raise ValueError(f"two files for view {view} in {self.folder}: "
-                             f"{self._files[view].name} and {f.name}")
+            raise ValueError(f"two files for view {view} in {self.folder}: {self._files[view].name} and {f.name}")
         self._files[view] = f
 
     @property
@@ -141,23 +142,27 @@ class MosaicLightField(_SingleFileLightField):
     def __init__(self, path, pitch: int = 14, offset: int = 3, size: int = 8):
         super().__init__(path)
         if pitch < 1 or offset < 0 or size < 1 or offset + size > pitch:
-            raise ValueError(f"need 0 <= offset, 1 <= size, offset + size <= pitch; got "
-                             f"pitch={pitch}, offset={offset}, size={size}")
+            raise ValueError(
+                f"need 0 <= offset, 1 <= size, offset + size <= pitch; got pitch={pitch}, offset={offset}, size={size}"
+            )
         self.pitch, self.offset, self.grid = pitch, offset, (size, size)
 
     def _load(self, view):
         img = self._image()
         h, w = img.shape[-2] // self.pitch, img.shape[-1] // self.pitch
         if h < 1 or w < 1:
-            raise ValueError(f"{self.path}: a {tuple(img.shape[-2:])} image is smaller than one "
-                             f"{self.pitch}x{self.pitch} lens")
+            raise ValueError(
+                f"{self.path}: a {tuple(img.shape[-2:])} image is smaller than one {self.pitch}x{self.pitch} lens"
+            )
         H, W = img.shape[-2:]
         if H % self.pitch or W % self.pitch:
-            raise ValueError(f"{self.path}: size {W}x{H} (width x height) is not a multiple of the "
-                             f"lenslet pitch {self.pitch}; expected a whole number of "
-                             f"{self.pitch}x{self.pitch} lenses (is the pitch right?)")
+            raise ValueError(
+                f"{self.path}: size {W}x{H} (width x height) is not a multiple of the "
+                f"lenslet pitch {self.pitch}; expected a whole number of "
+                f"{self.pitch}x{self.pitch} lenses (is the pitch right?)"
+            )
         u, v = view
-        return img[:, u + self.offset::self.pitch, v + self.offset::self.pitch].contiguous()
+        return img[:, u + self.offset :: self.pitch, v + self.offset :: self.pitch].contiguous()
 
 
 class TiledLightField(_SingleFileLightField):
@@ -177,4 +182,4 @@ class TiledLightField(_SingleFileLightField):
             raise ValueError(f"{self.path}: size {W}x{H} is not a multiple of the {t}x{t} tiling")
         h, w = H // t, W // t
         r, c = view
-        return img[:, r * h:(r + 1) * h, c * w:(c + 1) * w].contiguous()
+        return img[:, r * h : (r + 1) * h, c * w : (c + 1) * w].contiguous()

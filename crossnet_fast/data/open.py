@@ -1,4 +1,5 @@
 """``open_dataset``: one entry point from a path and a layout name (used by ``crossnet-fast eval``)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -40,9 +41,18 @@ def _files_or_folder(path: Path):
     return [path] if path.is_file() else list_images(path)
 
 
-def open_dataset(path, layout: str = "auto", scale: int = 4, ref_view=(0, 0), lr_view=(1, 1),
-                 crop=None, degradation: str = "bicubic", ref_side: str = "left", kind: str = "hr",
-                 **lf_kwargs):
+def open_dataset(
+    path,
+    layout: str = "auto",
+    scale: int = 4,
+    ref_view=(0, 0),
+    lr_view=(1, 1),
+    crop=None,
+    degradation: str = "bicubic",
+    ref_side: str = "left",
+    kind: str = "hr",
+    **lf_kwargs,
+):
     """A Dataset of RefSR samples (see ``datasets``) for ``path`` in ``layout``.
 
     ``views``: ``path`` is a folder of views or a folder of such folders (one light field each);
@@ -61,14 +71,14 @@ def open_dataset(path, layout: str = "auto", scale: int = 4, ref_view=(0, 0), lr
     if layout == "pairs":
         return PairListDataset(path, scale, kind=kind, crop=crop, degradation=degradation)
     if layout == "stereo":
-        return StereoDataset(path / "left", path / "right", scale, ref_side=ref_side, crop=crop,
-                             degradation=degradation)
+        return StereoDataset(
+            path / "left", path / "right", scale, ref_side=ref_side, crop=crop, degradation=degradation
+        )
     if layout == "views":
         if _is_view_folder(path):
             lfs = [ViewFolderLightField(path)]
         else:
-            lfs = [ViewFolderLightField(d) for d in sorted(path.iterdir())
-                   if d.is_dir() and _is_view_folder(d)]
+            lfs = [ViewFolderLightField(d) for d in sorted(path.iterdir()) if d.is_dir() and _is_view_folder(d)]
             if not lfs:
                 raise FileNotFoundError(f"no light-field view folders in {path}")
     elif layout == "mosaic":
@@ -77,5 +87,6 @@ def open_dataset(path, layout: str = "auto", scale: int = 4, ref_view=(0, 0), lr
         lfs = [TiledLightField(f) for f in _files_or_folder(path)]
     if not lfs:
         raise FileNotFoundError(f"no images in {path}")
-    return LightFieldDataset(lfs, scale, ref_view=ref_view, lr_view=lr_view, crop=crop,
-                             degradation=degradation, **lf_kwargs)
+    return LightFieldDataset(
+        lfs, scale, ref_view=ref_view, lr_view=lr_view, crop=crop, degradation=degradation, **lf_kwargs
+    )

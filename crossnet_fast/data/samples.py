@@ -1,4 +1,5 @@
 """Turning an (HR, reference) pair into a RefSR sample."""
+
 from __future__ import annotations
 
 import torch
@@ -10,22 +11,32 @@ from ..placement import place_reference
 def check_same_size(a: torch.Tensor, b: torch.Tensor, what_a: str, what_b: str) -> None:
     """ValueError naming both images if their (H, W) differ."""
     if a.shape[-2:] != b.shape[-2:]:
-        raise ValueError(f"{what_a} is {a.shape[-1]}x{a.shape[-2]} but {what_b} is "
-                         f"{b.shape[-1]}x{b.shape[-2]} (width x height); they must match")
+        raise ValueError(
+            f"{what_a} is {a.shape[-1]}x{a.shape[-2]} but {what_b} is "
+            f"{b.shape[-1]}x{b.shape[-2]} (width x height); they must match"
+        )
 
 
 def crop_top_left(img: torch.Tensor, size, what: str) -> torch.Tensor:
     """Top-left (h, w) crop of (..., H, W); ValueError naming ``what`` if it does not fit."""
     h, w = (int(v) for v in size)
     if h < 1 or w < 1 or h > img.shape[-2] or w > img.shape[-1]:
-        raise ValueError(f"crop {w}x{h} does not fit {what} of size "
-                         f"{img.shape[-1]}x{img.shape[-2]} (width x height)")
+        raise ValueError(f"crop {w}x{h} does not fit {what} of size {img.shape[-1]}x{img.shape[-2]} (width x height)")
     return img[..., :h, :w]
 
 
-def make_sample(hr: torch.Tensor, ref: torch.Tensor, scale: int, *, name: str,
-                crop=None, degradation: str = "bicubic", hr_what: str = "the HR view",
-                ref_what: str = "the reference view", place_ref: bool = False) -> dict:
+def make_sample(
+    hr: torch.Tensor,
+    ref: torch.Tensor,
+    scale: int,
+    *,
+    name: str,
+    crop=None,
+    degradation: str = "bicubic",
+    hr_what: str = "the HR view",
+    ref_what: str = "the reference view",
+    place_ref: bool = False,
+) -> dict:
     """Crop (top-left ``crop``, then down to multiples of ``scale``) and degrade.
 
     Args:

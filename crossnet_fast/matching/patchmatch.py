@@ -10,6 +10,7 @@ Everything is vectorised over pixels and batch in torch, so it runs on CPU or GP
 propagation step is the parallel (jump-flooding) variant: every pixel looks at neighbours 8, 4,
 2 and 1 pixels away in four directions at once, instead of the sequential scan-line order.
 """
+
 from __future__ import annotations
 
 import torch
@@ -58,8 +59,7 @@ def _improve(m: _Matcher, best, qy, qx):
     qy, qx = m.clamp(qy, qx)
     c = m.cost(qy, qx)
     better = c < best[0]
-    return (torch.where(better, c, best[0]), torch.where(better, qy, best[1]),
-            torch.where(better, qx, best[2]))
+    return (torch.where(better, c, best[0]), torch.where(better, qy, best[1]), torch.where(better, qx, best[2]))
 
 
 def _shift(t: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
@@ -70,8 +70,15 @@ def _shift(t: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
     return t[:, ys][:, :, xs]
 
 
-def patchmatch(fa: torch.Tensor, fb: torch.Tensor, size_a, size_b, iterations: int = 4,
-               generator: torch.Generator | None = None, init=None):
+def patchmatch(
+    fa: torch.Tensor,
+    fb: torch.Tensor,
+    size_a,
+    size_b,
+    iterations: int = 4,
+    generator: torch.Generator | None = None,
+    init=None,
+):
     """Dense approximate nearest-neighbour field from A's patches to B's.
 
     Args:
@@ -109,8 +116,16 @@ def patchmatch(fa: torch.Tensor, fb: torch.Tensor, size_a, size_b, iterations: i
     return best
 
 
-def nearest_neighbour_flow(up: torch.Tensor, ref_low: torch.Tensor, scale: int, *, taps: int = 5,
-                           dilation: int | None = None, iterations: int = 4, seed: int = 0):
+def nearest_neighbour_flow(
+    up: torch.Tensor,
+    ref_low: torch.Tensor,
+    scale: int,
+    *,
+    taps: int = 5,
+    dilation: int | None = None,
+    iterations: int = 4,
+    seed: int = 0,
+):
     """PatchMatch correspondences from an upsampled LR image to a degraded reference, as a flow.
 
     Matches luma patches of ``taps x taps`` samples ``dilation`` px apart (default

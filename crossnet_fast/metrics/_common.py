@@ -1,4 +1,5 @@
 """Input checks, colour conversion and border crops shared by the metrics."""
+
 from __future__ import annotations
 
 import torch
@@ -22,11 +23,11 @@ def as_batch(pred, target, name_pred: str = "pred", name_target: str = "target")
         if not t.is_floating_point():
             raise TypeError(f"{n} must be a floating-point tensor in [0, 1], got {t.dtype}")
         if t.dim() not in (2, 3, 4):
-            raise ValueError(f"{n} must have shape (N, C, H, W), (C, H, W) or (H, W), "
-                             f"got {tuple(t.shape)}")
+            raise ValueError(f"{n} must have shape (N, C, H, W), (C, H, W) or (H, W), got {tuple(t.shape)}")
     if pred.shape != target.shape:
-        raise ValueError(f"{name_pred} and {name_target} must have the same shape, got "
-                         f"{tuple(pred.shape)} and {tuple(target.shape)}")
+        raise ValueError(
+            f"{name_pred} and {name_target} must have the same shape, got {tuple(pred.shape)} and {tuple(target.shape)}"
+        )
     p, t = pred, target
     while p.dim() < 4:
         p, t = p.unsqueeze(0), t.unsqueeze(0)

@@ -10,6 +10,7 @@ the filters themselves are the ideal frequency-domain ones rather than the 9x9 s
 The image is extended by mirror symmetry to twice its size before the FFT, so the transform sees
 a symmetric (not periodic) border, and the bands are cropped back to the original region.
 """
+
 from __future__ import annotations
 
 import math
@@ -51,8 +52,7 @@ def steerable_pyramid(img: torch.Tensor, levels: int = 4, orientations: int = 6,
     H, W = img.shape
     order = orientations - 1
     # Tight-frame constant of the angular functions (sum over k of their squares is 1).
-    const = math.sqrt((2.0 ** (2 * order)) * math.factorial(order) ** 2
-                      / (orientations * math.factorial(2 * order)))
+    const = math.sqrt((2.0 ** (2 * order)) * math.factorial(order) ** 2 / (orientations * math.factorial(2 * order)))
     ext = torch.cat([img, img.flip(-1)], dim=-1)
     ext = torch.cat([ext, ext.flip(-2)], dim=-2)
     X = torch.fft.fftshift(torch.fft.fft2(ext))
@@ -65,7 +65,7 @@ def steerable_pyramid(img: torch.Tensor, levels: int = 4, orientations: int = 6,
         h, w = X.shape
         r, theta = _grid(h, w, img.dtype, img.device)
         high, low = _raised_cosine(2.0 * r)
-        oh, ow = -(-H // 2 ** lev), -(-W // 2 ** lev)
+        oh, ow = -(-H // 2**lev), -(-W // 2**lev)
         level_bands = []
         for k in range(orientations):
             if keep is not None and k not in keep:
@@ -79,5 +79,5 @@ def steerable_pyramid(img: torch.Tensor, levels: int = 4, orientations: int = 6,
         X = X * low
         nh, nw = -(-h // 2), -(-w // 2)
         y0, x0 = h // 2 - nh // 2, w // 2 - nw // 2
-        X = X[y0:y0 + nh, x0:x0 + nw] * (nh * nw) / (h * w)
+        X = X[y0 : y0 + nh, x0 : x0 + nw] * (nh * nw) / (h * w)
     return bands

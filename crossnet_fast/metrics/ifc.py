@@ -17,6 +17,7 @@ divided by the number of pixels (as the SR literature's copy of ``ifcvec`` does)
 The pyramid is a frequency-domain steerable pyramid (see ``_steerable``) rather than the 9x9
 'sp5Filters' kernels, so values are close to, not identical with, the MATLAB code's.
 """
+
 from __future__ import annotations
 
 import torch
@@ -25,11 +26,11 @@ import torch.nn.functional as F
 from ._common import as_batch, to_channel
 from ._steerable import steerable_pyramid
 
-BLOCK = 3            # M: GSM vector is an MxM block
+BLOCK = 3  # M: GSM vector is an MxM block
 LEVELS = 4
 ORIENTATIONS = 6
 USED_ORIENTATIONS = (0, 3)
-_TOL = 1e-15         # variance treated as zero
+_TOL = 1e-15  # variance treated as zero
 _NOISE_FLOOR = 1e-10  # added to sigma_v^2 so undistorted blocks give finite information
 
 
@@ -91,7 +92,7 @@ def gsm_reference(c: torch.Tensor, m: int = BLOCK):
     h, w = (c.shape[0] // m) * m, (c.shape[1] // m) * m
     c = c[:h, :w]
     # All overlapping blocks as m*m-vectors, for the covariance.
-    allv = F.unfold(c[None, None], kernel_size=m)[0]          # (m*m, n_all)
+    allv = F.unfold(c[None, None], kernel_size=m)[0]  # (m*m, n_all)
     allv = allv - allv.mean(dim=1, keepdim=True)
     cu = allv @ allv.T / allv.shape[1]
     blocks = F.unfold(c[None, None], kernel_size=m, stride=m)[0]  # (m*m, n_blocks)

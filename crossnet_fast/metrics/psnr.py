@@ -1,4 +1,5 @@
 """Peak signal-to-noise ratio."""
+
 from __future__ import annotations
 
 import torch
@@ -6,8 +7,14 @@ import torch
 from ._common import as_batch, crop_border, to_channel
 
 
-def psnr(pred: torch.Tensor, target: torch.Tensor, channel: str = "rgb", crop: int = 0,
-         data_range: float = 1.0, reduction: str = "none") -> torch.Tensor:
+def psnr(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    channel: str = "rgb",
+    crop: int = 0,
+    data_range: float = 1.0,
+    reduction: str = "none",
+) -> torch.Tensor:
     """PSNR in dB, ``10 log10(data_range^2 / MSE)``, MSE over all pixels and channels of an image.
 
     Args:
@@ -23,7 +30,7 @@ def psnr(pred: torch.Tensor, target: torch.Tensor, channel: str = "rgb", crop: i
     p, t = as_batch(pred, target)
     p, t = crop_border(to_channel(p, channel), crop), crop_border(to_channel(t, channel), crop)
     mse = ((p - t) ** 2).flatten(1).mean(dim=1)
-    out = 10.0 * torch.log10(data_range ** 2 / mse)
+    out = 10.0 * torch.log10(data_range**2 / mse)
     if reduction == "mean":
         return out.mean()
     if reduction != "none":

@@ -1,4 +1,5 @@
 """Structural similarity (Wang, Bovik, Sheikh, Simoncelli 2004)."""
+
 from __future__ import annotations
 
 import torch
@@ -16,8 +17,14 @@ def _window(dtype, device) -> torch.Tensor:
     return g / g.sum()
 
 
-def ssim(pred: torch.Tensor, target: torch.Tensor, channel: str = "rgb", crop: int = 0,
-         data_range: float = 1.0, reduction: str = "none") -> torch.Tensor:
+def ssim(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    channel: str = "rgb",
+    crop: int = 0,
+    data_range: float = 1.0,
+    reduction: str = "none",
+) -> torch.Tensor:
     """Mean SSIM per image: Gaussian window (sigma 1.5, 11 taps), K1 = 0.01, K2 = 0.03, population
     (co)variances, averaged over the valid window positions and over channels.
 
@@ -38,8 +45,7 @@ def ssim(pred: torch.Tensor, target: torch.Tensor, channel: str = "rgb", crop: i
     p, t = crop_border(to_channel(p, channel), crop), crop_border(to_channel(t, channel), crop)
     n, c, h, w = p.shape
     if min(h, w) < 2 * _RADIUS + 1:
-        raise ValueError(f"ssim needs images of at least {2 * _RADIUS + 1}x{2 * _RADIUS + 1} "
-                         f"pixels, got {h}x{w}")
+        raise ValueError(f"ssim needs images of at least {2 * _RADIUS + 1}x{2 * _RADIUS + 1} pixels, got {h}x{w}")
     g = _window(p.dtype, p.device)
     kh, kw = g.view(1, 1, -1, 1).repeat(c, 1, 1, 1), g.view(1, 1, 1, -1).repeat(c, 1, 1, 1)
 
@@ -51,7 +57,7 @@ def ssim(pred: torch.Tensor, target: torch.Tensor, channel: str = "rgb", crop: i
     var_p = blur(p * p) - mu_p * mu_p
     var_t = blur(t * t) - mu_t * mu_t
     cov = blur(p * t) - mu_p * mu_t
-    s = ((2 * mu_p * mu_t + c1) * (2 * cov + c2)) / ((mu_p ** 2 + mu_t ** 2 + c1) * (var_p + var_t + c2))
+    s = ((2 * mu_p * mu_t + c1) * (2 * cov + c2)) / ((mu_p**2 + mu_t**2 + c1) * (var_p + var_t + c2))
     out = s.flatten(2).mean(dim=2).mean(dim=1)
     if reduction == "mean":
         return out.mean()

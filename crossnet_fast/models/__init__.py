@@ -2,6 +2,7 @@
 
 Models use only the public ops of :mod:`crossnet_fast.ops` for warping.
 """
+
 from .crossnet import CONFIGS, SIZE_MULTIPLE, CrossNet, CrossNetConfig
 from .decoder import Decoder
 from .encoder import Encoder
@@ -9,8 +10,18 @@ from .flownet import FlowNetSPlus
 from .sisr import MDSR, SRCNN, VDSR, Bicubic, bicubic_upsample, build_sisr, upsample_bicubic_torch
 
 __all__ = [
-    "CrossNet", "CrossNetConfig", "CONFIGS", "SIZE_MULTIPLE",
-    "FlowNetSPlus", "Encoder", "Decoder",
-    "MDSR", "SRCNN", "VDSR", "Bicubic", "upsample_bicubic_torch", "build_sisr",
+    "CrossNet",
+    "CrossNetConfig",
+    "CONFIGS",
+    "SIZE_MULTIPLE",
+    "FlowNetSPlus",
+    "Encoder",
+    "Decoder",
+    "MDSR",
+    "SRCNN",
+    "VDSR",
+    "Bicubic",
+    "upsample_bicubic_torch",
+    "build_sisr",
     "bicubic_upsample",  # deprecated alias of upsample_bicubic_torch
 ]

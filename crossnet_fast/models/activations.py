@@ -13,6 +13,7 @@ buffer: the five elementwise passes then stay in cache and no full-size temporar
 composite, which autograd differentiates. On other devices ``torch.nn.functional.selu`` is already
 one fused kernel and is used as is.
 """
+
 from __future__ import annotations
 
 import torch

@@ -21,6 +21,7 @@ reference degraded to the LR size the same way (like with like, as patch matchin
 4. A confidence in [0, 1] per pixel (a sigmoid of the estimators' third output) that CrossNet uses
    to gate the warped reference: a reference that matches nowhere is ignored.
 """
+
 from __future__ import annotations
 
 import math
@@ -31,14 +32,14 @@ from torch import nn
 
 from ..ops import backward_warp, correlation, resize_flow, upsample_flow
 
-GLOBAL_RANGE_HR = 128       # +-HR px the global search covers (held-out stereo: p90 near 110)
-MID_RADIUS = 3              # the local step at 1/8 HR
-LOCAL_RADII = (4, 2)        # the local steps at 1/4 HR
-FLOW_LEVEL_HR = 4           # the estimator's flow is at 1/4 of the HR resolution
+GLOBAL_RANGE_HR = 128  # +-HR px the global search covers (held-out stereo: p90 near 110)
+MID_RADIUS = 3  # the local step at 1/8 HR
+LOCAL_RADII = (4, 2)  # the local steps at 1/4 HR
+FLOW_LEVEL_HR = 4  # the estimator's flow is at 1/4 of the HR resolution
 _SLOPE = 0.1
 
 
-GLOBAL_LEVEL_HR = 16        # the global search runs at 1/16 of the HR resolution
+GLOBAL_LEVEL_HR = 16  # the global search runs at 1/16 of the HR resolution
 
 
 def global_radius(scale: int) -> int:
@@ -81,13 +82,13 @@ def _peak_soft_argmax(logits: torch.Tensor, radius: int) -> tuple[torch.Tensor, 
     are gathered rather than masked: the same softmax at 9 instead of K values per pixel.
     """
     side = 2 * radius + 1
-    best = logits.argmax(1, keepdim=True)[:, :, None]                  # (N, 1, 1, h, w)
+    best = logits.argmax(1, keepdim=True)[:, :, None]  # (N, 1, 1, h, w)
     by, bx = best // side, best % side
     offs = torch.arange(-1, 2, device=logits.device)
-    ny = (by + offs.view(1, 3, 1, 1, 1)).expand(-1, 3, 3, -1, -1)      # (N, 3, 3, h, w)
+    ny = (by + offs.view(1, 3, 1, 1, 1)).expand(-1, 3, 3, -1, -1)  # (N, 3, 3, h, w)
     nx = (bx + offs.view(1, 1, 3, 1, 1)).expand(-1, 3, 3, -1, -1)
     inside = (ny >= 0) & (ny < side) & (nx >= 0) & (nx < side)
-    idx = (ny.clamp(0, side - 1) * side + nx.clamp(0, side - 1)).flatten(1, 2)   # (N, 9, h, w)
+    idx = (ny.clamp(0, side - 1) * side + nx.clamp(0, side - 1)).flatten(1, 2)  # (N, 9, h, w)
     near = logits.gather(1, idx).masked_fill(~inside.flatten(1, 2), float("-inf"))
     weights = torch.softmax(near, dim=1)
     disp_x = (weights * (nx.flatten(1, 2) - radius).to(weights.dtype)).sum(1, keepdim=True)
@@ -101,9 +102,12 @@ class _Features(nn.Module):
     def __init__(self, channels: int) -> None:
         super().__init__()
         self.net = nn.Sequential(
-            nn.Conv2d(3, channels, 3, 1, 1), nn.LeakyReLU(_SLOPE, inplace=True),
-            nn.Conv2d(channels, channels, 3, 1, 1), nn.LeakyReLU(_SLOPE, inplace=True),
-            nn.Conv2d(channels, channels, 3, 1, 1))
+            nn.Conv2d(3, channels, 3, 1, 1),
+            nn.LeakyReLU(_SLOPE, inplace=True),
+            nn.Conv2d(channels, channels, 3, 1, 1),
+            nn.LeakyReLU(_SLOPE, inplace=True),
+            nn.Conv2d(channels, channels, 3, 1, 1),
+        )
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         return self.net(image)
@@ -139,9 +143,12 @@ class _LocalStep(nn.Module):
         self.net = nn.Sequential(
             # 1x1 first: the volumes are already 3x3-aggregated, and a 3x3 conv over 2K + 36
             # channels at LR size was most of the x4 flow's time.
-            nn.Conv2d(2 * k + feat_channels + 4, hidden, 1), nn.LeakyReLU(_SLOPE, inplace=True),
-            nn.Conv2d(hidden, hidden, 3, 1, 1), nn.LeakyReLU(_SLOPE, inplace=True),
-            nn.Conv2d(hidden, 3, 3, 1, 1))
+            nn.Conv2d(2 * k + feat_channels + 4, hidden, 1),
+            nn.LeakyReLU(_SLOPE, inplace=True),
+            nn.Conv2d(hidden, hidden, 3, 1, 1),
+            nn.LeakyReLU(_SLOPE, inplace=True),
+            nn.Conv2d(hidden, 3, 3, 1, 1),
+        )
         nn.init.zeros_(self.net[-1].weight)
         nn.init.zeros_(self.net[-1].bias)
 
@@ -204,7 +211,7 @@ class CorrelationFlow(nn.Module):
         n = flow.shape[0]
         f1, f2, d1, d2 = feats[:n], feats[n:], desc[:n], desc[n:]
         warped = backward_warp(torch.cat((f2, d2), 1), flow, padding="zeros", backend=self.backend)
-        g2, e2 = warped[:, : f2.shape[1]], warped[:, f2.shape[1]:]
+        g2, e2 = warped[:, : f2.shape[1]], warped[:, f2.shape[1] :]
         local_feat, local_desc = self._costs(f1, d1, g2, e2, step.radius)
         return step(local_feat, local_desc, f1, flow, logit)
 
@@ -245,7 +252,7 @@ def hr_pyramid(flow: torch.Tensor, conf: torch.Tensor, backend: str = "auto"):
     h, w = flow.shape[-2:]
     vs, cs = [], []
     for i in range(4):
-        size = (h * FLOW_LEVEL_HR // 2 ** i, w * FLOW_LEVEL_HR // 2 ** i)
+        size = (h * FLOW_LEVEL_HR // 2**i, w * FLOW_LEVEL_HR // 2**i)
         if size == (h, w):
             vs.append(flow)
             cs.append(conf)

@@ -8,6 +8,7 @@ Data flow (docs/DESIGN.md, section "The model"), all at HR size H x W:
     W_i    = backward_warp(F_ref[i], V_i)           one fused multiscale_warp call
     out    = Decoder(F_lr, W)
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -17,12 +18,12 @@ from torch import nn
 
 from .. import _model_file
 from ..backend import BACKENDS
-from ..matching.patchmatch import nearest_neighbour_flow
 from ..degrade import back_project, degrade
+from ..matching.patchmatch import nearest_neighbour_flow
 from ..ops import backward_warp, multiscale_warp
+from .corrflow import CorrelationFlow, hr_pyramid
 from .decoder import Decoder, ReferenceDetailGate
 from .encoder import Encoder
-from .corrflow import CorrelationFlow, hr_pyramid
 from .flownet import FlowNetSPlus
 from .refine import LocalSearchRefinement
 from .sisr import build_sisr, upsample_bicubic_torch
@@ -96,21 +97,29 @@ class CrossNetConfig:
         for name in ("residual", "ref_detail"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
-        if isinstance(self.refine_radius, bool) or not isinstance(self.refine_radius, int) or \
-                not 0 <= self.refine_radius <= 4:
+        if (
+            isinstance(self.refine_radius, bool)
+            or not isinstance(self.refine_radius, int)
+            or not 0 <= self.refine_radius <= 4
+        ):
             raise ValueError(f"refine_radius must be an integer in [0, 4], got {self.refine_radius!r}")
         if self.flow_ref not in FLOW_REFS:
             raise ValueError(f"flow_ref must be one of {FLOW_REFS}, got {self.flow_ref!r}")
-        if isinstance(self.backprojection, bool) or not isinstance(self.backprojection, int) or \
-                not 0 <= self.backprojection <= 4:
+        if (
+            isinstance(self.backprojection, bool)
+            or not isinstance(self.backprojection, int)
+            or not 0 <= self.backprojection <= 4
+        ):
             raise ValueError(f"backprojection must be an integer in [0, 4], got {self.backprojection!r}")
         if self.flow_init not in FLOW_INITS:
             raise ValueError(f"flow_init must be one of {FLOW_INITS}, got {self.flow_init!r}")
         if self.flow not in FLOWS:
             raise ValueError(f"flow must be one of {FLOWS}, got {self.flow!r}")
         if self.flow == "correlation" and self.flow_init != "net":
-            raise ValueError("flow_init='patchmatch' starts FlowNetS+'s V0; with flow='correlation' "
-                             f"use flow_init='net', got {self.flow_init!r}")
+            raise ValueError(
+                "flow_init='patchmatch' starts FlowNetS+'s V0; with flow='correlation' "
+                f"use flow_init='net', got {self.flow_init!r}"
+            )
 
     @property
     def channels(self) -> int:
@@ -123,7 +132,7 @@ class CrossNetConfig:
 
     @property
     def flow_input(self) -> str:
-        """"bicubic" or "sisr": which upsampled LR image the flow net sees."""
+        """ "bicubic" or "sisr": which upsampled LR image the flow net sees."""
         return "bicubic" if self.config == "official" else "sisr"
 
     @property
@@ -132,8 +141,13 @@ class CrossNetConfig:
 
     @property
     def needs_degraded_ref(self) -> bool:
-        return (self.flow_ref == "degraded" or self.ref_detail or self.refine_radius > 0
-                or self.flow_init == "patchmatch" or self.flow == "correlation")
+        return (
+            self.flow_ref == "degraded"
+            or self.ref_detail
+            or self.refine_radius > 0
+            or self.flow_init == "patchmatch"
+            or self.flow == "correlation"
+        )
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -153,23 +167,45 @@ class CrossNet(nn.Module):
         freeze_sisr: stop gradients into the SISR front end (it then runs under ``no_grad``).
         width: channel multiplier of the flow net, encoder and decoder (1.0: the paper's network,
             the parameter counts above; 0.25: the compact configuration of the shipped weights).
-        residual, flow_ref, ref_detail, refine_radius, flow_init, backprojection: trainability options of the shipped compact models (see
-            :class:`CrossNetConfig`); the defaults are the faithful model.
+        residual, flow_ref, ref_detail, refine_radius, flow_init, backprojection: trainability
+            options of the shipped compact models (see :class:`CrossNetConfig`); the defaults are
+            the faithful model.
 
     ``model(lr, ref)``: lr (N, 3, H/scale, W/scale) and ref (N, 3, H, W), float images in [0, 1],
     same dtype and device, H and W multiples of 64 (:func:`crossnet_fast.super_resolve` pads any
     size). Returns (N, 3, H, W) of the input dtype (the autocast dtype under autocast), not clamped.
     """
 
-    def __init__(self, scale: int = 4, config: str = "official", sisr: str = "mdsr",
-                 backend: str = "auto", freeze_sisr: bool = False, width: float = 1.0,
-                 residual: bool = False, flow_ref: str = "sharp", ref_detail: bool = False,
-                 refine_radius: int = 0, flow_init: str = "net", backprojection: int = 0,
-                 flow: str = "flownet") -> None:
+    def __init__(
+        self,
+        scale: int = 4,
+        config: str = "official",
+        sisr: str = "mdsr",
+        backend: str = "auto",
+        freeze_sisr: bool = False,
+        width: float = 1.0,
+        residual: bool = False,
+        flow_ref: str = "sharp",
+        ref_detail: bool = False,
+        refine_radius: int = 0,
+        flow_init: str = "net",
+        backprojection: int = 0,
+        flow: str = "flownet",
+    ) -> None:
         super().__init__()
-        self.cfg = CrossNetConfig(scale=scale, config=config, sisr=sisr, width=width, residual=residual,
-                                  flow_ref=flow_ref, ref_detail=ref_detail, refine_radius=refine_radius,
-                                  flow_init=flow_init, backprojection=backprojection, flow=flow)
+        self.cfg = CrossNetConfig(
+            scale=scale,
+            config=config,
+            sisr=sisr,
+            width=width,
+            residual=residual,
+            flow_ref=flow_ref,
+            ref_detail=ref_detail,
+            refine_radius=refine_radius,
+            flow_init=flow_init,
+            backprojection=backprojection,
+            flow=flow,
+        )
         self.sisr = build_sisr(sisr, scale)
         # One flow estimator, under its own name so that state dicts say which one they hold.
         self.flownet = FlowNetSPlus(width) if flow == "flownet" else None
@@ -183,13 +219,14 @@ class CrossNet(nn.Module):
             nn.init.zeros_(self.decoder.out.weight)
             nn.init.zeros_(self.decoder.out.bias)
         self.ref_detail = ReferenceDetailGate(self.cfg.channels, patch=scale + 3) if ref_detail else None
-        self.refine = (LocalSearchRefinement(refine_radius, steps=2, patch=scale + 3, backend=backend)
-                       if refine_radius else None)
+        self.refine = (
+            LocalSearchRefinement(refine_radius, steps=2, patch=scale + 3, backend=backend) if refine_radius else None
+        )
         self.backend = backend
         self.freeze_sisr(freeze_sisr)
 
     @classmethod
-    def from_config(cls, cfg: "CrossNetConfig | dict", backend: str = "auto") -> "CrossNet":
+    def from_config(cls, cfg: CrossNetConfig | dict, backend: str = "auto") -> CrossNet:
         """A freshly initialised model of a stored configuration (a CrossNetConfig or its dict)."""
         d = cfg.to_dict() if isinstance(cfg, CrossNetConfig) else dict(cfg)
         return cls(backend=backend, **d)
@@ -219,7 +256,7 @@ class CrossNet(nn.Module):
         """The JSON-serialisable configuration (what :meth:`save` stores beside the weights)."""
         return self.cfg.to_dict()
 
-    def freeze_sisr(self, frozen: bool = True) -> "CrossNet":
+    def freeze_sisr(self, frozen: bool = True) -> CrossNet:
         """Freeze (or unfreeze) the SISR front end, as the released code does with precomputed MDSR."""
         self.sisr_frozen = bool(frozen)
         for p in self.sisr.parameters():
@@ -240,11 +277,15 @@ class CrossNet(nn.Module):
         if lr.shape[0] != n:
             raise ValueError(f"lr and ref must have the same batch size, got {lr.shape[0]} and {n}")
         if (lr.shape[2] * s, lr.shape[3] * s) != (h, w):
-            raise ValueError(f"ref must be {s}x the size of lr (scale={s}): lr is {tuple(lr.shape[2:])}, "
-                             f"so ref must be {(lr.shape[2] * s, lr.shape[3] * s)}, got {(h, w)}")
+            raise ValueError(
+                f"ref must be {s}x the size of lr (scale={s}): lr is {tuple(lr.shape[2:])}, "
+                f"so ref must be {(lr.shape[2] * s, lr.shape[3] * s)}, got {(h, w)}"
+            )
         if h % SIZE_MULTIPLE or w % SIZE_MULTIPLE:
-            raise ValueError(f"ref height and width must be multiples of {SIZE_MULTIPLE}, got {(h, w)}; "
-                             "use crossnet_fast.super_resolve for other sizes (it pads)")
+            raise ValueError(
+                f"ref height and width must be multiples of {SIZE_MULTIPLE}, got {(h, w)}; "
+                "use crossnet_fast.super_resolve for other sizes (it pads)"
+            )
         if lr.device != ref.device:
             raise ValueError(f"lr and ref must be on the same device, got {lr.device} and {ref.device}")
 
@@ -361,14 +402,20 @@ class CrossNet(nn.Module):
         out = self.post_process(out, fused, used, x)
         if not return_parts:
             return out
-        return {"out": out, "flows": flows, "v0_used": used[0], "lr_up": x["lr_up"],
-                "flow_ref": x["flow_ref"], "confidences": confs}
+        return {
+            "out": out,
+            "flows": flows,
+            "v0_used": used[0],
+            "lr_up": x["lr_up"],
+            "flow_ref": x["flow_ref"],
+            "confidences": confs,
+        }
 
     def save(self, path) -> None:
         """Write weights + configuration to a safetensors file, atomically (see crossnet_fast.checkpoint)."""
         _model_file.write(self, path)
 
     @classmethod
-    def load(cls, path_or_name, device="cpu", backend: str = "auto") -> "CrossNet":
+    def load(cls, path_or_name, device="cpu", backend: str = "auto") -> CrossNet:
         """Load a model saved by :meth:`save` (or a shipped name); see :func:`crossnet_fast.load_model`."""
         return _model_file.read(path_or_name, CrossNet, CrossNetConfig, device=device, backend=backend)

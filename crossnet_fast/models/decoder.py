@@ -1,9 +1,9 @@
 """The CrossNet U-Net fusion decoder (docs/DESIGN.md, section "Encoder and decoder")."""
+
 from __future__ import annotations
 
-from typing import Sequence
-
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import nn

@@ -1,4 +1,5 @@
 """The CrossNet feature encoder (docs/DESIGN.md, section "Encoder and decoder"): 5 conv layers, 64 filters, SELU."""
+
 from __future__ import annotations
 
 import torch

@@ -3,6 +3,7 @@
 FlowNetS (Dosovitskiy et al. 2015) stops at 1/4 resolution; the "+" adds two learned x2 stages with
 skip connections so that flows come out at full, 1/2, 1/4 and 1/8 resolution (V0..V3).
 """
+
 from __future__ import annotations
 
 import torch
@@ -73,8 +74,10 @@ class FlowNetSPlus(nn.Module):
         self.flow1, self.flow1_up, self.deconv1 = _flow_head(cat1), _flow_up(), _deconv(cat1, c[64])
         # Full-resolution head on ref (3) + deconv1 (64) + flow1_up (2) = 69 channels at width 1.
         self.flow0 = nn.Sequential(
-            nn.Conv2d(3 + c[64] + 2, 16, 7, 1, 3), SELU(),
-            nn.Conv2d(16, 16, 7, 1, 3), SELU(),
+            nn.Conv2d(3 + c[64] + 2, 16, 7, 1, 3),
+            SELU(),
+            nn.Conv2d(16, 16, 7, 1, 3),
+            SELU(),
             nn.Conv2d(16, 2, 3, 1, 1),
         )
 

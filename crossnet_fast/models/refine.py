@@ -7,6 +7,7 @@ by the patch-averaged squared difference to the bicubic LR (patch = scale + 3 px
 the soft-argmin of the offsets (softmax of -cost / T, T learned). Repeated ``steps`` times, each
 search starting from the last estimate. Differentiable: gradients reach V0 and T.
 """
+
 from __future__ import annotations
 
 import math

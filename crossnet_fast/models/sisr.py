@@ -10,10 +10,11 @@ same dtype, values roughly in [0, 1]:
 - :class:`SRCNN` (Dong et al. 2014) and :class:`VDSR` (Kim et al. 2016): the paper's SISR
   baselines, both refining a bicubic upsampling. They run on RGB (the originals used luminance).
 """
+
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -98,8 +99,9 @@ class MDSR(nn.Module):
     network starts centred whatever data it is trained on.
     """
 
-    def __init__(self, scales: Sequence[int] = SCALES, channels: int = 64, blocks: int = 16,
-                 res_scale: float = 1.0) -> None:
+    def __init__(
+        self, scales: Sequence[int] = SCALES, channels: int = 64, blocks: int = 16, res_scale: float = 1.0
+    ) -> None:
         super().__init__()
         scales = tuple(scales)
         if not scales:
@@ -111,12 +113,12 @@ class MDSR(nn.Module):
         self.scales = scales
         self.head = nn.Conv2d(3, channels, 3, 1, 1)
         # Scale-specific pre-processing: two 5x5 residual blocks per scale (as in MDSR).
-        self.pre = nn.ModuleDict({
-            f"x{s}": nn.Sequential(ResBlock(channels, 5, res_scale), ResBlock(channels, 5, res_scale))
-            for s in scales
-        })
-        self.body = nn.Sequential(*[ResBlock(channels, 3, res_scale) for _ in range(blocks)],
-                                  nn.Conv2d(channels, channels, 3, 1, 1))
+        self.pre = nn.ModuleDict(
+            {f"x{s}": nn.Sequential(ResBlock(channels, 5, res_scale), ResBlock(channels, 5, res_scale)) for s in scales}
+        )
+        self.body = nn.Sequential(
+            *[ResBlock(channels, 3, res_scale) for _ in range(blocks)], nn.Conv2d(channels, channels, 3, 1, 1)
+        )
         self.up = nn.ModuleDict({f"x{s}": PixelShuffleUpsampler(channels, s) for s in scales})
         self.tail = nn.Conv2d(channels, 3, 3, 1, 1)
 
@@ -141,8 +143,10 @@ class SRCNN(nn.Module):
         super().__init__()
         self.scale = _check_scale(scale, SCALES)
         self.body = nn.Sequential(
-            nn.Conv2d(3, 64, 9, 1, 4), nn.ReLU(inplace=True),
-            nn.Conv2d(64, 32, 1), nn.ReLU(inplace=True),
+            nn.Conv2d(3, 64, 9, 1, 4),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(64, 32, 1),
+            nn.ReLU(inplace=True),
             nn.Conv2d(32, 3, 5, 1, 2),
         )
 

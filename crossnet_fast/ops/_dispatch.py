@@ -1,4 +1,5 @@
 """Maps a resolved backend name to the op family that implements it."""
+
 from __future__ import annotations
 
 import torch

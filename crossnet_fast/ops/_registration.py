@@ -10,6 +10,7 @@ several microseconds a call); see ``NATIVE_AUTOGRAD``.
 Output layout rule, shared by fakes and kernels: an output that has the shape of an input is
 ``empty_like`` that input (so channels_last in gives channels_last out); new shapes are contiguous.
 """
+
 from __future__ import annotations
 
 import torch
@@ -21,8 +22,7 @@ TRITON = "crossnet_fast_triton"
 SCHEMAS = {
     "multiscale_warp": "(Tensor[] feats, Tensor[] flows, str padding) -> Tensor[]",
     "multiscale_warp_backward": (
-        "(Tensor[] grad_outs, Tensor[] feats, Tensor[] flows, str padding, bool[2] output_mask)"
-        " -> (Tensor[], Tensor[])"
+        "(Tensor[] grad_outs, Tensor[] feats, Tensor[] flows, str padding, bool[2] output_mask) -> (Tensor[], Tensor[])"
     ),
     "grid_sample": "(Tensor input, Tensor grid, str padding, bool align_corners) -> Tensor",
     "grid_sample_backward": (
@@ -109,8 +109,10 @@ def _fake_charbonnier_backward(grad_loss, pred, target, eps, reduction):
 
 
 def _fake_correlation(f1, f2, max_displacement, dilation, stride):
-    torch._check(max_displacement >= 0 and dilation >= 1 and stride >= 1,
-                 lambda: "correlation: need max_displacement >= 0, dilation >= 1, stride >= 1")
+    torch._check(
+        max_displacement >= 0 and dilation >= 1 and stride >= 1,
+        lambda: "correlation: need max_displacement >= 0, dilation >= 1, stride >= 1",
+    )
     n, _, h, w = f1.shape
     side = 2 * max_displacement + 1
     return f1.new_empty((n, side * side, (h + stride - 1) // stride, (w + stride - 1) // stride))
@@ -210,9 +212,7 @@ def _autograd_for(namespace: str):
     def correlation_backward(ctx, grad_out):
         f1, f2 = ctx.saved_tensors
         need_f1, need_f2 = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-        grad_f1, grad_f2 = ops_of(namespace).correlation_backward(
-            grad_out, f1, f2, *ctx.params, [need_f1, need_f2]
-        )
+        grad_f1, grad_f2 = ops_of(namespace).correlation_backward(grad_out, f1, f2, *ctx.params, [need_f1, need_f2])
         return (grad_f1 if need_f1 else None, grad_f2 if need_f2 else None, None, None, None)
 
     return {

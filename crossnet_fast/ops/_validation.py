@@ -2,6 +2,7 @@
 
 Every message names the op, the argument and what was expected.
 """
+
 from __future__ import annotations
 
 import torch
@@ -34,38 +35,49 @@ def check_warp_pair(op: str, feat, flow, feat_name: str = "feat", flow_name: str
     check_float_tensor(op, feat_name, feat, 4, "(N, C, H, W)")
     check_float_tensor(op, flow_name, flow, 4, "(N, 2, H, W)")
     if flow.shape[1] != 2:
-        raise ValueError(f"{op}: {flow_name} must have 2 channels (x, y displacement in pixels), "
-                         f"got shape {_shape(flow)}")
+        raise ValueError(
+            f"{op}: {flow_name} must have 2 channels (x, y displacement in pixels), got shape {_shape(flow)}"
+        )
     n, _, h, w = feat.shape
     if (flow.shape[0], flow.shape[2], flow.shape[3]) != (n, h, w):
-        raise ValueError(f"{op}: {flow_name} must have shape (N, 2, H, W) = ({n}, 2, {h}, {w}) to match "
-                         f"{feat_name} {_shape(feat)}, got {_shape(flow)}")
+        raise ValueError(
+            f"{op}: {flow_name} must have shape (N, 2, H, W) = ({n}, 2, {h}, {w}) to match "
+            f"{feat_name} {_shape(feat)}, got {_shape(flow)}"
+        )
     if feat.device != flow.device:
-        raise ValueError(f"{op}: {feat_name} and {flow_name} must be on the same device, "
-                         f"got {feat.device} and {flow.device}")
+        raise ValueError(
+            f"{op}: {feat_name} and {flow_name} must be on the same device, got {feat.device} and {flow.device}"
+        )
 
 
 def check_pyramid(op: str, feats, flows) -> tuple[list, list]:
     """Lists of (N, C_s, H_s, W_s) features and (N, 2, H_s, W_s) flows, one pair per scale."""
     if isinstance(feats, torch.Tensor) or isinstance(flows, torch.Tensor):
-        raise TypeError(f"{op}: feats and flows must be lists of tensors (one per scale); "
-                        "use backward_warp for a single tensor")
+        raise TypeError(
+            f"{op}: feats and flows must be lists of tensors (one per scale); use backward_warp for a single tensor"
+        )
     feats, flows = list(feats), list(flows)
     if len(feats) != len(flows):
-        raise ValueError(f"{op}: feats and flows must have the same length (one flow per scale), "
-                         f"got {len(feats)} and {len(flows)}")
+        raise ValueError(
+            f"{op}: feats and flows must have the same length (one flow per scale), got {len(feats)} and {len(flows)}"
+        )
     for i, (feat, flow) in enumerate(zip(feats, flows)):
         check_warp_pair(op, feat, flow, f"feats[{i}]", f"flows[{i}]")
         if i > 0:
             if feat.device != feats[0].device:
-                raise ValueError(f"{op}: every scale must be on one device, feats[{i}] is on {feat.device} "
-                                 f"and feats[0] on {feats[0].device}")
+                raise ValueError(
+                    f"{op}: every scale must be on one device, feats[{i}] is on {feat.device} "
+                    f"and feats[0] on {feats[0].device}"
+                )
             if feat.dtype != feats[0].dtype:
-                raise TypeError(f"{op}: every scale must have one dtype, feats[{i}] is {feat.dtype} "
-                                f"and feats[0] {feats[0].dtype}")
+                raise TypeError(
+                    f"{op}: every scale must have one dtype, feats[{i}] is {feat.dtype} and feats[0] {feats[0].dtype}"
+                )
             if feat.shape[0] != feats[0].shape[0]:
-                raise ValueError(f"{op}: every scale must have the same batch size N, feats[{i}] has "
-                                 f"{feat.shape[0]} and feats[0] {feats[0].shape[0]}")
+                raise ValueError(
+                    f"{op}: every scale must have the same batch size N, feats[{i}] has "
+                    f"{feat.shape[0]} and feats[0] {feats[0].shape[0]}"
+                )
     return feats, flows
 
 
@@ -99,8 +111,9 @@ def check_grid_sample(op: str, input, grid, padding_mode, align_corners) -> None
     check_float_tensor(op, "input", input, 4, "(N, C, H, W)")
     check_float_tensor(op, "grid", grid, 4, "(N, Ho, Wo, 2)")
     if grid.shape[-1] != 2:
-        raise ValueError(f"{op}: grid must have shape (N, Ho, Wo, 2) with (x, y) in the last dimension, "
-                         f"got {_shape(grid)}")
+        raise ValueError(
+            f"{op}: grid must have shape (N, Ho, Wo, 2) with (x, y) in the last dimension, got {_shape(grid)}"
+        )
     if grid.shape[0] != input.shape[0]:
         raise ValueError(f"{op}: grid must have the batch size of input ({input.shape[0]}), got {_shape(grid)}")
     if input.shape[2] == 0 or input.shape[3] == 0:

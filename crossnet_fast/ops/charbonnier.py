@@ -1,4 +1,5 @@
 """Public op ``charbonnier``: the Charbonnier (smooth L1) loss, fused, fp32 accumulation."""
+
 from __future__ import annotations
 
 import torch

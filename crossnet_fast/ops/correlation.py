@@ -1,4 +1,5 @@
 """Public op ``correlation``: the cost volume of two feature maps over a window of displacements."""
+
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,5 @@
 """Public op ``grid_sample``: a drop-in for ``torch.nn.functional.grid_sample`` (4-D, bilinear)."""
+
 from __future__ import annotations
 
 import torch

@@ -1,7 +1,8 @@
 """Public warp ops: ``backward_warp`` (one scale) and ``multiscale_warp`` (a pyramid, one launch)."""
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 

@@ -1,7 +1,8 @@
 """Public flow-resizing ops: ``upsample_flow`` (integer factor) and ``resize_flow`` (any size)."""
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -10,7 +11,9 @@ from . import _validation
 from ._dispatch import native_or_triton_ops, pick
 
 
-def upsample_flow(flow: torch.Tensor, scale: int = 2, align_corners: bool = False, backend: str = "auto") -> torch.Tensor:
+def upsample_flow(
+    flow: torch.Tensor, scale: int = 2, align_corners: bool = False, backend: str = "auto"
+) -> torch.Tensor:
     """Upsample a flow field and rescale its values to the new resolution.
 
     Equals ``F.interpolate(flow, scale_factor=scale, mode="bilinear", align_corners=align_corners) * scale``.
@@ -44,7 +47,9 @@ def upsample_flow(flow: torch.Tensor, scale: int = 2, align_corners: bool = Fals
     return native_or_triton_ops(chosen).upsample_flow(flow, scale)
 
 
-def resize_flow(flow: torch.Tensor, size: Sequence[int], align_corners: bool = False, backend: str = "auto") -> torch.Tensor:
+def resize_flow(
+    flow: torch.Tensor, size: Sequence[int], align_corners: bool = False, backend: str = "auto"
+) -> torch.Tensor:
     """Resize a flow field to any (h, w) and rescale each component by its own axis ratio.
 
     ``out[:, 0] = interpolate(flow)[:, 0] * w / W`` and ``out[:, 1] = interpolate(flow)[:, 1] * h / H``
@@ -68,8 +73,11 @@ def resize_flow(flow: torch.Tensor, size: Sequence[int], align_corners: bool = F
     _validation.check_float_tensor(op, "flow", flow, 4, "(N, 2, H, W)")
     if flow.shape[1] != 2:
         raise ValueError(f"{op}: flow must have 2 channels (x, y displacement), got shape {tuple(flow.shape)}")
-    if (not isinstance(size, (tuple, list, torch.Size)) or len(size) != 2
-            or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in size)):
+    if (
+        not isinstance(size, (tuple, list, torch.Size))
+        or len(size) != 2
+        or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in size)
+    ):
         raise ValueError(f"{op}: size must be (h, w), two positive integers, got {size!r}")
     if not isinstance(align_corners, bool):
         raise TypeError(f"{op}: align_corners must be a bool, got {type(align_corners).__name__}")

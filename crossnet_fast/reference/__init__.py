@@ -3,11 +3,20 @@
 Each function is differentiable through ordinary autograd, so the reference backend needs no
 registration of its own.
 """
+
+from .charbonnier import charbonnier
+from .correlation import correlation
 from .grid_sample import grid_sample
 from .multiscale_warp import backward_warp, multiscale_warp
 from .resize_flow import resize_flow
 from .upsample_flow import upsample_flow
-from .charbonnier import charbonnier
-from .correlation import correlation
 
-__all__ = ["backward_warp", "multiscale_warp", "grid_sample", "upsample_flow", "resize_flow", "charbonnier", "correlation"]
+__all__ = [
+    "backward_warp",
+    "multiscale_warp",
+    "grid_sample",
+    "upsample_flow",
+    "resize_flow",
+    "charbonnier",
+    "correlation",
+]

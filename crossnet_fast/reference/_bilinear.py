@@ -5,6 +5,7 @@ Shared by the reference warp (sample points = pixel + flow) and the reference ``
 Sample points are in pixels of the sampled plane, pixel centres at integers. Every tensor here is in
 the compute dtype (fp32, or fp64 for fp64 inputs); ``P`` is the number of sample points per image.
 """
+
 from __future__ import annotations
 
 import torch

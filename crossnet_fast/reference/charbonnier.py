@@ -1,4 +1,5 @@
 """Reference Charbonnier loss."""
+
 from __future__ import annotations
 
 import torch

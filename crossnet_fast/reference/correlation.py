@@ -1,12 +1,14 @@
 """Reference correlation (cost volume) of two feature maps, by shifted products."""
+
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
 
-def correlation(f1: torch.Tensor, f2: torch.Tensor, max_displacement: int, dilation: int = 1,
-                stride: int = 1) -> torch.Tensor:
+def correlation(
+    f1: torch.Tensor, f2: torch.Tensor, max_displacement: int, dilation: int = 1, stride: int = 1
+) -> torch.Tensor:
     """Cost volume ``out[n, k, i, j] = mean_c f1[n, c, y, x] * f2[n, c, y + dy*dilation, x + dx*dilation]``.
 
     ``y = i*stride``, ``x = j*stride``, ``k = (dy + D)*(2D + 1) + (dx + D)`` for ``dy, dx`` in

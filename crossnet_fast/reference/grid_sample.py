@@ -19,6 +19,7 @@ sample NaN in every channel and its grid gradient NaN; nothing of it reaches the
 coefficient is non-zero (see crossnet_fast/reference/multiscale_warp.py); ``F.grid_sample`` also
 reads zero-weight neighbours of points exactly on a pixel row or column, so ``0 * inf`` is NaN there.
 """
+
 from __future__ import annotations
 
 import torch

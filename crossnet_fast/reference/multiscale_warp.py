@@ -12,6 +12,7 @@ Written as an autograd Function with explicit gradients: with autograd through `
 a masked tap could not carry the derivative of its zero weight (which the flow gradient needs at
 integer sample points) without turning ``0 * inf`` into NaN in the value.
 """
+
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,5 @@
 """Reference flow resizing to any size, with x and y values scaled by their own axis ratio."""
+
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,5 @@
 """Reference bilinear flow upsampling (values scaled with the resolution)."""
+
 from __future__ import annotations
 
 import torch

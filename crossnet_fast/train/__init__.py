@@ -16,6 +16,7 @@ The files, one purpose each (``loop`` imports the others; none imports ``loop``)
 - ``distributed``: torch.distributed set-up and the collectives the loop uses.
 - ``loop``: :func:`train`, the update, checkpoint/validation cadence, stop requests.
 """
+
 from .config import CONFIG_DIR, TrainConfig, load_config
 from .loop import train
 from .networks import SISRModel, TinyRefSR, build_model

@@ -11,6 +11,7 @@ resume, identical data for any number of DataLoader workers or DDP ranks).
   parallax shift. The model then learns to undo a known, dense, smooth-plus-global displacement: a
   cheap pretraining task before the real view pairs (the final evaluation uses real pairs only).
 """
+
 from __future__ import annotations
 
 import torch
@@ -18,8 +19,8 @@ import torch.nn.functional as F
 
 from ..ops import backward_warp
 
-
 # -- crops, shifts, flips, photometric jitter ------------------------------------------------------
+
 
 def uniform(gen: torch.Generator, low: float, high: float, size=()) -> torch.Tensor:
     """float64 samples of U(low, high)."""
@@ -39,8 +40,7 @@ def random_crop_box(size, crop, gen: torch.Generator) -> tuple[int, int]:
     return randint(gen, 0, H - h), randint(gen, 0, W - w)
 
 
-def shifted_crop(img: torch.Tensor, top: int, left: int, h: int, w: int, dx: int = 0,
-                 dy: int = 0) -> torch.Tensor:
+def shifted_crop(img: torch.Tensor, top: int, left: int, h: int, w: int, dx: int = 0, dy: int = 0) -> torch.Tensor:
     """The (h, w) window at (top, left) of ``img`` with its content moved by (dx, dy) pixels.
 
     ``out[..., y, x] = img[..., top + y - dy, left + x - dx]``: positive dx moves the content right,
@@ -107,6 +107,7 @@ def apply_jitter(img: torch.Tensor, params: dict, pivot: float | None = None) ->
 
 # -- synthetic pairs -------------------------------------------------------------------------------
 
+
 def smooth_flow(gen: torch.Generator, h: int, w: int, amplitude: float, grid: int) -> torch.Tensor:
     """(2, h, w) float32 flow in pixels: ``grid`` x ``grid`` N(0, amplitude) control points per
     channel, bicubically interpolated to (h, w) (corners aligned)."""
@@ -114,9 +115,18 @@ def smooth_flow(gen: torch.Generator, h: int, w: int, amplitude: float, grid: in
     return F.interpolate(ctrl, size=(h, w), mode="bicubic", align_corners=True)[0]
 
 
-def synthetic_reference(hr_full: torch.Tensor, top: int, left: int, h: int, w: int,
-                        gen: torch.Generator, flow_amplitude: float = 4.0, flow_grid: int = 4,
-                        parallax: int = 15, margin: int = 32) -> torch.Tensor:
+def synthetic_reference(
+    hr_full: torch.Tensor,
+    top: int,
+    left: int,
+    h: int,
+    w: int,
+    gen: torch.Generator,
+    flow_amplitude: float = 4.0,
+    flow_grid: int = 4,
+    parallax: int = 15,
+    margin: int = 32,
+) -> torch.Tensor:
     """A (3, h, w) reference for the (h, w) crop at (top, left) of ``hr_full`` (3, H, W).
 
     The warp samples a window ``margin`` px larger on every side (real pixels where the image has
@@ -129,17 +139,29 @@ def synthetic_reference(hr_full: torch.Tensor, top: int, left: int, h: int, w: i
     flow[0] += dx
     flow[1] += dy
     ref = backward_warp(window[None].float(), flow[None].contiguous(), padding="border")[0]
-    return ref[:, m:m + h, m:m + w].clamp(0.0, 1.0).contiguous()
+    return ref[:, m : m + h, m : m + w].clamp(0.0, 1.0).contiguous()
 
 
 def random_synthetic_pair(hr_full: torch.Tensor, crop, gen: torch.Generator, **kw):
     """(hr, ref), each (3, h, w): a random crop of ``hr_full`` and its synthetic reference."""
     h, w = crop
     top, left = random_crop_box(hr_full.shape[-2:], crop, gen)
-    hr = hr_full[:, top:top + h, left:left + w].contiguous()
+    hr = hr_full[:, top : top + h, left : left + w].contiguous()
     return hr, synthetic_reference(hr_full, top, left, h, w, gen, **kw)
 
 
-__all__ = ["random_crop_box", "shifted_crop", "draw_shift", "flip", "draw_flips", "draw_jitter",
-           "apply_jitter", "gray_mean", "uniform", "randint", "smooth_flow", "synthetic_reference",
-           "random_synthetic_pair"]
+__all__ = [
+    "random_crop_box",
+    "shifted_crop",
+    "draw_shift",
+    "flip",
+    "draw_flips",
+    "draw_jitter",
+    "apply_jitter",
+    "gray_mean",
+    "uniform",
+    "randint",
+    "smooth_flow",
+    "synthetic_reference",
+    "random_synthetic_pair",
+]

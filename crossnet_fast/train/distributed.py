@@ -3,6 +3,7 @@
 One process per device. ``torchrun --nproc_per_node=K -m crossnet_fast train ...`` sets RANK,
 WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT; the backend is NCCL on CUDA and gloo on the CPU.
 """
+
 from __future__ import annotations
 
 import os
@@ -17,7 +18,7 @@ class DistInfo:
     rank: int = 0
     world: int = 1
     local_rank: int = 0
-    owned: bool = False           # this module created the process group (and destroys it)
+    owned: bool = False  # this module created the process group (and destroys it)
 
     @property
     def enabled(self) -> bool:
@@ -29,7 +30,7 @@ class DistInfo:
 
 
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """"auto" -> cuda:<local_rank> if CUDA is available, else cpu; "cuda" -> cuda:<local_rank>."""
+    """ "auto" -> cuda:<local_rank> if CUDA is available, else cpu; "cuda" -> cuda:<local_rank>."""
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     dev = torch.device(name)
@@ -94,5 +95,4 @@ def gather_objects(info: DistInfo, obj) -> list:
     return out
 
 
-__all__ = ["DistInfo", "setup", "teardown", "barrier", "any_true", "mean", "gather_objects",
-           "resolve_device"]
+__all__ = ["DistInfo", "setup", "teardown", "barrier", "any_true", "mean", "gather_objects", "resolve_device"]

@@ -5,6 +5,7 @@ max_mem_gb (peak CUDA memory of rank 0; 0 on the CPU).
 ``val.csv``: step, name, psnr, psnr_bicubic, gain (dB). On resume, rows of steps after the
 checkpoint (logged before a crash) are dropped, so the files read like one uninterrupted run.
 """
+
 from __future__ import annotations
 
 import csv
@@ -23,8 +24,11 @@ def _truncate_after(path: Path, fields, step: int) -> None:
         return
     with open(path, newline="") as f:
         # A row cut short by a crash (missing fields) is dropped with the rows after the checkpoint.
-        rows = [r for r in csv.DictReader(f) if None not in r and None not in r.values()
-                and r["step"].isdigit() and int(r["step"]) <= step]
+        rows = [
+            r
+            for r in csv.DictReader(f)
+            if None not in r and None not in r.values() and r["step"].isdigit() and int(r["step"]) <= step
+        ]
     with atomic_path(path) as tmp:  # a failed write leaves the old log and no partial copy
         with open(tmp, "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=fields)
@@ -35,8 +39,7 @@ def _truncate_after(path: Path, fields, step: int) -> None:
 class RunLog:
     """Append-only CSV logs (+ optional TensorBoard) in ``out``; inert when ``enabled`` is False."""
 
-    def __init__(self, out, start_step: int = 0, enabled: bool = True, tensorboard: bool = True,
-                 plot: bool = True):
+    def __init__(self, out, start_step: int = 0, enabled: bool = True, tensorboard: bool = True, plot: bool = True):
         self.out, self.enabled, self.notes = Path(out), enabled, []
         self.tb = None
         self.plot_enabled = plot
@@ -81,8 +84,16 @@ class RunLog:
     def val(self, step: int, results: list[dict]) -> None:
         if not self.enabled or not results:
             return
-        rows = [{"step": step, "name": r["name"], "psnr": r["psnr"], "psnr_bicubic": r["psnr_bicubic"],
-                 "gain": r["psnr"] - r["psnr_bicubic"]} for r in results]
+        rows = [
+            {
+                "step": step,
+                "name": r["name"],
+                "psnr": r["psnr"],
+                "psnr_bicubic": r["psnr_bicubic"],
+                "gain": r["psnr"] - r["psnr_bicubic"],
+            }
+            for r in results
+        ]
         self._append(self.val_path, VAL_FIELDS, rows)
         if self.tb is not None:
             for r in rows:
@@ -104,6 +115,7 @@ class RunLog:
 
 
 # -- curves.png ------------------------------------------------------------------------------------
+
 
 def _read(path: Path) -> list[dict]:
     if not Path(path).is_file():
@@ -128,8 +140,9 @@ def plot_curves(train_csv, val_csv, png) -> None:
         ax1.plot(steps, loss, lw=0.6, alpha=0.5, label="logged")
         k = max(1, len(loss) // 50)  # moving average over ~2% of the run: the trend under the noise
         if k > 1:
-            avg = [sum(loss[max(0, i - k + 1):i + 1]) / len(loss[max(0, i - k + 1):i + 1])
-                   for i in range(len(loss))]
+            avg = [
+                sum(loss[max(0, i - k + 1) : i + 1]) / len(loss[max(0, i - k + 1) : i + 1]) for i in range(len(loss))
+            ]
             ax1.plot(steps, avg, lw=1.2, label=f"mean of {k}")
             ax1.legend(fontsize=7)
         ax1.set_yscale("log")
@@ -137,8 +150,7 @@ def plot_curves(train_csv, val_csv, png) -> None:
     names = sorted({r["name"] for r in val})
     for name in names:
         rows = [r for r in val if r["name"] == name]
-        line, = ax2.plot([int(r["step"]) for r in rows], [float(r["psnr"]) for r in rows], marker=".",
-                         label=name)
+        (line,) = ax2.plot([int(r["step"]) for r in rows], [float(r["psnr"]) for r in rows], marker=".", label=name)
         ax2.axhline(float(rows[-1]["psnr_bicubic"]), color=line.get_color(), ls=":", lw=0.8)
     ax2.set(xlabel="iteration", ylabel="PSNR (dB)", title="held-out PSNR (dotted: bicubic)")
     if names:

@@ -14,6 +14,7 @@ Stop requests: the first SIGINT/SIGTERM sets a flag; the loop sees it between st
 state is always that of a whole number of updates), saves and returns. A second Ctrl-C raises
 KeyboardInterrupt at once (the loop then saves only if no update was in progress).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -45,8 +46,10 @@ def _worker_init(_):
 
 
 def _collate(items: list[dict]) -> dict:
-    return {k: torch.stack([it[k] for it in items]) if isinstance(items[0][k], torch.Tensor)
-            else [it[k] for it in items] for k in items[0]}
+    return {
+        k: torch.stack([it[k] for it in items]) if isinstance(items[0][k], torch.Tensor) else [it[k] for it in items]
+        for k in items[0]
+    }
 
 
 def _unwrap(model):
@@ -103,11 +106,9 @@ def validate(model, pairs: list[dict], precision: str = "fp32", window: int = 51
     try:
         for s in pairs:
             lr, ref, hr = s["lr"][None], s["ref"][None], s["hr"][None]
-            sr = super_resolve(model, lr, ref, window=window, stride=window // 2,
-                               precision=precision).cpu().float()
+            sr = super_resolve(model, lr, ref, window=window, stride=window // 2, precision=precision).cpu().float()
             bic = bicubic(lr, model.scale, size=tuple(hr.shape[-2:])).clamp(0, 1)
-            out.append({"name": s["name"], "psnr": float(psnr(sr, hr)[0]),
-                        "psnr_bicubic": float(psnr(bic, hr)[0])})
+            out.append({"name": s["name"], "psnr": float(psnr(sr, hr)[0]), "psnr_bicubic": float(psnr(bic, hr)[0])})
     finally:
         model.train(was_training)
     return out
@@ -162,14 +163,19 @@ class _Trainer:
         folder = run_state.find(resume, check=r.verify_checkpoints)
         state, weights = run_state.load(folder, check=r.verify_checkpoints)
         self.resumed_from = folder
-        diffs = [d for d in config_differences(state.get("config", {}), self.cfg.to_dict())
-                 if not d.startswith(RESUME_HARMLESS)]
+        diffs = [
+            d
+            for d in config_differences(state.get("config", {}), self.cfg.to_dict())
+            if not d.startswith(RESUME_HARMLESS)
+        ]
         model_diffs = [d for d in diffs if d.startswith("model.") and not d.startswith("model.init")]
         if model_diffs:
             raise ValueError(f"resume: the checkpoint's model differs from the config: {model_diffs}")
         if diffs:
-            self.note(f"resume: config differs from the checkpoint's ({'; '.join(diffs)}); "
-                      "the continuation will not match an uninterrupted run exactly")
+            self.note(
+                f"resume: config differs from the checkpoint's ({'; '.join(diffs)}); "
+                "the continuation will not match an uninterrupted run exactly"
+            )
         return state, weights
 
     def _build_model(self, model, state, weights) -> None:
@@ -185,8 +191,10 @@ class _Trainer:
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.aux_losses = cfg.optim.photometric > 0 or cfg.optim.smoothness > 0
         if self.aux_losses and not isinstance(self.model, CrossNet):
-            raise ValueError("config optim.photometric/optim.smoothness: flow losses need model.name = "
-                             f"'crossnet', got {type(self.model).__name__}")
+            raise ValueError(
+                "config optim.photometric/optim.smoothness: flow losses need model.name = "
+                f"'crossnet', got {type(self.model).__name__}"
+            )
 
     def _load_starting_weights(self, state, weights) -> None:
         """A resumed run: the checkpoint's weights. A fresh one: ``model.init`` (the whole model),
@@ -194,9 +202,14 @@ class _Trainer:
         m = self.cfg.model
         if m.init and state is None:
             left = run_state.load_weights(self.model, Path(m.init), strict=m.init_strict)
-            self.note(f"initialised from {m.init}"
-                      + (f" ({len(left)} tensors absent there keep their fresh initialisation: "
-                         f"{left[:4]}...)" if left else ""))
+            self.note(
+                f"initialised from {m.init}"
+                + (
+                    f" ({len(left)} tensors absent there keep their fresh initialisation: {left[:4]}...)"
+                    if left
+                    else ""
+                )
+            )
         if m.init_sisr and state is None:
             if not hasattr(self.model, "sisr"):
                 raise ValueError("config model.init_sisr: the model has no SISR front end")
@@ -211,8 +224,7 @@ class _Trainer:
         states; returns the saved data position (None for a fresh run)."""
         o, info = self.cfg.optim, self.info
         # One Adam for the whole run: lr steps only change param_group["lr"] (moments kept).
-        self.opt = torch.optim.Adam(self.params, lr=o.lr, betas=tuple(o.betas), eps=o.eps,
-                                    weight_decay=o.weight_decay)
+        self.opt = torch.optim.Adam(self.params, lr=o.lr, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay)
         self.step, start_position, self.skipped = 0, None, 0
         if state is not None:
             self.opt.load_state_dict(state["optimizer"])
@@ -232,8 +244,11 @@ class _Trainer:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
             dev = self.device
-            self.ddp = DDP(self.model, device_ids=[dev.index] if dev.type == "cuda" else None,
-                           find_unused_parameters=self.cfg.run.find_unused_parameters)
+            self.ddp = DDP(
+                self.model,
+                device_ids=[dev.index] if dev.type == "cuda" else None,
+                find_unused_parameters=self.cfg.run.find_unused_parameters,
+            )
 
     def _build_data(self, state, start_position) -> None:
         """The training stream from ``self.step`` on (``self.loader``) and the held-out pairs."""
@@ -243,17 +258,25 @@ class _Trainer:
         if state is not None:
             saved = state["data"]
             if saved.get("epoch_size") != self.dataset.epoch_size or saved.get("seed") != cfg.run.seed:
-                self.note("resume: the data (epoch size or seed) changed since the checkpoint; "
-                          "the sample order will differ from an uninterrupted run")
-        self.sampler = StepBatchSampler(self.step, cfg.optim.iterations, cfg.data.batch_size, info.rank,
-                                        info.world, start_position)
+                self.note(
+                    "resume: the data (epoch size or seed) changed since the checkpoint; "
+                    "the sample order will differ from an uninterrupted run"
+                )
+        self.sampler = StepBatchSampler(
+            self.step, cfg.optim.iterations, cfg.data.batch_size, info.rank, info.world, start_position
+        )
         nw = cfg.data.num_workers
-        self.loader = DataLoader(self.dataset, batch_sampler=self.sampler, num_workers=nw,
-                                 collate_fn=_collate, pin_memory=device.type == "cuda",
-                                 worker_init_fn=_worker_init if nw else None,
-                                 prefetch_factor=4 if nw else None, persistent_workers=False)
-        self.val_pairs = (self.sources.validation_pairs(cfg.data.degradation, cfg.val.max_size)
-                          if info.main else [])
+        self.loader = DataLoader(
+            self.dataset,
+            batch_sampler=self.sampler,
+            num_workers=nw,
+            collate_fn=_collate,
+            pin_memory=device.type == "cuda",
+            worker_init_fn=_worker_init if nw else None,
+            prefetch_factor=4 if nw else None,
+            persistent_workers=False,
+        )
+        self.val_pairs = self.sources.validation_pairs(cfg.data.degradation, cfg.val.max_size) if info.main else []
 
     def _open_logs(self) -> None:
         """The run's logs and ``<out>/config.json`` (rank 0 writes)."""
@@ -287,15 +310,23 @@ class _Trainer:
         losses = losses.cpu().tolist()
         now = time.perf_counter()
         it_s = len(self._pending) / max(now - self._t_flush, 1e-9)
-        mem_gb = (round(torch.cuda.max_memory_allocated(self.device) / 2 ** 30, 3)
-                  if self.device.type == "cuda" else 0.0)
+        mem_gb = round(torch.cuda.max_memory_allocated(self.device) / 2**30, 3) if self.device.type == "cuda" else 0.0
         self._t_flush = now
         rows = []
         for (step, lr, _, _, skipped), loss, gn in zip(self._pending, losses, norms):
             self.losses.append((step, loss))
-            rows.append({"step": step, "lr": lr, "loss": repr(loss), "grad_norm": gn,
-                         "skipped": int(skipped), "it_s": round(it_s, 4),
-                         "elapsed_s": round(now - self._t0, 3), "max_mem_gb": mem_gb})
+            rows.append(
+                {
+                    "step": step,
+                    "lr": lr,
+                    "loss": repr(loss),
+                    "grad_norm": gn,
+                    "skipped": int(skipped),
+                    "it_s": round(it_s, 4),
+                    "elapsed_s": round(now - self._t0, 3),
+                    "max_mem_gb": mem_gb,
+                }
+            )
         self._pending.clear()
         self.log.train(rows)
         if self.bar is not None:
@@ -326,9 +357,13 @@ class _Trainer:
             state = {
                 "optimizer": self.opt.state_dict(),
                 "rng": states,
-                "data": {"next_position": self.sampler.position_of(self.step),
-                         "epoch_size": self.dataset.epoch_size, "seed": self.cfg.run.seed,
-                         "global_batch": d.batch_size * self.info.world, "world": self.info.world},
+                "data": {
+                    "next_position": self.sampler.position_of(self.step),
+                    "epoch_size": self.dataset.epoch_size,
+                    "seed": self.cfg.run.seed,
+                    "global_batch": d.batch_size * self.info.world,
+                    "world": self.info.world,
+                },
                 "schedule": {"next_lr": lr_at(self.step, self.cfg.optim)},
                 "skipped": self.skipped,
                 "replica_digests": digests,
@@ -393,14 +428,14 @@ class _Trainer:
             else:
                 out = self.ddp(lr_img, ref)
         # fp32 loss whatever the autocast dtype; plain layout for both operands (3 channels: cheap).
-        loss = charbonnier(out.float().contiguous(), hr.float().contiguous(), eps=o.loss_eps,
-                           reduction="batch")
+        loss = charbonnier(out.float().contiguous(), hr.float().contiguous(), eps=o.loss_eps, reduction="batch")
         if self.aux_losses:
             # The reported loss stays the reconstruction loss alone (comparable across recipes).
             total = loss
             if w_photo > 0:
-                total = total + w_photo * photometric_loss(parts["flows"], parts["lr_up"], parts["flow_ref"],
-                                                           eps=o.loss_eps)
+                total = total + w_photo * photometric_loss(
+                    parts["flows"], parts["lr_up"], parts["flow_ref"], eps=o.loss_eps
+                )
             if w_smooth > 0:
                 total = total + w_smooth * smoothness_loss(parts["flows"], hr[0].numel())
         else:
@@ -428,8 +463,14 @@ class _Trainer:
         if self.info.main and r.progress:
             from tqdm.auto import tqdm
 
-            self.bar = tqdm(total=iterations, initial=self.step, unit="it", dynamic_ncols=True,
-                            desc=f"train x{cfg.model.scale}", smoothing=0.05)
+            self.bar = tqdm(
+                total=iterations,
+                initial=self.step,
+                unit="it",
+                dynamic_ncols=True,
+                desc=f"train x{cfg.model.scale}",
+                smoothing=0.05,
+            )
         if self.step >= iterations:
             self.note(f"already at step {self.step} of {iterations}: nothing to train")
         with StopRequest() as stop:
@@ -459,8 +500,10 @@ class _Trainer:
                 # A second Ctrl-C, or no handler (not the main thread). The parameters are those of
                 # a whole number of updates unless Adam was mid-step: then keep the last checkpoint.
                 if self._in_update or self.info.enabled:
-                    self.note("interrupted during an update (or under DDP): not saving; resume from "
-                              f"the last checkpoint in {self.ckroot}")
+                    self.note(
+                        "interrupted during an update (or under DDP): not saving; resume from "
+                        f"the last checkpoint in {self.ckroot}"
+                    )
                     raise
                 self.note(f"interrupted at step {self.step}: saving a checkpoint")
                 self.save()
@@ -478,22 +521,33 @@ class _Trainer:
         if self.step > self.start_step or stopped:
             self.save()
         if stopped:
-            self.note(f"stopped ({stopped}) at step {self.step}; checkpoint {self.last_checkpoint}; "
-                      f"continue with --resume {self.out}")
+            self.note(
+                f"stopped ({stopped}) at step {self.step}; checkpoint {self.last_checkpoint}; "
+                f"continue with --resume {self.out}"
+            )
         else:
             self.run_validation()
         final = self.export_final() if not stopped else None
         self.log.close()
-        return {"out": str(self.out), "step": self.step, "losses": self.losses,
-                "val": self.val_results, "checkpoint": str(self.last_checkpoint) if self.last_checkpoint
-                else None, "model": str(final) if final else None, "stopped": stopped,
-                "skipped": self.skipped, "precision": self.precision,
-                "replica_digests": self.replica_digests,
-                "channels_last": self.channels_last, "world": self.info.world}
+        return {
+            "out": str(self.out),
+            "step": self.step,
+            "losses": self.losses,
+            "val": self.val_results,
+            "checkpoint": str(self.last_checkpoint) if self.last_checkpoint else None,
+            "model": str(final) if final else None,
+            "stopped": stopped,
+            "skipped": self.skipped,
+            "precision": self.precision,
+            "replica_digests": self.replica_digests,
+            "channels_last": self.channels_last,
+            "world": self.info.world,
+        }
 
 
-def train(config=None, *, model=None, resume=None, out=None, overrides=None, max_steps=None,
-          quiet: bool = False) -> dict:
+def train(
+    config=None, *, model=None, resume=None, out=None, overrides=None, max_steps=None, quiet: bool = False
+) -> dict:
     """Train (or continue training) a model.
 
     Args:
@@ -518,15 +572,17 @@ def train(config=None, *, model=None, resume=None, out=None, overrides=None, max
         cfg.run.out = str(out)
     if model is not None and not isinstance(getattr(model, "scale", None), int):
         raise TypeError("model must have an int `scale` attribute (the validation needs it)")
-    if model is not None and getattr(model, "scale") != cfg.model.scale:
+    if model is not None and model.scale != cfg.model.scale:
         raise ValueError(f"model.scale is {model.scale} but config model.scale is {cfg.model.scale}")
     latest = Path(cfg.run.out) / "checkpoints" / run_state.LATEST
     if resume is None and latest.is_file():
         # A fresh run there would delete the old run's logs and keep its checkpoints of the same
         # steps (a later resume would mix the two runs): never destroy an existing run.
-        raise ValueError(f"run.out: {cfg.run.out} already holds a training run ({latest}); continue "
-                         f"it with --resume {cfg.run.out} (resume=...), or choose another output "
-                         "folder (--out / run.out)")
+        raise ValueError(
+            f"run.out: {cfg.run.out} already holds a training run ({latest}); continue "
+            f"it with --resume {cfg.run.out} (resume=...), or choose another output "
+            "folder (--out / run.out)"
+        )
     if cfg.run.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     info, device = distributed.setup(cfg.run.device)

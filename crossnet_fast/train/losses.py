@@ -9,6 +9,7 @@ batch), so a weight of 1 gives an auxiliary term the size of the reconstruction 
 - :func:`smoothness_loss`: mean absolute difference of neighbouring flow vectors (px per px) at
   every scale, against flows that blow up where nothing constrains them.
 """
+
 from __future__ import annotations
 
 import torch
@@ -17,8 +18,9 @@ import torch.nn.functional as F
 from ..ops import backward_warp, charbonnier
 
 
-def photometric_loss(flows: list[torch.Tensor], lr_up: torch.Tensor, flow_ref: torch.Tensor,
-                     eps: float = 1e-3, backend: str = "auto") -> torch.Tensor:
+def photometric_loss(
+    flows: list[torch.Tensor], lr_up: torch.Tensor, flow_ref: torch.Tensor, eps: float = 1e-3, backend: str = "auto"
+) -> torch.Tensor:
     """Photometric alignment loss of a flow pyramid (fp32 scalar).
 
     Args:

@@ -33,6 +33,7 @@ The table of one source, with its defaults::
 and refuses a missing folder, and a source whose folder overlaps a held-out light field or video,
 or a stereo folder (where the held-out stereo pairs live), so the held-out set stays out.
 """
+
 from __future__ import annotations
 
 import re
@@ -54,6 +55,7 @@ _TRAILING_NUMBER = re.compile(r"(\d+)$")
 class MultiviewSpec:
     """One validated ``[[data.multiview]]`` table; ``key`` is its name in messages
     (``data.multiview[i]``)."""
+
     key: str
     path: str
     kind: str
@@ -68,6 +70,7 @@ class MultiviewSpec:
 class MultiviewSource:
     """An opened source: ``files`` in view order, ``views`` their (row, col) for a grid (else
     ``(0, i)``), and ``pairs``, every allowed (reference index, target index) into ``files``."""
+
     spec: MultiviewSpec
     name: str
     files: tuple[Path, ...]
@@ -115,20 +118,29 @@ def parse_specs(items) -> list[MultiviewSpec]:
             if not (isinstance(g, (list, tuple)) and len(g) == 2 and all(_is_int(v) and v >= 1 for v in g)):
                 raise _bad(f"{key}.grid", g, "[rows, cols], positive integers (required for kind 'grid')")
             grid = (int(g[0]), int(g[1]))
-        specs.append(MultiviewSpec(key=key, path=path, kind=kind, grid=grid,
-                                   max_view_distance=int(item.get("max_view_distance", 1)),
-                                   max_gap=int(item.get("max_gap", 1)),
-                                   downscale=int(item.get("downscale", 1)),
-                                   repeats=int(item.get("repeats", 1))))
+        specs.append(
+            MultiviewSpec(
+                key=key,
+                path=path,
+                kind=kind,
+                grid=grid,
+                max_view_distance=int(item.get("max_view_distance", 1)),
+                max_gap=int(item.get("max_gap", 1)),
+                downscale=int(item.get("downscale", 1)),
+                repeats=int(item.get("repeats", 1)),
+            )
+        )
     return specs
 
 
 def _view_order(files: list[Path]) -> list[Path]:
     """By the last number in the stem (``0009.jpg`` before ``0012.jpg``, ``view2`` before
     ``view10``), then by name; names without a number after all numbered ones."""
+
     def key(p: Path):
         m = _TRAILING_NUMBER.search(p.stem)
         return (0, int(m.group(1)), p.name) if m else (1, 0, p.name)
+
     return sorted(files, key=key)
 
 
@@ -138,14 +150,18 @@ def allowed_pairs(spec: MultiviewSpec, views) -> list[tuple[int, int]]:
     if spec.kind == "images":
         return [(i, j) for i in range(n) for j in range(n) if 1 <= abs(i - j) <= spec.max_gap]
     d = spec.max_view_distance
-    return [(i, j) for i, a in enumerate(views) for j, b in enumerate(views)
-            if i != j and (d == 0 or max(abs(a[0] - b[0]), abs(a[1] - b[1])) <= d)]
+    return [
+        (i, j)
+        for i, a in enumerate(views)
+        for j, b in enumerate(views)
+        if i != j and (d == 0 or max(abs(a[0] - b[0]), abs(a[1] - b[1])) <= d)
+    ]
 
 
 def _overlaps(a: Path, b: Path) -> bool:
     """One folder path is the other or lies inside it (as written, relative to data.root)."""
     pa, pb = a.parts, b.parts
-    return pa[:len(pb)] == pb or pb[:len(pa)] == pa
+    return pa[: len(pb)] == pb or pb[: len(pa)] == pa
 
 
 def open_source(spec: MultiviewSpec, root: Path, held_out=()) -> MultiviewSource:
@@ -154,35 +170,37 @@ def open_source(spec: MultiviewSpec, root: Path, held_out=()) -> MultiviewSource
     rel = Path(spec.path)
     for other, why in held_out:
         if not rel.is_absolute() and _overlaps(rel, Path(other)):
-            raise ValueError(f"config {spec.key}.path: {spec.path!r} overlaps {other!r} of {why}: "
-                             "held-out (or stereo) data may not be a multi-view training source")
+            raise ValueError(
+                f"config {spec.key}.path: {spec.path!r} overlaps {other!r} of {why}: "
+                "held-out (or stereo) data may not be a multi-view training source"
+            )
     folder = rel if rel.is_absolute() else Path(root) / rel
     if not folder.is_dir():
-        raise FileNotFoundError(f"config {spec.key}.path: no such folder {folder} "
-                                f"(data.root = {str(root)!r})")
+        raise FileNotFoundError(f"config {spec.key}.path: no such folder {folder} (data.root = {str(root)!r})")
     files = _view_order(list_images(folder))
     if spec.kind == "grid":
         rows, cols = spec.grid
         if len(files) != rows * cols:
-            raise ValueError(f"config {spec.key}.grid: {folder} holds {len(files)} images, "
-                             f"not {rows} x {cols} = {rows * cols}")
+            raise ValueError(
+                f"config {spec.key}.grid: {folder} holds {len(files)} images, not {rows} x {cols} = {rows * cols}"
+            )
         views = [(i // cols, i % cols) for i in range(len(files))]
     else:
         views = [(0, i) for i in range(len(files))]
     pairs = allowed_pairs(spec, views)
     if not pairs:
-        raise ValueError(f"config {spec.key}: {folder} ({len(files)} images) gives no "
-                         "(reference, target) pair")
-    return MultiviewSource(spec=spec, name=str(rel), files=tuple(files), views=tuple(views),
-                           pairs=tuple(pairs))
+        raise ValueError(f"config {spec.key}: {folder} ({len(files)} images) gives no (reference, target) pair")
+    return MultiviewSource(spec=spec, name=str(rel), files=tuple(files), views=tuple(views), pairs=tuple(pairs))
 
 
 def open_sources(data_cfg, root: Path) -> list[MultiviewSource]:
     """Every source of ``data_cfg.multiview``, checked against the held-out light fields and
     videos and the stereo folders of the same config."""
-    held_out = ([(p, "data.holdout_lightfields") for p in data_cfg.holdout_lightfields]
-                + [(p, "data.holdout_video") for p in data_cfg.holdout_video]
-                + [(p, "data.stereo (held-out pairs live there)") for p in data_cfg.stereo])
+    held_out = (
+        [(p, "data.holdout_lightfields") for p in data_cfg.holdout_lightfields]
+        + [(p, "data.holdout_video") for p in data_cfg.holdout_video]
+        + [(p, "data.stereo (held-out pairs live there)") for p in data_cfg.stereo]
+    )
     return [open_source(s, root, held_out) for s in parse_specs(data_cfg.multiview)]
 
 
@@ -204,5 +222,14 @@ def load_downscaled(path, factor: int) -> torch.Tensor:
     return downscale_area(load_image(path), int(factor))
 
 
-__all__ = ["KINDS", "MultiviewSpec", "MultiviewSource", "parse_specs", "allowed_pairs", "open_source",
-           "open_sources", "downscale_area", "load_downscaled"]
+__all__ = [
+    "KINDS",
+    "MultiviewSpec",
+    "MultiviewSource",
+    "parse_specs",
+    "allowed_pairs",
+    "open_source",
+    "open_sources",
+    "downscale_area",
+    "load_downscaled",
+]

@@ -7,6 +7,7 @@ what training needs on top: :func:`build_model`, the SISR baselines behind the R
 Every one is called as ``model(lr, ref)`` with lr (N, 3, H/s, W/s) and ref (N, 3, H, W) float in
 [0, 1] and returns (N, 3, H, W); each has an int ``scale`` (what ``super_resolve`` needs).
 """
+
 from __future__ import annotations
 
 import torch
@@ -67,17 +68,21 @@ class TinyRefSR(nn.Module):
         lr_up = upsample_bicubic_torch(lr, self.scale)
         flow = self.flow(torch.cat((lr_up, ref), 1))
         feat = self.encode(ref)
-        warped = backward_warp(feat.float().contiguous(), flow.float().contiguous(),
-                               padding="border").to(lr_up.dtype)
+        warped = backward_warp(feat.float().contiguous(), flow.float().contiguous(), padding="border").to(lr_up.dtype)
         return lr_up + self.fuse(torch.cat((lr_up, warped), 1))
 
 
 def build_model(model_cfg) -> nn.Module:
     """The network described by a ``ModelConfig`` (randomly initialised from torch's RNG)."""
     if model_cfg.name == "crossnet":
-        return CrossNet(scale=model_cfg.scale, config=model_cfg.config, sisr=model_cfg.sisr,
-                        backend=model_cfg.backend, freeze_sisr=model_cfg.freeze_sisr,
-                        **dict(model_cfg.options))
+        return CrossNet(
+            scale=model_cfg.scale,
+            config=model_cfg.config,
+            sisr=model_cfg.sisr,
+            backend=model_cfg.backend,
+            freeze_sisr=model_cfg.freeze_sisr,
+            **dict(model_cfg.options),
+        )
     if model_cfg.name == "sisr":
         return SISRModel(model_cfg.sisr, model_cfg.scale)
     if model_cfg.name == "tiny":

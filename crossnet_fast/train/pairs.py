@@ -14,6 +14,7 @@ state is one integer, the next position: saving it and resuming reproduces the s
 any number of DataLoader workers, and a 2-rank run sees the same global batches as a 1-rank run
 with twice the batch.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -28,8 +29,8 @@ from ..degrade import degrade
 from . import augment as A
 from .multiview import MultiviewSource, load_downscaled, open_sources
 
-
 # -- sources ---------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Entry:
@@ -38,9 +39,10 @@ class Entry:
     kind "video": a frame sequence (``index`` into Sources.videos; a fresh frame pair per use);
     kind "multiview": a ``[[data.multiview]]`` source (``index`` into Sources.multiview; a fresh
     (reference, target) pair of its allowed pairs per use)."""
+
     kind: str
     name: str
-    index: int = -1              # light field index into Sources.lightfields
+    index: int = -1  # light field index into Sources.lightfields
     left: str = ""
     right: str = ""
 
@@ -130,8 +132,7 @@ class Sources:
         for i, mv in enumerate(self.multiview):
             self.entries += [Entry("multiview", mv.name, index=i)] * mv.spec.repeats
         if not self.entries:
-            raise ValueError("no training data: every light field and stereo pair is held out "
-                             "(or the repeats are 0)")
+            raise ValueError("no training data: every light field and stereo pair is held out (or the repeats are 0)")
         self.scale = scale
         self.val_cfg = val_cfg
 
@@ -148,16 +149,19 @@ class Sources:
                 if not (lf.has_view(ref_v) and lf.has_view(lr_v)):
                     continue
                 hr, ref = lf.view(lr_v), lf.view(ref_v)
-                out.append(self._sample(hr, ref, f"{lf.name}_{ref_v[0]}{ref_v[1]}-{lr_v[0]}{lr_v[1]}",
-                                        degradation, max_size))
+                out.append(
+                    self._sample(hr, ref, f"{lf.name}_{ref_v[0]}{ref_v[1]}-{lr_v[0]}{lr_v[1]}", degradation, max_size)
+                )
         if self.val_cfg is None or self.val_cfg.stereo:
             for name, lp, rp in self.val_stereo:
-                out.append(self._sample(load_image(rp), load_image(lp), f"{name}_left-right",
-                                        degradation, max_size))
+                out.append(self._sample(load_image(rp), load_image(lp), f"{name}_left-right", degradation, max_size))
         for name, frames in self.val_videos:
             if len(frames) >= 3:  # the paper-style video protocol: reference frame t, LR frame t + 2
-                out.append(self._sample(load_image(frames[2]), load_image(frames[0]),
-                                        f"{Path(name).name}_t0-t2", degradation, max_size))
+                out.append(
+                    self._sample(
+                        load_image(frames[2]), load_image(frames[0]), f"{Path(name).name}_t0-t2", degradation, max_size
+                    )
+                )
         return out
 
     def _sample(self, hr, ref, name, degradation, max_size):
@@ -252,21 +256,29 @@ class TrainPairs(Dataset):
         synthetic = bool(torch.rand((), generator=gen) < cfg.data.synthetic_fraction)
         if synthetic:
             s = cfg.synthetic
-            hr, ref = A.random_synthetic_pair(hr_full, (h, w), gen, flow_amplitude=s.flow_amplitude,
-                                              flow_grid=s.flow_grid, parallax=s.parallax, margin=s.margin)
+            hr, ref = A.random_synthetic_pair(
+                hr_full,
+                (h, w),
+                gen,
+                flow_amplitude=s.flow_amplitude,
+                flow_grid=s.flow_grid,
+                parallax=s.parallax,
+                margin=s.margin,
+            )
             shift = (0, 0)
         else:
             if hr_full.shape[-2:] != ref_full.shape[-2:]:
-                raise ValueError(f"{entry.name}: reference and HR sizes differ "
-                                 f"({tuple(ref_full.shape[-2:])} vs {tuple(hr_full.shape[-2:])})")
+                raise ValueError(
+                    f"{entry.name}: reference and HR sizes differ "
+                    f"({tuple(ref_full.shape[-2:])} vs {tuple(hr_full.shape[-2:])})"
+                )
             top, left = A.random_crop_box(hr_full.shape[-2:], (h, w), gen)
             shift = A.draw_shift(gen, aug.parallax)
-            hr = hr_full[:, top:top + h, left:left + w].contiguous()
+            hr = hr_full[:, top : top + h, left : left + w].contiguous()
             ref = A.shifted_crop(ref_full, top, left, h, w, *shift).contiguous()
         flips = A.draw_flips(gen, aug.hflip, aug.vflip)
         jit = A.draw_jitter(gen, aug.brightness_std, aug.color, aug.contrast)
-        jit_ref = A.draw_jitter(gen, aug.brightness_std, aug.color, aug.contrast) \
-            if aug.independent_ref_jitter else jit
+        jit_ref = A.draw_jitter(gen, aug.brightness_std, aug.color, aug.contrast) if aug.independent_ref_jitter else jit
         # Jitter the HR view before degrading it, so the LR input is always exactly the
         # degradation of the target (as in validation); the reference gets the same jitter
         # (or its own, to mimic exposure differences between cameras).
@@ -275,9 +287,15 @@ class TrainPairs(Dataset):
         lr = degrade(hr[None], self.scale, method=cfg.data.degradation)[0]
         # One mirror for all three: LR, reference and HR stay aligned (real flips, channels kept).
         lr, ref, hr = A.flip((lr, ref, hr), *flips)
-        return {"lr": lr.contiguous(), "ref": ref.contiguous(), "hr": hr.contiguous(),
-                "position": int(position), "synthetic": synthetic,
-                "shift": torch.tensor(shift), "flips": torch.tensor(flips)}
+        return {
+            "lr": lr.contiguous(),
+            "ref": ref.contiguous(),
+            "hr": hr.contiguous(),
+            "position": int(position),
+            "synthetic": synthetic,
+            "shift": torch.tensor(shift),
+            "flips": torch.tensor(flips),
+        }
 
 
 class StepBatchSampler(Sampler):
@@ -287,13 +305,19 @@ class StepBatchSampler(Sampler):
     data-order state; equals ``start_step * global_batch`` unless the batch changed).
     """
 
-    def __init__(self, start_step: int, iterations: int, batch: int, rank: int = 0, world: int = 1,
-                 start_position: int | None = None):
+    def __init__(
+        self,
+        start_step: int,
+        iterations: int,
+        batch: int,
+        rank: int = 0,
+        world: int = 1,
+        start_position: int | None = None,
+    ):
         self.start_step, self.iterations = int(start_step), int(iterations)
         self.batch, self.rank, self.world = int(batch), int(rank), int(world)
         self.global_batch = self.batch * self.world
-        self.start_position = (self.start_step * self.global_batch if start_position is None
-                               else int(start_position))
+        self.start_position = self.start_step * self.global_batch if start_position is None else int(start_position)
 
     def position_of(self, step: int) -> int:
         """Global position of the first sample of ``step``."""

@@ -21,6 +21,7 @@ RNGs: the data stream does not depend on the global RNGs (it is seeded per sampl
 :mod:`.pairs`), but the model's initialisation and anything a user plugs in (dropout, custom
 augmentations) do, so :func:`capture_rng` states are saved per rank and restored on resume.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -40,20 +41,19 @@ from .._atomic import atomic_path
 from ..checkpoint import save_model
 from ..models import CrossNet
 
-
 # -- RNG states ------------------------------------------------------------------------------------
+
 
 def seed_everything(seed: int) -> None:
     """Seed python, numpy and torch (all devices)."""
     random.seed(seed)
-    np.random.seed(seed % (2 ** 32))
+    np.random.seed(seed % (2**32))
     torch.manual_seed(seed)  # also seeds every CUDA device
 
 
 def capture_rng() -> dict:
     """The current RNG states (python, numpy, torch CPU and CUDA; store with :func:`encode_state`)."""
-    state = {"python": random.getstate(), "numpy": np.random.get_state(),
-             "torch": torch.get_rng_state()}
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -107,8 +107,12 @@ def encode_state(obj, tensors: dict, prefix: str = "s"):
     if isinstance(obj, dict):
         if all(isinstance(k, str) and not k.startswith("__") for k in obj):
             return {k: encode_state(v, tensors, f"{prefix}.{k}") for k, v in obj.items()}
-        return {_ITEMS: [[encode_state(k, tensors, f"{prefix}.k"), encode_state(v, tensors, f"{prefix}.{k}")]
-                         for k, v in obj.items()]}
+        return {
+            _ITEMS: [
+                [encode_state(k, tensors, f"{prefix}.k"), encode_state(v, tensors, f"{prefix}.{k}")]
+                for k, v in obj.items()
+            ]
+        }
     raise TypeError(f"cannot store a {type(obj).__name__} in a checkpoint without pickle")
 
 
@@ -207,8 +211,9 @@ def save_weights(model, path: Path) -> None:
         save_model(model, path)
         return
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
-    meta = {"crossnet_fast.train": json.dumps({"class": type(model).__name__,
-                                               "config": getattr(model, "config", None)})}
+    meta = {
+        "crossnet_fast.train": json.dumps({"class": type(model).__name__, "config": getattr(model, "config", None)})
+    }
     _save_file(tensors, path, metadata=meta)
 
 
@@ -220,7 +225,7 @@ def load_weights(model, path: Path, strict: bool = True, prefix_map: tuple[str, 
     state = load_file(str(path), device="cpu")
     if prefix_map is not None:
         old, new = prefix_map
-        state = {new + k[len(old):]: v for k, v in state.items() if k.startswith(old)}
+        state = {new + k[len(old) :]: v for k, v in state.items() if k.startswith(old)}
     if strict:
         model.load_state_dict(state, strict=True)
         return []
@@ -298,7 +303,7 @@ def prune(ckpt_root, keep_last: int) -> None:
     for p in root.glob(f".{LATEST}.*.tmp"):  # a crash while latest.json was being replaced
         p.unlink(missing_ok=True)
     ckpts = list_checkpoints(root)
-    for step, path in ckpts[:max(0, len(ckpts) - keep_last)]:
+    for _step, path in ckpts[: max(0, len(ckpts) - keep_last)]:
         if latest is None or path.name != latest:
             shutil.rmtree(path, ignore_errors=True)
 
@@ -358,10 +363,11 @@ def find(path, check: bool = True) -> Path:
         if problems:
             import warnings
 
-            warnings.warn(f"resume: skipped damaged checkpoints ({'; '.join(problems)}); using {p}")
+            warnings.warn(f"resume: skipped damaged checkpoints ({'; '.join(problems)}); using {p}", stacklevel=2)
         return p
-    raise FileNotFoundError(f"resume: no usable checkpoint in {root}" +
-                            (f" ({'; '.join(problems)})" if problems else ""))
+    raise FileNotFoundError(
+        f"resume: no usable checkpoint in {root}" + (f" ({'; '.join(problems)})" if problems else "")
+    )
 
 
 def load(folder, check: bool = True) -> tuple[dict, Path]:
@@ -374,6 +380,21 @@ def load(folder, check: bool = True) -> tuple[dict, Path]:
     return state, folder / "model.safetensors"
 
 
-__all__ = ["save", "load", "find", "prune", "verify", "list_checkpoints", "step_dir_name", "save_weights",
-           "load_weights", "write_json_atomic", "LATEST", "encode_state", "decode_state", "seed_everything",
-           "capture_rng", "restore_rng"]
+__all__ = [
+    "save",
+    "load",
+    "find",
+    "prune",
+    "verify",
+    "list_checkpoints",
+    "step_dir_name",
+    "save_weights",
+    "load_weights",
+    "write_json_atomic",
+    "LATEST",
+    "encode_state",
+    "decode_state",
+    "seed_everything",
+    "capture_rng",
+    "restore_rng",
+]

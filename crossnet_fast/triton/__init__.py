@@ -12,6 +12,7 @@ raises a RuntimeError that says how to get Triton when it is missing. ``TRITON_I
 when the kernels are first imported (Triton decides then whether a kernel is compiled or
 interpreted), so set it before the first ``backend="triton"`` call of the process.
 """
+
 from __future__ import annotations
 
 import threading

@@ -2,12 +2,13 @@
 
 Nothing here launches a kernel; the op files do.
 """
+
 from __future__ import annotations
 
 import os
 import statistics
 import threading
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import triton.language as tl
@@ -116,7 +117,8 @@ def not_during_capture(what: str) -> None:
         raise RuntimeError(
             f"crossnet_fast Triton backend: {what} cannot run while a CUDA graph is being captured; "
             "run the same call once before capturing (warm-up: it tunes the kernel and builds its "
-            "tables), or set CROSSNET_FAST_TRITON_AUTOTUNE=0")
+            "tables), or set CROSSNET_FAST_TRITON_AUTOTUNE=0"
+        )
 
 
 def _tuning_errors() -> tuple:
@@ -137,13 +139,15 @@ def _tuning_errors() -> tuple:
     return tuple(errors)
 
 
-def choose_config(key, configs: Sequence[dict], launch: Callable[[dict], None],
-                  reset: Callable[[], None] | None = None) -> dict:
+def choose_config(
+    key, configs: Sequence[dict], launch: Callable[[dict], None], reset: Callable[[], None] | None = None
+) -> dict:
     """Pick the fastest config for ``key`` (cached), timing ``launch(config)`` on the real inputs.
 
     Under the interpreter, with CROSSNET_FAST_TRITON_AUTOTUNE=0, or while
-    ``torch.are_deterministic_algorithms_enabled()``, returns ``configs[0]`` without timing. Kernels that accumulate into their outputs (atomics) pass ``reset``, called after the
-    timing so that the caller's real launch starts from clean buffers. Triton's own
+    ``torch.are_deterministic_algorithms_enabled()``, returns ``configs[0]`` without timing.
+    Kernels that accumulate into their outputs (atomics) pass ``reset``, called after the timing
+    so that the caller's real launch starts from clean buffers. Triton's own
     ``triton.autotune`` is not used because its ``reset_to_zero`` only knows kernel arguments,
     while the pyramid kernels write to buffers reached through offsets from one base pointer.
     """

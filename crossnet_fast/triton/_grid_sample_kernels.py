@@ -9,6 +9,7 @@ reference (crossnet_fast/reference/grid_sample.py): unnormalise, pad (PAD 0 zero
 2 reflection), then bilinear taps with the zeros rule; a point whose coordinate is not finite
 after padding is "undefined": NaN sample in every channel, NaN grid gradient, no taps.
 """
+
 from __future__ import annotations
 
 import triton
@@ -176,8 +177,22 @@ def _tap(x0, y0, DX: tl.constexpr, DY: tl.constexpr, ax, ay, H, W, undefined, pm
 
 
 @triton.jit
-def _point_taps(grid_ptr, P, H, W, HWo, Wo, q_n, q_h, q_w, q_k, PAD: tl.constexpr, ALIGN_CORNERS: tl.constexpr,
-                ACC: tl.constexpr, BLOCK_P: tl.constexpr):
+def _point_taps(
+    grid_ptr,
+    P,
+    H,
+    W,
+    HWo,
+    Wo,
+    q_n,
+    q_h,
+    q_w,
+    q_k,
+    PAD: tl.constexpr,
+    ALIGN_CORNERS: tl.constexpr,
+    ACC: tl.constexpr,
+    BLOCK_P: tl.constexpr,
+):
     """This program's points and their four taps (order (x0,y0), (x1,y0), (x0,y1), (x1,y1), each a
     tuple from :func:`_tap`): n, r, oy, ox, pmask, fx, fy, undefined, then the taps."""
     n, r, oy, ox, pmask, gx, gy = _points(grid_ptr, P, HWo, Wo, q_n, q_h, q_w, q_k, BLOCK_P, ACC)
@@ -190,12 +205,33 @@ def _point_taps(grid_ptr, P, H, W, HWo, Wo, q_n, q_h, q_w, q_k, PAD: tl.constexp
 
 
 @triton.jit
-def _grid_sample_fwd_kernel(in_ptr, grid_ptr, out_ptr, P, C, H, W, HWo, Wo,
-                            s_n, s_c, s_h, s_w, q_n, q_h, q_w, q_k,
-                            PAD: tl.constexpr, ALIGN_CORNERS: tl.constexpr, ACC: tl.constexpr,
-                            BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr):
+def _grid_sample_fwd_kernel(
+    in_ptr,
+    grid_ptr,
+    out_ptr,
+    P,
+    C,
+    H,
+    W,
+    HWo,
+    Wo,
+    s_n,
+    s_c,
+    s_h,
+    s_w,
+    q_n,
+    q_h,
+    q_w,
+    q_k,
+    PAD: tl.constexpr,
+    ALIGN_CORNERS: tl.constexpr,
+    ACC: tl.constexpr,
+    BLOCK_P: tl.constexpr,
+    BLOCK_C: tl.constexpr,
+):
     n, r, oy, ox, pmask, fx, fy, undefined, ta, tb, tc, td = _point_taps(
-        grid_ptr, P, H, W, HWo, Wo, q_n, q_h, q_w, q_k, PAD, ALIGN_CORNERS, ACC, BLOCK_P)
+        grid_ptr, P, H, W, HWo, Wo, q_n, q_h, q_w, q_k, PAD, ALIGN_CORNERS, ACC, BLOCK_P
+    )
     xa, ya, va, wa, _a1, _a2 = ta
     xb, yb, vb, wb, _b1, _b2 = tb
     xc, yc, vc, wc, _c1, _c2 = tc
@@ -221,14 +257,46 @@ def _grid_sample_fwd_kernel(in_ptr, grid_ptr, out_ptr, P, C, H, W, HWo, Wo,
 
 
 @triton.jit
-def _grid_sample_bwd_kernel(gout_ptr, in_ptr, grid_ptr, gin_ptr, ggrid_ptr, P, C, H, W, HWo, Wo,
-                            s_n, s_c, s_h, s_w, g_n, g_c, g_h, g_w, q_n, q_h, q_w, q_k, r_n, r_h, r_w, r_k,
-                            PAD: tl.constexpr, ALIGN_CORNERS: tl.constexpr, ACC: tl.constexpr,
-                            NEED_INPUT: tl.constexpr, NEED_GRID: tl.constexpr,
-                            BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr):
+def _grid_sample_bwd_kernel(
+    gout_ptr,
+    in_ptr,
+    grid_ptr,
+    gin_ptr,
+    ggrid_ptr,
+    P,
+    C,
+    H,
+    W,
+    HWo,
+    Wo,
+    s_n,
+    s_c,
+    s_h,
+    s_w,
+    g_n,
+    g_c,
+    g_h,
+    g_w,
+    q_n,
+    q_h,
+    q_w,
+    q_k,
+    r_n,
+    r_h,
+    r_w,
+    r_k,
+    PAD: tl.constexpr,
+    ALIGN_CORNERS: tl.constexpr,
+    ACC: tl.constexpr,
+    NEED_INPUT: tl.constexpr,
+    NEED_GRID: tl.constexpr,
+    BLOCK_P: tl.constexpr,
+    BLOCK_C: tl.constexpr,
+):
     """gin_ptr: (N, C, H, W) contiguous ACC buffer (atomics); ggrid_ptr: strides r_*."""
     n, r, oy, ox, pmask, fx, fy, undefined, ta, tb, tc, td = _point_taps(
-        grid_ptr, P, H, W, HWo, Wo, q_n, q_h, q_w, q_k, PAD, ALIGN_CORNERS, ACC, BLOCK_P)
+        grid_ptr, P, H, W, HWo, Wo, q_n, q_h, q_w, q_k, PAD, ALIGN_CORNERS, ACC, BLOCK_P
+    )
     xa, ya, va, wa, dxa, dya = ta
     xb, yb, vb, wb, dxb, dyb = tb
     xc, yc, vc, wc, dxc, dyc = tc
@@ -248,20 +316,44 @@ def _grid_sample_bwd_kernel(gout_ptr, in_ptr, grid_ptr, gin_ptr, ggrid_ptr, P, C
         if NEED_INPUT:
             # A zero-weight tap adds nothing and is not touched (an inf gradient stays out of it).
             gb = gin_ptr + (n * C * HW)[None, :] + c64 * HW
-            tl.atomic_add(gb + (ya * W + xa)[None, :], _weighted(wa[None, :], g), mask=(va & (wa != 0))[None, :] & cm,
-                          sem="relaxed")
-            tl.atomic_add(gb + (yb * W + xb)[None, :], _weighted(wb[None, :], g), mask=(vb & (wb != 0))[None, :] & cm,
-                          sem="relaxed")
-            tl.atomic_add(gb + (yc * W + xc)[None, :], _weighted(wc[None, :], g), mask=(vc & (wc != 0))[None, :] & cm,
-                          sem="relaxed")
-            tl.atomic_add(gb + (yd * W + xd)[None, :], _weighted(wd[None, :], g), mask=(vd & (wd != 0))[None, :] & cm,
-                          sem="relaxed")
+            tl.atomic_add(
+                gb + (ya * W + xa)[None, :],
+                _weighted(wa[None, :], g),
+                mask=(va & (wa != 0))[None, :] & cm,
+                sem="relaxed",
+            )
+            tl.atomic_add(
+                gb + (yb * W + xb)[None, :],
+                _weighted(wb[None, :], g),
+                mask=(vb & (wb != 0))[None, :] & cm,
+                sem="relaxed",
+            )
+            tl.atomic_add(
+                gb + (yc * W + xc)[None, :],
+                _weighted(wc[None, :], g),
+                mask=(vc & (wc != 0))[None, :] & cm,
+                sem="relaxed",
+            )
+            tl.atomic_add(
+                gb + (yd * W + xd)[None, :],
+                _weighted(wd[None, :], g),
+                mask=(vd & (wd != 0))[None, :] & cm,
+                sem="relaxed",
+            )
         if NEED_GRID:
             base = in_ptr + (n * s_n)[None, :] + c64 * s_c
-            da += tl.sum(g * tl.load(base + (ya * s_h + xa * s_w)[None, :], mask=va[None, :] & cm, other=0.0).to(ACC), 0)
-            db += tl.sum(g * tl.load(base + (yb * s_h + xb * s_w)[None, :], mask=vb[None, :] & cm, other=0.0).to(ACC), 0)
-            dc += tl.sum(g * tl.load(base + (yc * s_h + xc * s_w)[None, :], mask=vc[None, :] & cm, other=0.0).to(ACC), 0)
-            dd += tl.sum(g * tl.load(base + (yd * s_h + xd * s_w)[None, :], mask=vd[None, :] & cm, other=0.0).to(ACC), 0)
+            da += tl.sum(
+                g * tl.load(base + (ya * s_h + xa * s_w)[None, :], mask=va[None, :] & cm, other=0.0).to(ACC), 0
+            )
+            db += tl.sum(
+                g * tl.load(base + (yb * s_h + xb * s_w)[None, :], mask=vb[None, :] & cm, other=0.0).to(ACC), 0
+            )
+            dc += tl.sum(
+                g * tl.load(base + (yc * s_h + xc * s_w)[None, :], mask=vc[None, :] & cm, other=0.0).to(ACC), 0
+            )
+            dd += tl.sum(
+                g * tl.load(base + (yd * s_h + xd * s_w)[None, :], mask=vd[None, :] & cm, other=0.0).to(ACC), 0
+            )
     if NEED_GRID:
         # A tap whose derivative is 0 is not used (its dot product may be inf or NaN); the padding
         # factor multiplies the same way, so a clamped axis gets exactly 0.

@@ -10,6 +10,7 @@ with :func:`div`, take roots with :func:`sqrt`, and are launched with :data:`LAU
 fp64 division and square root are correctly rounded already (``div.rn.f64``, ``sqrt.rn.f64``).
 The interpreter rounds every operation on its own in any case.
 """
+
 from __future__ import annotations
 
 import triton

@@ -12,6 +12,7 @@ which lets the compiler use 16-byte loads and vector atomics on channels_last ro
 Sampling math mirrors crossnet_fast/reference/multiscale_warp.py step by step (clamp, sanitised
 corners, where-masked weights), including its NaN behaviour.
 """
+
 from __future__ import annotations
 
 import triton
@@ -200,9 +201,19 @@ def _load_flow(flow_base, row, n, y, x, pmask, ACC: tl.constexpr):
 
 
 @triton.jit
-def _warp_fwd_kernel(feat_base, flow_base, out_base, meta_ptr, S,
-                     BORDER: tl.constexpr, CL: tl.constexpr, ACC: tl.constexpr, ALIGN: tl.constexpr,
-                     BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr):
+def _warp_fwd_kernel(
+    feat_base,
+    flow_base,
+    out_base,
+    meta_ptr,
+    S,
+    BORDER: tl.constexpr,
+    CL: tl.constexpr,
+    ACC: tl.constexpr,
+    ALIGN: tl.constexpr,
+    BLOCK_P: tl.constexpr,
+    BLOCK_C: tl.constexpr,
+):
     row, C, H, W, n, y, x, pmask = _pixels(meta_ptr, S, BLOCK_P, ALIGN)
     fx, fy = _load_flow(flow_base, row, n, y, x, pmask, ACC)
     x0, y0, ax, ay, _mx, _my, finite = _geometry(x, y, fx, fy, H, W, BORDER, ACC)
@@ -234,15 +245,27 @@ def _warp_fwd_kernel(feat_base, flow_base, out_base, meta_ptr, S,
         acc += _weighted(w01, tl.load(feat_base + _px(a01, CL) + fc, mask=m01 & cm, other=0.0).to(ACC))
         acc += _weighted(w10, tl.load(feat_base + _px(a10, CL) + fc, mask=m10 & cm, other=0.0).to(ACC))
         acc += _weighted(w11, tl.load(feat_base + _px(a11, CL) + fc, mask=m11 & cm, other=0.0).to(ACC))
-        tl.store(out_base + _px(ao, CL) + _chan_off(c, soc, CL),
-                 acc.to(out_base.dtype.element_ty), mask=mp & cm)
+        tl.store(out_base + _px(ao, CL) + _chan_off(c, soc, CL), acc.to(out_base.dtype.element_ty), mask=mp & cm)
 
 
 @triton.jit
-def _warp_bwd_kernel(gout_base, feat_base, flow_base, gfeat_base, gflow_base, meta_ptr, S,
-                     BORDER: tl.constexpr, CL: tl.constexpr, ACC: tl.constexpr,
-                     NEED_FEAT: tl.constexpr, NEED_FLOW: tl.constexpr, ALIGN: tl.constexpr,
-                     BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr):
+def _warp_bwd_kernel(
+    gout_base,
+    feat_base,
+    flow_base,
+    gfeat_base,
+    gflow_base,
+    meta_ptr,
+    S,
+    BORDER: tl.constexpr,
+    CL: tl.constexpr,
+    ACC: tl.constexpr,
+    NEED_FEAT: tl.constexpr,
+    NEED_FLOW: tl.constexpr,
+    ALIGN: tl.constexpr,
+    BLOCK_P: tl.constexpr,
+    BLOCK_C: tl.constexpr,
+):
     row, C, H, W, n, y, x, pmask = _pixels(meta_ptr, S, BLOCK_P, ALIGN)
     fx, fy = _load_flow(flow_base, row, n, y, x, pmask, ACC)
     x0, y0, ax, ay, mask_x, mask_y, finite = _geometry(x, y, fx, fy, H, W, BORDER, ACC)

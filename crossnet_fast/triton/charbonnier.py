@@ -6,6 +6,7 @@ second one-program kernel adds the partials in a fixed order (deterministic, no 
 applies the normalisation. Elements are visited in memory order, so any dense layout (NCHW or
 channels_last) works without copies when pred and target share strides.
 """
+
 from __future__ import annotations
 
 import torch
@@ -27,15 +28,26 @@ def _rho(d, eps2, ACC: tl.constexpr):
 
 
 @triton.jit
-def _charbonnier_kernel(pred_ptr, target_ptr, loss_ptr, grad_ptr, numel, consts_ptr,
-                        REDUCE: tl.constexpr, GRAD: tl.constexpr, ACC: tl.constexpr,
-                        BLOCK: tl.constexpr):
+def _charbonnier_kernel(
+    pred_ptr,
+    target_ptr,
+    loss_ptr,
+    grad_ptr,
+    numel,
+    consts_ptr,
+    REDUCE: tl.constexpr,
+    GRAD: tl.constexpr,
+    ACC: tl.constexpr,
+    BLOCK: tl.constexpr,
+):
     """consts_ptr: (2,) ACC tensor (eps^2, norm): a Python float argument would be typed fp32."""
     pid = tl.program_id(0)
     eps2 = tl.load(consts_ptr)
     offs = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < numel
-    d = tl.load(pred_ptr + offs, mask=mask, other=0.0).to(ACC) - tl.load(target_ptr + offs, mask=mask, other=0.0).to(ACC)
+    d = tl.load(pred_ptr + offs, mask=mask, other=0.0).to(ACC) - tl.load(target_ptr + offs, mask=mask, other=0.0).to(
+        ACC
+    )
     rho = _rho(d, eps2, ACC)
     if REDUCE:
         # One partial per program, summed by _finish_kernel in program order.
@@ -58,13 +70,24 @@ def _finish_kernel(partial_ptr, out_ptr, count, consts_ptr, ACC: tl.constexpr, B
 
 
 @triton.jit
-def _charbonnier_bwd_kernel(gl_ptr, pred_ptr, target_ptr, grad_ptr, numel, consts_ptr,
-                            SCALAR_GRAD: tl.constexpr, ACC: tl.constexpr, BLOCK: tl.constexpr):
+def _charbonnier_bwd_kernel(
+    gl_ptr,
+    pred_ptr,
+    target_ptr,
+    grad_ptr,
+    numel,
+    consts_ptr,
+    SCALAR_GRAD: tl.constexpr,
+    ACC: tl.constexpr,
+    BLOCK: tl.constexpr,
+):
     eps2 = tl.load(consts_ptr)
     norm = tl.load(consts_ptr + 1)
     offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < numel
-    d = tl.load(pred_ptr + offs, mask=mask, other=0.0).to(ACC) - tl.load(target_ptr + offs, mask=mask, other=0.0).to(ACC)
+    d = tl.load(pred_ptr + offs, mask=mask, other=0.0).to(ACC) - tl.load(target_ptr + offs, mask=mask, other=0.0).to(
+        ACC
+    )
     if SCALAR_GRAD:
         gl = tl.load(gl_ptr).to(ACC)  # read on the device: no host sync for the 0-d upstream grad
     else:
@@ -169,9 +192,20 @@ def charbonnier(pred: torch.Tensor, target: torch.Tensor, eps: float, reduction:
         grid = (triton.cdiv(numel, cfg["BLOCK"]),)
         if grid[0] == 0:
             return
-        _charbonnier_kernel[grid](p, t, partials if reduce else kloss, kgrad if compute_grad else p,
-                                  numel, consts, REDUCE=reduce, GRAD=compute_grad, ACC=acc,
-                                  BLOCK=cfg["BLOCK"], num_warps=cfg["num_warps"], **LAUNCH_OPTIONS)
+        _charbonnier_kernel[grid](
+            p,
+            t,
+            partials if reduce else kloss,
+            kgrad if compute_grad else p,
+            numel,
+            consts,
+            REDUCE=reduce,
+            GRAD=compute_grad,
+            ACC=acc,
+            BLOCK=cfg["BLOCK"],
+            num_warps=cfg["num_warps"],
+            **LAUNCH_OPTIONS,
+        )
 
     configs = _configs(reduce)
     max_partials = triton.cdiv(numel, min(c["BLOCK"] for c in configs))
@@ -190,8 +224,9 @@ def charbonnier(pred: torch.Tensor, target: torch.Tensor, eps: float, reduction:
     return loss, grad
 
 
-def charbonnier_backward(grad_loss: torch.Tensor, pred: torch.Tensor, target: torch.Tensor, eps: float,
-                         reduction: str) -> torch.Tensor:
+def charbonnier_backward(
+    grad_loss: torch.Tensor, pred: torch.Tensor, target: torch.Tensor, eps: float, reduction: str
+) -> torch.Tensor:
     """Triton implementation of ``crossnet_fast_triton::charbonnier_backward``.
 
     Args:
@@ -209,8 +244,11 @@ def charbonnier_backward(grad_loss: torch.Tensor, pred: torch.Tensor, target: to
     if scalar:
         gl = grad_loss.reshape(())
     else:
-        gl = grad_loss if grad_loss.stride() == p.stride() and _dense(grad_loss) else torch.empty_like(
-            p, dtype=grad_loss.dtype).copy_(grad_loss)
+        gl = (
+            grad_loss
+            if grad_loss.stride() == p.stride() and _dense(grad_loss)
+            else torch.empty_like(p, dtype=grad_loss.dtype).copy_(grad_loss)
+        )
     grad, kgrad = _like(pred, p)
     acc = _common.acc_dtype(pred.dtype)
     norm = _norm(pred, reduction)
@@ -220,8 +258,19 @@ def charbonnier_backward(grad_loss: torch.Tensor, pred: torch.Tensor, target: to
         grid = (triton.cdiv(numel, cfg["BLOCK"]),)
         if grid[0] == 0:
             return
-        _charbonnier_bwd_kernel[grid](gl, p, t, kgrad, numel, consts, SCALAR_GRAD=scalar, ACC=acc,
-                                      BLOCK=cfg["BLOCK"], num_warps=cfg["num_warps"], **LAUNCH_OPTIONS)
+        _charbonnier_bwd_kernel[grid](
+            gl,
+            p,
+            t,
+            kgrad,
+            numel,
+            consts,
+            SCALAR_GRAD=scalar,
+            ACC=acc,
+            BLOCK=cfg["BLOCK"],
+            num_warps=cfg["num_warps"],
+            **LAUNCH_OPTIONS,
+        )
 
     key = ("charbonnier_bwd", pred.device.index, pred.dtype, scalar, _common.next_pow2(numel))
     launch(_common.choose_config(key, _configs(), launch))

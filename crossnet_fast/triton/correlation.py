@@ -14,6 +14,7 @@ copies); the gradients have the inputs' layout (``empty_like``), as the fake ker
 Terms whose displaced point lies outside the image are masked out, not multiplied by a zero, so
 an inf/NaN reaches only the outputs and gradient elements that read it.
 """
+
 from __future__ import annotations
 
 import torch
@@ -25,14 +26,39 @@ from . import _common
 # (BLOCK_P, num_warps) of the forward; (BLOCK_P, BLOCK_C, num_warps) of the gradients. The first
 # entry is what the interpreter and CROSSNET_FAST_TRITON_AUTOTUNE=0 use (and the compile check's).
 _FWD_CONFIGS = [dict(BLOCK_P=128, num_warps=4), dict(BLOCK_P=256, num_warps=4), dict(BLOCK_P=512, num_warps=8)]
-_BWD_CONFIGS = [dict(BLOCK_P=64, BLOCK_C=8, num_warps=4), dict(BLOCK_P=128, BLOCK_C=8, num_warps=4),
-                dict(BLOCK_P=64, BLOCK_C=16, num_warps=4), dict(BLOCK_P=256, BLOCK_C=4, num_warps=8)]
+_BWD_CONFIGS = [
+    dict(BLOCK_P=64, BLOCK_C=8, num_warps=4),
+    dict(BLOCK_P=128, BLOCK_C=8, num_warps=4),
+    dict(BLOCK_P=64, BLOCK_C=16, num_warps=4),
+    dict(BLOCK_P=256, BLOCK_C=4, num_warps=8),
+]
 
 
 @triton.jit
-def _corr_fwd_kernel(f1_ptr, f2_ptr, out_ptr, C, H, W, Ho, Wo, D, DIL, STRIDE,
-                     a_n, a_c, a_h, a_w, b_n, b_c, b_h, b_w, tiles,
-                     ACC: tl.constexpr, BLOCK_P: tl.constexpr):
+def _corr_fwd_kernel(
+    f1_ptr,
+    f2_ptr,
+    out_ptr,
+    C,
+    H,
+    W,
+    Ho,
+    Wo,
+    D,
+    DIL,
+    STRIDE,
+    a_n,
+    a_c,
+    a_h,
+    a_w,
+    b_n,
+    b_c,
+    b_h,
+    b_w,
+    tiles,
+    ACC: tl.constexpr,
+    BLOCK_P: tl.constexpr,
+):
     pid = tl.program_id(0).to(tl.int64)
     side = 2 * D + 1
     K = side * side
@@ -65,9 +91,34 @@ def _corr_fwd_kernel(f1_ptr, f2_ptr, out_ptr, C, H, W, Ho, Wo, D, DIL, STRIDE,
 
 
 @triton.jit
-def _corr_bwd_f1_kernel(gout_ptr, f2_ptr, gf1_ptr, C, H, W, D, DIL, STRIDE,
-                        g_n, g_k, g_h, g_w, b_n, b_c, b_h, b_w, o_n, o_c, o_h, o_w, ctiles, tiles,
-                        ACC: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr):
+def _corr_bwd_f1_kernel(
+    gout_ptr,
+    f2_ptr,
+    gf1_ptr,
+    C,
+    H,
+    W,
+    D,
+    DIL,
+    STRIDE,
+    g_n,
+    g_k,
+    g_h,
+    g_w,
+    b_n,
+    b_c,
+    b_h,
+    b_w,
+    o_n,
+    o_c,
+    o_h,
+    o_w,
+    ctiles,
+    tiles,
+    ACC: tl.constexpr,
+    BLOCK_P: tl.constexpr,
+    BLOCK_C: tl.constexpr,
+):
     pid = tl.program_id(0).to(tl.int64)
     side = 2 * D + 1
     K = side * side
@@ -103,9 +154,34 @@ def _corr_bwd_f1_kernel(gout_ptr, f2_ptr, gf1_ptr, C, H, W, D, DIL, STRIDE,
 
 
 @triton.jit
-def _corr_bwd_f2_kernel(gout_ptr, f1_ptr, gf2_ptr, C, H, W, D, DIL, STRIDE,
-                        g_n, g_k, g_h, g_w, a_n, a_c, a_h, a_w, o_n, o_c, o_h, o_w, ctiles, tiles,
-                        ACC: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr):
+def _corr_bwd_f2_kernel(
+    gout_ptr,
+    f1_ptr,
+    gf2_ptr,
+    C,
+    H,
+    W,
+    D,
+    DIL,
+    STRIDE,
+    g_n,
+    g_k,
+    g_h,
+    g_w,
+    a_n,
+    a_c,
+    a_h,
+    a_w,
+    o_n,
+    o_c,
+    o_h,
+    o_w,
+    ctiles,
+    tiles,
+    ACC: tl.constexpr,
+    BLOCK_P: tl.constexpr,
+    BLOCK_C: tl.constexpr,
+):
     pid = tl.program_id(0).to(tl.int64)
     side = 2 * D + 1
     K = side * side
@@ -137,8 +213,7 @@ def _corr_bwd_f2_kernel(gout_ptr, f1_ptr, gf2_ptr, C, H, W, D, DIL, STRIDE,
     tl.store(out, acc.to(gf2_ptr.dtype.element_ty), mask=cmask[:, None] & pmask[None, :])
 
 
-def correlation(f1: torch.Tensor, f2: torch.Tensor, max_displacement: int, dilation: int,
-                stride: int) -> torch.Tensor:
+def correlation(f1: torch.Tensor, f2: torch.Tensor, max_displacement: int, dilation: int, stride: int) -> torch.Tensor:
     """Triton implementation of ``crossnet_fast_triton::correlation``.
 
     Args:
@@ -164,16 +239,39 @@ def correlation(f1: torch.Tensor, f2: torch.Tensor, max_displacement: int, dilat
     def launch(cfg):
         tiles = triton.cdiv(ho * wo, cfg["BLOCK_P"])
         _corr_fwd_kernel[(n * side * side * tiles,)](
-            f1, f2, out, c, h, w, ho, wo, max_displacement, dilation, stride, *f1.stride(), *f2.stride(), tiles,
-            ACC=acc, BLOCK_P=cfg["BLOCK_P"], num_warps=cfg["num_warps"])
+            f1,
+            f2,
+            out,
+            c,
+            h,
+            w,
+            ho,
+            wo,
+            max_displacement,
+            dilation,
+            stride,
+            *f1.stride(),
+            *f2.stride(),
+            tiles,
+            ACC=acc,
+            BLOCK_P=cfg["BLOCK_P"],
+            num_warps=cfg["num_warps"],
+        )
 
     key = ("correlation_fwd", f1.device.index, f1.dtype, c, side, _common.next_pow2(ho * wo))
     launch(_common.choose_config(key, _FWD_CONFIGS, launch))
     return out
 
 
-def correlation_backward(grad_out: torch.Tensor, f1: torch.Tensor, f2: torch.Tensor, max_displacement: int,
-                         dilation: int, stride: int, output_mask) -> tuple[torch.Tensor, torch.Tensor]:
+def correlation_backward(
+    grad_out: torch.Tensor,
+    f1: torch.Tensor,
+    f2: torch.Tensor,
+    max_displacement: int,
+    dilation: int,
+    stride: int,
+    output_mask,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Triton implementation of ``crossnet_fast_triton::correlation_backward`` (two gathers).
 
     Args:
@@ -191,8 +289,10 @@ def correlation_backward(grad_out: torch.Tensor, f1: torch.Tensor, f2: torch.Ten
     side = 2 * max_displacement + 1
     ho, wo = -(-h // stride), -(-w // stride)
     if tuple(grad_out.shape) != (n, side * side, ho, wo):
-        raise ValueError(f"correlation_backward: grad_out must have the output shape {(n, side * side, ho, wo)}, "
-                         f"got {tuple(grad_out.shape)}")
+        raise ValueError(
+            f"correlation_backward: grad_out must have the output shape {(n, side * side, ho, wo)}, "
+            f"got {tuple(grad_out.shape)}"
+        )
     grad_out = grad_out.to(f1.dtype)
     grad1 = torch.empty_like(f1) if output_mask[0] else f1.new_empty((0,))
     grad2 = torch.empty_like(f2) if output_mask[1] else f2.new_empty((0,))
@@ -205,13 +305,30 @@ def correlation_backward(grad_out: torch.Tensor, f1: torch.Tensor, f2: torch.Ten
     if output_mask[1]:
         jobs.append((_corr_bwd_f2_kernel, f1, grad2, "correlation_bwd_f2"))
     for kernel, other, grad, name in jobs:
+
         def launch(cfg, kernel=kernel, other=other, grad=grad):
             tiles = triton.cdiv(h * w, cfg["BLOCK_P"])
             ctiles = triton.cdiv(c, cfg["BLOCK_C"])
             kernel[(n * ctiles * tiles,)](
-                grad_out, other, grad, c, h, w, max_displacement, dilation, stride,
-                *grad_out.stride(), *other.stride(), *grad.stride(), ctiles, tiles,
-                ACC=acc, BLOCK_P=cfg["BLOCK_P"], BLOCK_C=cfg["BLOCK_C"], num_warps=cfg["num_warps"])
+                grad_out,
+                other,
+                grad,
+                c,
+                h,
+                w,
+                max_displacement,
+                dilation,
+                stride,
+                *grad_out.stride(),
+                *other.stride(),
+                *grad.stride(),
+                ctiles,
+                tiles,
+                ACC=acc,
+                BLOCK_P=cfg["BLOCK_P"],
+                BLOCK_C=cfg["BLOCK_C"],
+                num_warps=cfg["num_warps"],
+            )
 
         key = (name, f1.device.index, f1.dtype, _common.next_pow2(c), side, stride, _common.next_pow2(h * w))
         # Every element is overwritten by each launch: timing needs no reset.
@@ -222,10 +339,13 @@ def correlation_backward(grad_out: torch.Tensor, f1: torch.Tensor, f2: torch.Ten
 def _check(f1, f2, max_displacement, dilation, stride):
     """The checks of the native kernels, for direct torch.ops calls (the public op checks first)."""
     if f1.dim() != 4 or f2.shape != f1.shape:
-        raise ValueError(f"correlation: f1 and f2 must be (N, C, H, W) of one shape, got {tuple(f1.shape)} "
-                         f"and {tuple(f2.shape)}")
+        raise ValueError(
+            f"correlation: f1 and f2 must be (N, C, H, W) of one shape, got {tuple(f1.shape)} and {tuple(f2.shape)}"
+        )
     if f1.dtype not in (torch.float16, torch.bfloat16, torch.float32, torch.float64) or f2.dtype != f1.dtype:
         raise TypeError(f"correlation: f1 and f2 must have one float dtype, got {f1.dtype} and {f2.dtype}")
     if max_displacement < 0 or dilation < 1 or stride < 1:
-        raise ValueError("correlation: need max_displacement >= 0, dilation >= 1, stride >= 1, got "
-                         f"{max_displacement}, {dilation}, {stride}")
+        raise ValueError(
+            "correlation: need max_displacement >= 0, dilation >= 1, stride >= 1, got "
+            f"{max_displacement}, {dilation}, {stride}"
+        )

@@ -13,14 +13,15 @@ the schedule, so, as for the Triton warp, it raises under ``torch.use_determinis
 Launch configuration: fixed (no timing, hence nothing to synchronise or to re-tune per shape):
 one point per thread with 8 channels per chunk (2 for fp64, whose registers are twice as wide).
 """
+
 from __future__ import annotations
 
 import torch
 import triton
 
 from . import _common
-from ._rounding import LAUNCH_OPTIONS
 from ._grid_sample_kernels import _grid_sample_bwd_kernel, _grid_sample_fwd_kernel
+from ._rounding import LAUNCH_OPTIONS
 from .multiscale_warp import _alert_not_deterministic
 
 PADDINGS = {"zeros": 0, "border": 1, "reflection": 2}
@@ -47,8 +48,10 @@ def _pad_code(padding: str) -> int:
 
 def _check(op: str, input: torch.Tensor, grid: torch.Tensor) -> None:
     if input.dim() != 4 or grid.dim() != 4 or grid.shape[3] != 2 or grid.shape[0] != input.shape[0]:
-        raise ValueError(f"{op}: expected input (N, C, H, W) and grid (N, Ho, Wo, 2), got "
-                         f"{tuple(input.shape)} and {tuple(grid.shape)}")
+        raise ValueError(
+            f"{op}: expected input (N, C, H, W) and grid (N, Ho, Wo, 2), got "
+            f"{tuple(input.shape)} and {tuple(grid.shape)}"
+        )
     if input.shape[2] == 0 or input.shape[3] == 0:
         raise ValueError(f"{op}: input must have non-empty spatial dimensions, got {tuple(input.shape)}")
     _common.check_device(op, input, grid)
@@ -76,13 +79,29 @@ def grid_sample(input: torch.Tensor, grid: torch.Tensor, padding: str, align_cor
         return out
     cfg = config(input.dtype, c)
     _grid_sample_fwd_kernel[(triton.cdiv(points, cfg["BLOCK_P"]),)](
-        input, grid, out, points, c, h, w, ho * wo, wo, *input.stride(), *grid.stride(),
-        PAD=pad, ALIGN_CORNERS=bool(align_corners), ACC=_common.acc_dtype(input.dtype), **cfg, **LAUNCH_OPTIONS)
+        input,
+        grid,
+        out,
+        points,
+        c,
+        h,
+        w,
+        ho * wo,
+        wo,
+        *input.stride(),
+        *grid.stride(),
+        PAD=pad,
+        ALIGN_CORNERS=bool(align_corners),
+        ACC=_common.acc_dtype(input.dtype),
+        **cfg,
+        **LAUNCH_OPTIONS,
+    )
     return out
 
 
-def grid_sample_backward(grad_out: torch.Tensor, input: torch.Tensor, grid: torch.Tensor, padding: str,
-                         align_corners: bool, output_mask) -> tuple[torch.Tensor, torch.Tensor]:
+def grid_sample_backward(
+    grad_out: torch.Tensor, input: torch.Tensor, grid: torch.Tensor, padding: str, align_corners: bool, output_mask
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Triton implementation of ``crossnet_fast_triton::grid_sample_backward``.
 
     Args:
@@ -121,13 +140,35 @@ def grid_sample_backward(grad_out: torch.Tensor, input: torch.Tensor, grid: torc
         ggrid_arg = ggrid if need_grid else grid
         r_strides = ggrid.stride() if need_grid else (0, 0, 0, 0)
         _grid_sample_bwd_kernel[(triton.cdiv(points, cfg["BLOCK_P"]),)](
-            grad_out, input, grid, gin_arg, ggrid_arg, points, c, h, w, ho * wo, wo,
-            *input.stride(), *grad_out.stride(), *grid.stride(), *r_strides,
-            PAD=pad, ALIGN_CORNERS=bool(align_corners), ACC=_common.acc_dtype(input.dtype),
-            NEED_INPUT=need_input, NEED_GRID=need_grid, **cfg, **LAUNCH_OPTIONS)
+            grad_out,
+            input,
+            grid,
+            gin_arg,
+            ggrid_arg,
+            points,
+            c,
+            h,
+            w,
+            ho * wo,
+            wo,
+            *input.stride(),
+            *grad_out.stride(),
+            *grid.stride(),
+            *r_strides,
+            PAD=pad,
+            ALIGN_CORNERS=bool(align_corners),
+            ACC=_common.acc_dtype(input.dtype),
+            NEED_INPUT=need_input,
+            NEED_GRID=need_grid,
+            **cfg,
+            **LAUNCH_OPTIONS,
+        )
     if need_input:
-        grad_input = gbuf if gbuf.dtype == input.dtype and gbuf.stride() == input.stride() else \
-            torch.empty_like(input).copy_(gbuf)
+        grad_input = (
+            gbuf
+            if gbuf.dtype == input.dtype and gbuf.stride() == input.stride()
+            else torch.empty_like(input).copy_(gbuf)
+        )
     else:
         grad_input = input.new_empty((0,))
     return grad_input, ggrid

@@ -15,6 +15,7 @@ Backward: the feature gradient is scattered with ``tl.atomic_add`` into a zeroed
 fp64) buffer; the flow gradient is reduced over channels inside the program (one owner per pixel,
 no atomics) and stored in the flow's dtype.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -104,6 +105,7 @@ _captured_tables: dict = {}  # tables a CUDA graph may replay: kept for the life
 
 def _meta(feats, flows, gouts, gfeats, gflows, device) -> torch.Tensor:
     """The int64 (S, 29) metadata table; absent roles (None lists) get zero columns."""
+
     def offsets(ts):
         return _common.element_offsets(ts[0], ts) if ts else None
 
@@ -155,10 +157,12 @@ def _alert_not_deterministic(what: str) -> None:
     """Follow torch.use_deterministic_algorithms: raise (or warn when warn_only) for atomics."""
     if not torch.are_deterministic_algorithms_enabled():
         return
-    msg = (f"{what} accumulates the feature gradient with atomic adds and is not deterministic; "
-           "use another backend or call torch.use_deterministic_algorithms(False)")
+    msg = (
+        f"{what} accumulates the feature gradient with atomic adds and is not deterministic; "
+        "use another backend or call torch.use_deterministic_algorithms(False)"
+    )
     if torch.is_deterministic_algorithms_warn_only_enabled():
-        warnings.warn(msg)
+        warnings.warn(msg, stacklevel=3)
     else:
         raise RuntimeError(msg)
 
@@ -193,13 +197,32 @@ def multiscale_warp(feats: list[torch.Tensor], flows: list[torch.Tensor], paddin
         if grid[0] == 0:
             return
         _warp_fwd_kernel[grid](
-            kfeats[0], kflows[0], kouts[0], meta, len(feats),
-            BORDER=padding == "border", CL=cl, ACC=acc, ALIGN=align,
-            BLOCK_P=cfg["BLOCK_P"], BLOCK_C=cfg["BLOCK_C"], num_warps=cfg["num_warps"],
+            kfeats[0],
+            kflows[0],
+            kouts[0],
+            meta,
+            len(feats),
+            BORDER=padding == "border",
+            CL=cl,
+            ACC=acc,
+            ALIGN=align,
+            BLOCK_P=cfg["BLOCK_P"],
+            BLOCK_C=cfg["BLOCK_C"],
+            num_warps=cfg["num_warps"],
         )
 
-    key = ("warp_fwd", feats[0].device.index, feats[0].dtype, kflows[0].dtype, cl, align, padding,
-           len(feats), _common.next_pow2(sum(total)), max_c)
+    key = (
+        "warp_fwd",
+        feats[0].device.index,
+        feats[0].dtype,
+        kflows[0].dtype,
+        cl,
+        align,
+        padding,
+        len(feats),
+        _common.next_pow2(sum(total)),
+        max_c,
+    )
     launch(_common.choose_config(key, _configs(max_c, cl, feats[0].dtype), launch))
     for o, k in zip(outs, kouts):
         if o is not k:
@@ -253,18 +276,42 @@ def multiscale_warp_backward(grad_outs, feats, flows, padding: str, output_mask)
         if grid[0] == 0:
             return
         _warp_bwd_kernel[grid](
-            kgouts[0], kfeats[0], kflows[0], gfeat_arg, gflow_arg, meta, len(feats),
-            BORDER=padding == "border", CL=cl, ACC=_common.acc_dtype(feats[0].dtype),
-            NEED_FEAT=need_feat, NEED_FLOW=need_flow, ALIGN=align,
-            BLOCK_P=cfg["BLOCK_P"], BLOCK_C=cfg["BLOCK_C"], num_warps=cfg["num_warps"],
+            kgouts[0],
+            kfeats[0],
+            kflows[0],
+            gfeat_arg,
+            gflow_arg,
+            meta,
+            len(feats),
+            BORDER=padding == "border",
+            CL=cl,
+            ACC=_common.acc_dtype(feats[0].dtype),
+            NEED_FEAT=need_feat,
+            NEED_FLOW=need_flow,
+            ALIGN=align,
+            BLOCK_P=cfg["BLOCK_P"],
+            BLOCK_C=cfg["BLOCK_C"],
+            num_warps=cfg["num_warps"],
         )
 
     def reset():
         for b in gbufs or []:
             b.zero_()
 
-    key = ("warp_bwd", feats[0].device.index, feats[0].dtype, kflows[0].dtype, cl, align, padding, need_feat,
-           need_flow, len(feats), _common.next_pow2(sum(total)), max_c)
+    key = (
+        "warp_bwd",
+        feats[0].device.index,
+        feats[0].dtype,
+        kflows[0].dtype,
+        cl,
+        align,
+        padding,
+        need_feat,
+        need_flow,
+        len(feats),
+        _common.next_pow2(sum(total)),
+        max_c,
+    )
     launch(_common.choose_config(key, _configs(max_c, cl, feats[0].dtype), launch, reset))
 
     # Hand the kernel's buffers out directly when they already are what the fake promises

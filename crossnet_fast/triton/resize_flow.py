@@ -11,6 +11,7 @@ sample of margin for rounding); every input gathers a window of ``FOOT_Y x FOOT_
 there (the longest run over the axis, computed on the host) with the forward's weights recomputed,
 0 for candidates that do not read it. No atomics: deterministic.
 """
+
 from __future__ import annotations
 
 import functools
@@ -74,8 +75,23 @@ def bilinear_taps(base, y0, y1, fy, x0, x1, fx, s_h, s_w, mask, ACC: tl.constexp
 
 
 @triton.jit
-def _resize_fwd_kernel(in_ptr, out_ptr, C, H, W, HO, WO, s_n, s_c, s_h, s_w, tiles,
-                       ALIGN: tl.constexpr, ACC: tl.constexpr, BLOCK: tl.constexpr):
+def _resize_fwd_kernel(
+    in_ptr,
+    out_ptr,
+    C,
+    H,
+    W,
+    HO,
+    WO,
+    s_n,
+    s_c,
+    s_h,
+    s_w,
+    tiles,
+    ALIGN: tl.constexpr,
+    ACC: tl.constexpr,
+    BLOCK: tl.constexpr,
+):
     pid = tl.program_id(0).to(tl.int64)
     plane = pid // tiles  # n * C + c
     n = plane // C
@@ -115,8 +131,25 @@ def _axis_weight(i, d, step, size_in, ALIGN: tl.constexpr, ACC: tl.constexpr):
 
 
 @triton.jit
-def _resize_bwd_kernel(gout_ptr, gin_ptr, C, H, W, HO, WO, g_n, g_c, g_h, g_w, tiles, FOOT_Y, FOOT_X,
-                       ALIGN: tl.constexpr, ACC: tl.constexpr, BLOCK: tl.constexpr):
+def _resize_bwd_kernel(
+    gout_ptr,
+    gin_ptr,
+    C,
+    H,
+    W,
+    HO,
+    WO,
+    g_n,
+    g_c,
+    g_h,
+    g_w,
+    tiles,
+    FOOT_Y,
+    FOOT_X,
+    ALIGN: tl.constexpr,
+    ACC: tl.constexpr,
+    BLOCK: tl.constexpr,
+):
     pid = tl.program_id(0).to(tl.int64)
     plane = pid // tiles
     n = plane // C
@@ -209,9 +242,22 @@ def resize_flow(flow: torch.Tensor, height: int, width: int, align_corners: bool
 
     def launch(cfg):
         tiles = triton.cdiv(height * width, cfg["BLOCK"])
-        _resize_fwd_kernel[(n * c * tiles,)](flow, out, c, h, w, height, width, *flow.stride(), tiles,
-                                             ALIGN=align_corners, ACC=acc, BLOCK=cfg["BLOCK"],
-                                             num_warps=cfg["num_warps"], **LAUNCH_OPTIONS)
+        _resize_fwd_kernel[(n * c * tiles,)](
+            flow,
+            out,
+            c,
+            h,
+            w,
+            height,
+            width,
+            *flow.stride(),
+            tiles,
+            ALIGN=align_corners,
+            ACC=acc,
+            BLOCK=cfg["BLOCK"],
+            num_warps=cfg["num_warps"],
+            **LAUNCH_OPTIONS,
+        )
 
     key = ("resize_fwd", flow.device.index, flow.dtype, align_corners, _common.next_pow2(out.numel()))
     launch(_common.choose_config(key, _configs(), launch))
@@ -241,9 +287,24 @@ def resize_flow_backward(grad_out: torch.Tensor, height: int, width: int, align_
 
     def launch(cfg):
         tiles = triton.cdiv(height * width, cfg["BLOCK"])
-        _resize_bwd_kernel[(n * c * tiles,)](grad_out, gin, c, height, width, ho, wo, *grad_out.stride(), tiles,
-                                             foot_y, foot_x, ALIGN=align_corners, ACC=acc, BLOCK=cfg["BLOCK"],
-                                             num_warps=cfg["num_warps"], **LAUNCH_OPTIONS)
+        _resize_bwd_kernel[(n * c * tiles,)](
+            grad_out,
+            gin,
+            c,
+            height,
+            width,
+            ho,
+            wo,
+            *grad_out.stride(),
+            tiles,
+            foot_y,
+            foot_x,
+            ALIGN=align_corners,
+            ACC=acc,
+            BLOCK=cfg["BLOCK"],
+            num_warps=cfg["num_warps"],
+            **LAUNCH_OPTIONS,
+        )
 
     key = ("resize_bwd", grad_out.device.index, grad_out.dtype, align_corners, _common.next_pow2(gin.numel()))
     launch(_common.choose_config(key, _configs(), launch))

@@ -3,12 +3,14 @@
 Forward: one program per BLOCK output pixels of one (n, channel) plane; each output reads its 4
 source taps. Programs are numbered along grid axis 0 only (plane-major: ``pid = plane * tiles +
 tile``), since axes 1 and 2 stop at 65535 on a GPU and N * C can exceed that; positions inside a
-plane are int64, so a plane may span more than 2^31 elements. Backward: a gather, not a scatter. With an integer factor, source row ``i`` is read
+plane are int64, so a plane may span more than 2^31 elements. Backward: a gather, not a scatter.
+With an integer factor, source row ``i`` is read
 only by output rows ``d`` whose source coordinate ``(d + 0.5)/s - 0.5`` lies in ``(i - 1, i + 1)``,
 all inside ``[s*i - (s+1)//2, s*i - (s+1)//2 + 2s]``; so each input gradient sums a fixed window of
 ``(2s+1) x (2s+1)`` output gradients with the forward's weights recomputed (candidates that do
 not read ``i`` get weight 0). No atomics: deterministic.
 """
+
 from __future__ import annotations
 
 import torch
@@ -17,6 +19,7 @@ import triton.language as tl
 
 from . import _common
 from ._rounding import LAUNCH_OPTIONS, div
+
 # One elementwise configuration list for both flow resamplers.
 from .resize_flow import _BLOCKS, _configs, bilinear_taps  # noqa: F401 (_BLOCKS: the compile check's)
 
@@ -34,8 +37,9 @@ def _src(d, scale, size_in, ACC: tl.constexpr):
 
 
 @triton.jit
-def _upsample_fwd_kernel(in_ptr, out_ptr, C, H, W, s_n, s_c, s_h, s_w, scale, tiles,
-                         ACC: tl.constexpr, BLOCK: tl.constexpr):
+def _upsample_fwd_kernel(
+    in_ptr, out_ptr, C, H, W, s_n, s_c, s_h, s_w, scale, tiles, ACC: tl.constexpr, BLOCK: tl.constexpr
+):
     pid = tl.program_id(0).to(tl.int64)
     # tl.cast, not .to(): Triton compiles an integer argument equal to 1 (H or W) as a constexpr.
     plane = pid // tiles  # n * C + c
@@ -65,8 +69,9 @@ def _axis_weight(i, d, scale, size_in, ACC: tl.constexpr):
 
 
 @triton.jit
-def _upsample_bwd_kernel(gout_ptr, gin_ptr, C, H, W, g_n, g_c, g_h, g_w, scale, tiles,
-                         ACC: tl.constexpr, BLOCK: tl.constexpr):
+def _upsample_bwd_kernel(
+    gout_ptr, gin_ptr, C, H, W, g_n, g_c, g_h, g_w, scale, tiles, ACC: tl.constexpr, BLOCK: tl.constexpr
+):
     pid = tl.program_id(0).to(tl.int64)
     plane = pid // tiles
     n = plane // C
@@ -114,9 +119,20 @@ def upsample_flow(flow: torch.Tensor, scale: int) -> torch.Tensor:
 
     def launch(cfg):
         tiles = triton.cdiv(h * scale * w * scale, cfg["BLOCK"])
-        _upsample_fwd_kernel[(n * c * tiles,)](flow, out, c, h, w, *flow.stride(), scale, tiles,
-                                   ACC=acc, BLOCK=cfg["BLOCK"], num_warps=cfg["num_warps"],
-                                   **LAUNCH_OPTIONS)
+        _upsample_fwd_kernel[(n * c * tiles,)](
+            flow,
+            out,
+            c,
+            h,
+            w,
+            *flow.stride(),
+            scale,
+            tiles,
+            ACC=acc,
+            BLOCK=cfg["BLOCK"],
+            num_warps=cfg["num_warps"],
+            **LAUNCH_OPTIONS,
+        )
 
     key = ("upsample_fwd", flow.device.index, flow.dtype, scale, _common.next_pow2(out.numel()))
     launch(_common.choose_config(key, _configs(), launch))
@@ -145,9 +161,20 @@ def upsample_flow_backward(grad_out: torch.Tensor, scale: int) -> torch.Tensor:
 
     def launch(cfg):
         tiles = triton.cdiv(h * w, cfg["BLOCK"])
-        _upsample_bwd_kernel[(n * c * tiles,)](grad_out, gin, c, h, w, *grad_out.stride(), scale, tiles,
-                                   ACC=acc, BLOCK=cfg["BLOCK"], num_warps=cfg["num_warps"],
-                                   **LAUNCH_OPTIONS)
+        _upsample_bwd_kernel[(n * c * tiles,)](
+            grad_out,
+            gin,
+            c,
+            h,
+            w,
+            *grad_out.stride(),
+            scale,
+            tiles,
+            ACC=acc,
+            BLOCK=cfg["BLOCK"],
+            num_warps=cfg["num_warps"],
+            **LAUNCH_OPTIONS,
+        )
 
     key = ("upsample_bwd", grad_out.device.index, grad_out.dtype, scale, _common.next_pow2(gin.numel()))
     launch(_common.choose_config(key, _configs(), launch))

@@ -72,10 +72,14 @@ std::tuple<at::Tensor, at::Tensor> charbonnier_cpu(const at::Tensor& pred, const
     at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
       for (int64_t ch = begin; ch < end; ++ch) {
         const int64_t first = ch * kChunk, stop = std::min(numel, (ch + 1) * kChunk);
-        if (e_out && g_out) partial[ch] = charbonnier_chunk<true, true>(a, b, e_out, g_out, first, stop, eps2, gscale);
-        else if (e_out) partial[ch] = charbonnier_chunk<true, false>(a, b, e_out, g_out, first, stop, eps2, gscale);
-        else if (g_out) partial[ch] = charbonnier_chunk<false, true>(a, b, e_out, g_out, first, stop, eps2, gscale);
-        else partial[ch] = charbonnier_chunk<false, false>(a, b, e_out, g_out, first, stop, eps2, gscale);
+        if (e_out && g_out)
+          partial[ch] = charbonnier_chunk<true, true>(a, b, e_out, g_out, first, stop, eps2, gscale);
+        else if (e_out)
+          partial[ch] = charbonnier_chunk<true, false>(a, b, e_out, g_out, first, stop, eps2, gscale);
+        else if (g_out)
+          partial[ch] = charbonnier_chunk<false, true>(a, b, e_out, g_out, first, stop, eps2, gscale);
+        else
+          partial[ch] = charbonnier_chunk<false, false>(a, b, e_out, g_out, first, stop, eps2, gscale);
       }
     });
     if (red != Reduction::None) {

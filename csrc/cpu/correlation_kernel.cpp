@@ -162,8 +162,8 @@ CORR_INLINE void dot_columns_tail(const T* a, const T* b, int64_t ld, int64_t C,
 // tiles; the last one moved back to end inside [0, Q): its extra columns are recomputed alike or
 // zeroed by the caller.
 template <typename T>
-CORR_INLINE void dot_columns_edges(const T* a, const T* b, int64_t shift, int64_t ld, int64_t C, int64_t Q,
-                                   int64_t lo, int64_t hi, int64_t f0, int64_t f1, T* out) {
+CORR_INLINE void dot_columns_edges(const T* a, const T* b, int64_t shift, int64_t ld, int64_t C, int64_t Q, int64_t lo,
+                                   int64_t hi, int64_t f0, int64_t f1, T* out) {
   const T c_count = static_cast<T>(C);
   const auto run = [&](int64_t from, int64_t to) {
     if (Q < kTile) {
@@ -186,8 +186,8 @@ CORR_INLINE void dot_columns_edges(const T* a, const T* b, int64_t shift, int64_
 template <typename T, typename scalar_t>
 struct ForwardArgs {
   Geometry g;
-  const T* A;  // (N, Ho, C, Wo)
-  const T* B;  // (N, H, s, C, Wo)
+  const T* A;     // (N, Ho, C, Wo)
+  const T* B;     // (N, H, s, C, Wo)
   scalar_t* out;  // (N, K, Ho, Wo)
 };
 
@@ -292,8 +292,8 @@ CORR_INLINE void gather_tile(const Term<T>* terms, int64_t nt, int64_t ld, int64
 
 // Columns [q0, q0 + n), n < 8, of channel c.
 template <typename T>
-CORR_INLINE void gather_tail(const Term<T>* terms, int64_t nt, int64_t ld, int64_t c, int64_t q0, int64_t n,
-                             T c_count, T* out, int64_t Q) {
+CORR_INLINE void gather_tail(const Term<T>* terms, int64_t nt, int64_t ld, int64_t c, int64_t q0, int64_t n, T c_count,
+                             T* out, int64_t Q) {
   T acc[8] = {};
   for (int64_t t = 0; t < nt; ++t) {
     const Term<T>& tm = terms[t];
@@ -322,9 +322,9 @@ CORR_INLINE void gather_block(const Term<T>* terms, int64_t nt, int64_t ld, int6
 template <typename T, typename scalar_t>
 struct BackwardArgs {
   Geometry g;
-  const T* A;  // (N, Ho, C, Wo)
-  const T* B;  // (N, H, s, C, Wo)
-  const T* G;  // grad_out (N, K, Ho, Wo)
+  const T* A;      // (N, Ho, C, Wo)
+  const T* B;      // (N, H, s, C, Wo)
+  const T* G;      // grad_out (N, K, Ho, Wo)
   scalar_t* grad;  // (N, C, H, W) contiguous: grad_f1 (rows of task = output rows) or grad_f2 (f2 rows)
 };
 
@@ -346,7 +346,11 @@ CORR_INLINE void grad_f1_rows(const BackwardArgs<T, scalar_t>& args, int64_t beg
         const ColumnMap m = column_map(g, dx);
         if (m.lo >= m.hi) continue;
         terms[nt++] = Term<T>{args.G + ((n * g.K + k) * g.Ho + i) * g.Wo,
-                              args.B + ((n * g.H + yy) * g.s + m.p) * g.C * g.Wo, 0, m.shift, m.lo, m.hi};
+                              args.B + ((n * g.H + yy) * g.s + m.p) * g.C * g.Wo,
+                              0,
+                              m.shift,
+                              m.lo,
+                              m.hi};
       }
     }
     gather_block(terms.data(), nt, g.Wo, g.C, g.Wo, block.data());
@@ -381,8 +385,12 @@ CORR_INLINE void grad_f2_rows(const BackwardArgs<T, scalar_t>& args, int64_t beg
           if (m.p != p || m.lo >= m.hi) continue;
           const int64_t k = (dy + g.D) * g.side + (dx + g.D);
           // output column j = q - shift for q in [lo + shift, hi + shift) (inside [0, cols)).
-          terms[nt++] = Term<T>{args.G + ((n * g.K + k) * g.Ho + i) * g.Wo, args.A + (n * g.Ho + i) * g.C * g.Wo,
-                                -m.shift, -m.shift, m.lo + m.shift, m.hi + m.shift};
+          terms[nt++] = Term<T>{args.G + ((n * g.K + k) * g.Ho + i) * g.Wo,
+                                args.A + (n * g.Ho + i) * g.C * g.Wo,
+                                -m.shift,
+                                -m.shift,
+                                m.lo + m.shift,
+                                m.hi + m.shift};
         }
       }
       gather_block(terms.data(), nt, g.Wo, g.C, cols, block.data());
@@ -400,18 +408,30 @@ CORR_INLINE void grad_f2_rows(const BackwardArgs<T, scalar_t>& args, int64_t beg
 // without fused multiply-adds, -ffp-contract=off, so both round alike).
 
 template <typename Args>
-void forward_base(const Args& a, int64_t b, int64_t e) { forward_rows(a, b, e); }
+void forward_base(const Args& a, int64_t b, int64_t e) {
+  forward_rows(a, b, e);
+}
 template <typename Args>
-void grad_f1_base(const Args& a, int64_t b, int64_t e) { grad_f1_rows(a, b, e); }
+void grad_f1_base(const Args& a, int64_t b, int64_t e) {
+  grad_f1_rows(a, b, e);
+}
 template <typename Args>
-void grad_f2_base(const Args& a, int64_t b, int64_t e) { grad_f2_rows(a, b, e); }
+void grad_f2_base(const Args& a, int64_t b, int64_t e) {
+  grad_f2_rows(a, b, e);
+}
 #if CROSSNET_FAST_X86_DISPATCH
 template <typename Args>
-CROSSNET_FAST_TARGET_AVX2 void forward_avx2(const Args& a, int64_t b, int64_t e) { forward_rows(a, b, e); }
+CROSSNET_FAST_TARGET_AVX2 void forward_avx2(const Args& a, int64_t b, int64_t e) {
+  forward_rows(a, b, e);
+}
 template <typename Args>
-CROSSNET_FAST_TARGET_AVX2 void grad_f1_avx2(const Args& a, int64_t b, int64_t e) { grad_f1_rows(a, b, e); }
+CROSSNET_FAST_TARGET_AVX2 void grad_f1_avx2(const Args& a, int64_t b, int64_t e) {
+  grad_f1_rows(a, b, e);
+}
 template <typename Args>
-CROSSNET_FAST_TARGET_AVX2 void grad_f2_avx2(const Args& a, int64_t b, int64_t e) { grad_f2_rows(a, b, e); }
+CROSSNET_FAST_TARGET_AVX2 void grad_f2_avx2(const Args& a, int64_t b, int64_t e) {
+  grad_f2_rows(a, b, e);
+}
 #endif
 
 // Rows per task: at least ~64k multiply-adds, so that small levels do not pay for waking threads.

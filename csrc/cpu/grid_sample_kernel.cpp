@@ -35,9 +35,7 @@ struct GridSampleTaps {
   }
 
   // Whether the points of one image lie back to back as (x, y) pairs (any image stride).
-  bool rows_packed() const {
-    return stride_xy == 1 && (Wo == 1 || stride_w == 2) && (P == Wo || stride_h == 2 * Wo);
-  }
+  bool rows_packed() const { return stride_xy == 1 && (Wo == 1 || stride_w == 2) && (P == Wo || stride_h == 2 * Wo); }
 
   // The (x, y) of point p of image n; p >= P (tiles of the flattened grid) is point p % P of
   // image n + p / P.
@@ -120,8 +118,7 @@ struct GridSampleTaps {
           }
           xy = gathered;
         }
-        cpu::fill_grid_taps_avx2(t, xy, vec_len, H, W, padding == GridPadding::Border, align_corners,
-                                 with_derivatives);
+        cpu::fill_grid_taps_avx2(t, xy, vec_len, H, W, padding == GridPadding::Border, align_corners, with_derivatives);
         if (vec_len < len) t.fill_pointwise(*this, n, p0, len, with_derivatives, vec_len);  // the tail
         return;
       }
@@ -143,8 +140,8 @@ bool GridSampleTaps<acc_t>::sample_one_channel(const scalar_t* src, scalar_t* ds
   if constexpr (std::is_same_v<scalar_t, float> && std::is_same_v<acc_t, float>) {
     if (cpu::has_avx2() && padding != GridPadding::Reflection && P >= 8 && len % 8 == 0 && extent >= 2 &&
         packed(0, q0, len)) {
-      cpu::grid_sample_one_channel_avx2(src, point(0, q0), dst, len, P, in_plane, static_cast<int32_t>(extent),
-                                        q0 / P, q0 % P, H, W, padding == GridPadding::Border, align_corners);
+      cpu::grid_sample_one_channel_avx2(src, point(0, q0), dst, len, P, in_plane, static_cast<int32_t>(extent), q0 / P,
+                                        q0 % P, H, W, padding == GridPadding::Border, align_corners);
       return true;
     }
   }
@@ -190,8 +187,8 @@ inline at::Tensor grid_in(const at::Tensor& grid, at::ScalarType acc_type) {
 template <typename acc_t>
 GridSampleTaps<acc_t> grid_taps_of(const at::Tensor& g, int64_t H, int64_t W, GridPadding pad, bool align_corners) {
   const int64_t Ho = g.size(1), Wo = g.size(2);
-  return GridSampleTaps<acc_t>{g.data_ptr<acc_t>(), Ho * Wo, Wo, g.stride(0), g.stride(1), g.stride(2), g.stride(3),
-                               H, W, pad, align_corners};
+  return GridSampleTaps<acc_t>{g.data_ptr<acc_t>(), Ho * Wo, Wo, g.stride(0), g.stride(1),  g.stride(2),
+                               g.stride(3),         H,       W,  pad,         align_corners};
 }
 
 at::Tensor grid_sample_cpu(const at::Tensor& input, const at::Tensor& grid, c10::string_view padding,
@@ -206,9 +203,8 @@ at::Tensor grid_sample_cpu(const at::Tensor& input, const at::Tensor& grid, c10:
   if (out.numel() == 0) return out;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(), "grid_sample_cpu", [&] {
     using acc_t = at::opmath_type<scalar_t>;
-    cpu::sample_forward<scalar_t, acc_t>(
-        input_c.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(), N, C, H * W, Ho * Wo,
-        grid_taps_of<acc_t>(grid_c, H, W, pad, align_corners));
+    cpu::sample_forward<scalar_t, acc_t>(input_c.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(), N, C, H * W, Ho * Wo,
+                                         grid_taps_of<acc_t>(grid_c, H, W, pad, align_corners));
   });
   return out;
 }
@@ -234,17 +230,20 @@ std::tuple<at::Tensor, at::Tensor> grid_sample_backward_cpu(const at::Tensor& gr
     const GridSampleTaps<acc_t> taps = grid_taps_of<acc_t>(grid_c, H, W, pad, align_corners);
     // every element written by sample_backward
     at::Tensor acc = output_mask[0] ? at::empty({N, C, H, W}, input.options().dtype(acc_type)) : at::Tensor();
-    at::Tensor gg = output_mask[1] ? at::empty({N, Ho, Wo, 2}, grid_c.options().memory_format(at::MemoryFormat::Contiguous)) : at::Tensor();
+    at::Tensor gg = output_mask[1]
+                        ? at::empty({N, Ho, Wo, 2}, grid_c.options().memory_format(at::MemoryFormat::Contiguous))
+                        : at::Tensor();
     acc_t* out = output_mask[1] ? gg.data_ptr<acc_t>() : nullptr;
-    cpu::sample_backward<scalar_t, acc_t>(
-        input_c.data_ptr<scalar_t>(), go_c.data_ptr<scalar_t>(), output_mask[0] ? acc.data_ptr<acc_t>() : nullptr,
-        output_mask[1], N, C, H * W, P, taps, [&](int64_t n, int64_t p0, int64_t len, const acc_t* gx, const acc_t* gy) {
-          acc_t* o = out + (n * P + p0) * 2;  // (x, y) interleaved, as in the grid
-          for (int64_t i = 0; i < len; ++i) {
-            o[2 * i] = gx[i];
-            o[2 * i + 1] = gy[i];
-          }
-        });
+    cpu::sample_backward<scalar_t, acc_t>(input_c.data_ptr<scalar_t>(), go_c.data_ptr<scalar_t>(),
+                                          output_mask[0] ? acc.data_ptr<acc_t>() : nullptr, output_mask[1], N, C, H * W,
+                                          P, taps,
+                                          [&](int64_t n, int64_t p0, int64_t len, const acc_t* gx, const acc_t* gy) {
+                                            acc_t* o = out + (n * P + p0) * 2;  // (x, y) interleaved, as in the grid
+                                            for (int64_t i = 0; i < len; ++i) {
+                                              o[2 * i] = gx[i];
+                                              o[2 * i + 1] = gy[i];
+                                            }
+                                          });
     if (output_mask[0]) grad_input = like_input(acc.to(input.scalar_type()), input);
     if (output_mask[1]) grad_grid = like_input(gg.to(grid.scalar_type()), grid);
   });

@@ -36,9 +36,8 @@ struct WarpTaps {
 #if CROSSNET_FAST_X86_DISPATCH
     if constexpr (std::is_same_v<acc_t, float> && std::is_same_v<index_t, int32_t>) {
       const int64_t vec_len = len - len % 8;
-      if (cpu::has_avx2() &&
-          cpu::fill_warp_taps_avx2(t, fl + n * 2 * H * W, p0, vec_len, H, W, padding == Padding::Border,
-                                   with_derivatives)) {
+      if (cpu::has_avx2() && cpu::fill_warp_taps_avx2(t, fl + n * 2 * H * W, p0, vec_len, H, W,
+                                                      padding == Padding::Border, with_derivatives)) {
         if (vec_len < len) t.fill_pointwise(*this, n, p0, len, with_derivatives, vec_len);  // the tail
         return;
       }
@@ -77,17 +76,17 @@ void warp_backward_one(const at::Tensor& grad_out, const at::Tensor& feat, const
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, feat.scalar_type(), "multiscale_warp_backward_cpu", [&] {
     using acc_t = at::opmath_type<scalar_t>;
     acc_t* gfl = want_flow ? gflow.data_ptr<acc_t>() : nullptr;
-    cpu::sample_backward<scalar_t, acc_t>(
-        feat_c.data_ptr<scalar_t>(), go_c.data_ptr<scalar_t>(), want_feat ? grad_acc.data_ptr<acc_t>() : nullptr,
-        want_flow, N, C, HW, HW, WarpTaps<acc_t>{flow_c.data_ptr<acc_t>(), H, W, padding},
-        [&](int64_t n, int64_t p0, int64_t len, const acc_t* gx, const acc_t* gy) {
-          acc_t* ox = gfl + n * 2 * HW + p0;  // channel 0 of (N, 2, H, W)
-          acc_t* oy = ox + HW;
-          for (int64_t i = 0; i < len; ++i) {
-            ox[i] = gx[i];
-            oy[i] = gy[i];
-          }
-        });
+    cpu::sample_backward<scalar_t, acc_t>(feat_c.data_ptr<scalar_t>(), go_c.data_ptr<scalar_t>(),
+                                          want_feat ? grad_acc.data_ptr<acc_t>() : nullptr, want_flow, N, C, HW, HW,
+                                          WarpTaps<acc_t>{flow_c.data_ptr<acc_t>(), H, W, padding},
+                                          [&](int64_t n, int64_t p0, int64_t len, const acc_t* gx, const acc_t* gy) {
+                                            acc_t* ox = gfl + n * 2 * HW + p0;  // channel 0 of (N, 2, H, W)
+                                            acc_t* oy = ox + HW;
+                                            for (int64_t i = 0; i < len; ++i) {
+                                              ox[i] = gx[i];
+                                              oy[i] = gy[i];
+                                            }
+                                          });
   });
   if (want_feat) grad_feat = like_input(grad_acc.to(feat.scalar_type()), feat);
   if (want_flow) grad_flow = like_input(gflow.to(flow.scalar_type()), flow);
@@ -110,7 +109,8 @@ std::tuple<std::vector<at::Tensor>, std::vector<at::Tensor>> multiscale_warp_bac
   const Padding pad = parse_padding(padding);
   std::vector<at::Tensor> grad_feats, grad_flows;
   for (size_t s = 0; s < feats.size(); ++s) {
-    TORCH_CHECK_VALUE(grad_outs[s].sizes() == feats[s].sizes(), "grad_outs[", s, "] must have the shape of feats[", s, "]");
+    TORCH_CHECK_VALUE(grad_outs[s].sizes() == feats[s].sizes(), "grad_outs[", s, "] must have the shape of feats[", s,
+                      "]");
     at::Tensor grad_feat, grad_flow;
     warp_backward_one(grad_outs[s], feats[s], flows[s], pad, output_mask[0], output_mask[1], grad_feat, grad_flow);
     if (output_mask[0]) grad_feats.push_back(grad_feat);

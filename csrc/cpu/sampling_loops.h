@@ -16,9 +16,9 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
-#include <string>
 #include <limits>
 #include <memory>
+#include <string>
 #include <type_traits>
 #include <vector>
 
@@ -113,10 +113,9 @@ inline void forward_channels_scalar(const scalar_t* src, scalar_t* dst, int64_t 
     const scalar_t* plane = src + c * in_plane;
     scalar_t* o = dst + c * P;
     for (int64_t i = i0; i < len; ++i) {
-      o[i] = static_cast<scalar_t>(weighted(t.weight[0][i], acc_t(plane[t.off[0][i]])) +
-                                   weighted(t.weight[1][i], acc_t(plane[t.off[1][i]])) +
-                                   weighted(t.weight[2][i], acc_t(plane[t.off[2][i]])) +
-                                   weighted(t.weight[3][i], acc_t(plane[t.off[3][i]])));
+      o[i] = static_cast<scalar_t>(
+          weighted(t.weight[0][i], acc_t(plane[t.off[0][i]])) + weighted(t.weight[1][i], acc_t(plane[t.off[1][i]])) +
+          weighted(t.weight[2][i], acc_t(plane[t.off[2][i]])) + weighted(t.weight[3][i], acc_t(plane[t.off[3][i]])));
     }
   }
 }
@@ -195,14 +194,14 @@ CROSSNET_FAST_AVX2_BLOCK inline TapPairs8 tap_pairs8(__m256i o0, __m256i o1, __m
 
 // The coefficients (c0 of tap 2r, c1 of tap 2r + 1) in the slots of the pair's first and second value.
 CROSSNET_FAST_AVX2_BLOCK inline void pair_coefficients(const TapPairs8& p, __m256 c0, __m256 c1, __m256& first,
-                                                        __m256& second) {
+                                                       __m256& second) {
   first = _mm256_blendv_ps(c0, c1, p.swapped);
   second = _mm256_blendv_ps(c1, c0, p.swapped);
 }
 
 // The pairs of 8 points of one plane: first[i] = plane[start_i], second[i] = plane[start_i + 1].
 CROSSNET_FAST_AVX2_BLOCK inline void gather_pairs8(const float* plane, const TapPairs8& p, __m256& first,
-                                                    __m256& second) {
+                                                   __m256& second) {
   const auto* pairs = reinterpret_cast<const long long*>(plane);
   const __m256 lo = _mm256_castsi256_ps(_mm256_i32gather_epi64(pairs, p.start_lo, 4));  // points 0 1 | 4 5
   const __m256 hi = _mm256_castsi256_ps(_mm256_i32gather_epi64(pairs, p.start_hi, 4));  // points 2 3 | 6 7
@@ -210,9 +209,7 @@ CROSSNET_FAST_AVX2_BLOCK inline void gather_pairs8(const float* plane, const Tap
   second = _mm256_shuffle_ps(lo, hi, 0xDD);
 }
 
-CROSSNET_FAST_AVX2_BLOCK inline __m256 nonzero8(__m256 v) {
-  return _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_NEQ_UQ);
-}
+CROSSNET_FAST_AVX2_BLOCK inline __m256 nonzero8(__m256 v) { return _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_NEQ_UQ); }
 
 // fp32 input, int32 offsets: 8 points at a time, their taps kept in registers while the loop runs
 // over the channels (the order of PyTorch's vectorised CPU sampler; channel-outer was 1.3-2.7x
@@ -429,8 +426,8 @@ CROSSNET_FAST_TARGET_AVX2 inline void scatter_tile_block8(const float (*g8)[8], 
 // py with dy): the terms of coordinate_channels_scalar, added to the chunk's partial sums in the
 // same channel order (per point, after a transpose back to channel-major), so bit-identical.
 CROSSNET_FAST_TARGET_AVX2 inline void coordinate_tile_block8(const float (*g8)[8], const float* in8,
-                                                             const TileTaps<float, int32_t>& t, int64_t len,
-                                                             float* px, float* py) {
+                                                             const TileTaps<float, int32_t>& t, int64_t len, float* px,
+                                                             float* py) {
   alignas(32) float tx[8][8], ty[8][8];  // the terms of 8 points, point-major
   for (int64_t i0 = 0; i0 < len; i0 += 8) {
     const int64_t n = std::min<int64_t>(8, len - i0);
@@ -484,7 +481,8 @@ CROSSNET_FAST_TARGET_AVX2 inline void forward_tile_block8(const float* in8, cons
       const int64_t p = i0 + i;
       __m256 sum = weighted8(_mm256_set1_ps(t.weight[0][p]), _mm256_load_ps(in8 + int64_t(t.off[0][p]) * 8));
       for (int k = 1; k < 4; ++k) {
-        sum = _mm256_add_ps(sum, weighted8(_mm256_set1_ps(t.weight[k][p]), _mm256_load_ps(in8 + int64_t(t.off[k][p]) * 8)));
+        sum = _mm256_add_ps(sum,
+                            weighted8(_mm256_set1_ps(t.weight[k][p]), _mm256_load_ps(in8 + int64_t(t.off[k][p]) * 8)));
       }
       _mm256_store_ps(o8[i], sum);
     }
@@ -700,19 +698,20 @@ void sample_forward(const scalar_t* src, scalar_t* dst, int64_t N, int64_t C, in
     if (c8 == C) return;
     // Bands of tiles, swept one chunk of channels at a time (see sample_backward: the chunk's planes
     // stay in cache however incoherent the points); bands small enough to give every thread several.
-    const int64_t band_tiles = std::clamp(N * tiles / (4 * int64_t(at::get_num_threads())), int64_t(1),
-                                          std::min(tiles, kBandTiles));
+    const int64_t band_tiles =
+        std::clamp(N * tiles / (4 * int64_t(at::get_num_threads())), int64_t(1), std::min(tiles, kBandTiles));
     const int64_t bands = (tiles + band_tiles - 1) / band_tiles;
     at::parallel_for(0, N * bands, 1, [&](int64_t begin, int64_t end) {
       std::vector<TileTaps<acc_t, index_t>> band(band_tiles);
       for (int64_t task = begin; task < end; ++task) {
         const int64_t n = task / bands, b0 = (task % bands) * band_tiles, b1 = std::min(tiles, b0 + band_tiles);
-        for (int64_t i = b0; i < b1; ++i) source.fill(band[i - b0], n, i * kTile, std::min(kTile, P - i * kTile), false);
+        for (int64_t i = b0; i < b1; ++i)
+          source.fill(band[i - b0], n, i * kTile, std::min(kTile, P - i * kTile), false);
         for (int64_t c0 = c8; c0 < C; c0 += kChunk) {
           for (int64_t i = b0; i < b1; ++i) {
-            forward_channels<scalar_t, acc_t, index_t>(src + (n * C + c0) * in_plane, dst + (n * C + c0) * P + i * kTile,
-                                                       std::min(kChunk, C - c0), in_plane, P,
-                                                       std::min(kTile, P - i * kTile), in_plane, band[i - b0]);
+            forward_channels<scalar_t, acc_t, index_t>(
+                src + (n * C + c0) * in_plane, dst + (n * C + c0) * P + i * kTile, std::min(kChunk, C - c0), in_plane,
+                P, std::min(kTile, P - i * kTile), in_plane, band[i - b0]);
           }
         }
         for (int64_t i = b0; i < b1; ++i) {
@@ -773,9 +772,9 @@ void sample_backward(const scalar_t* src, const scalar_t* go, acc_t* gin, bool w
       for (int64_t c0 = 0; c0 < C; c0 += kChunk) {
         const int64_t chunk = std::min(kChunk, C - c0);  // one chunk: a single partial, added to gx
         for (int64_t i = i0; i < i1; ++i) {
-          coordinate_channels<scalar_t, acc_t, index_t>(src + (n * C + c0) * in_plane, go + (n * C + c0) * P + i * kTile,
-                                                        chunk, in_plane, P, tile_len(i), band[i - b0],
-                                                        gx + (i - b0) * kTile, gy + (i - b0) * kTile);
+          coordinate_channels<scalar_t, acc_t, index_t>(
+              src + (n * C + c0) * in_plane, go + (n * C + c0) * P + i * kTile, chunk, in_plane, P, tile_len(i),
+              band[i - b0], gx + (i - b0) * kTile, gy + (i - b0) * kTile);
         }
       }
       for (int64_t i = i0; i < i1; ++i) {
@@ -830,7 +829,8 @@ void sample_backward(const scalar_t* src, const scalar_t* go, acc_t* gin, bool w
         for (int64_t n = 0; n < N; ++n) {
           for (int64_t b0 = 0; b0 < tiles; b0 += band_tiles) {
             const int64_t b1 = std::min(tiles, b0 + band_tiles);
-            at::parallel_for(b0, b1, 1, [&](int64_t i0, int64_t i1) { fill_tiles(n, b0, i0, i1, band.data(), pass1_coord); });
+            at::parallel_for(b0, b1, 1,
+                             [&](int64_t i0, int64_t i1) { fill_tiles(n, b0, i0, i1, band.data(), pass1_coord); });
             if (plane_scatter) {
               at::parallel_for(c_plane, C, 1, [&](int64_t c_begin, int64_t c_end) {
                 scatter_tiles(n, c_begin, c_end, b0, b1, band.data());

@@ -25,7 +25,7 @@ struct Taps8 {
 };
 
 CROSSNET_FAST_AVX2_BLOCK inline Taps8 taps8(__m256 x, __m256 y, __m256 fx, __m256 fy, int64_t H, int64_t W,
-                                             bool with_derivatives) {
+                                            bool with_derivatives) {
   const __m256 one = _mm256_set1_ps(1.f), zero = _mm256_setzero_ps(), minus1 = _mm256_set1_ps(-1.f);
   const __m256 w = _mm256_set1_ps(float(W)), h = _mm256_set1_ps(float(H));
   const __m256i minus_one = _mm256_set1_epi32(-1);
@@ -69,7 +69,7 @@ CROSSNET_FAST_AVX2_BLOCK inline Taps8 taps8(__m256 x, __m256 y, __m256 fx, __m25
 
 // taps8 stored at t[.][i .. i+8); returns the undefined bits.
 CROSSNET_FAST_AVX2_BLOCK inline int store_taps8(TileTaps<float, int32_t>& t, int64_t i, __m256 x, __m256 y, __m256 fx,
-                                                 __m256 fy, int64_t H, int64_t W, bool with_derivatives) {
+                                                __m256 fy, int64_t H, int64_t W, bool with_derivatives) {
   const Taps8 k8 = taps8(x, y, fx, fy, H, W, with_derivatives);
   for (int k = 0; k < 4; ++k) {
     _mm256_storeu_si256((__m256i*)(t.off[k] + i), k8.off[k]);
@@ -100,7 +100,7 @@ struct GridPoints8 {
 };
 
 CROSSNET_FAST_AVX2_BLOCK inline GridPoints8 grid_points8(__m256 gx, __m256 gy, int64_t H, int64_t W, bool border,
-                                                          bool align_corners) {
+                                                         bool align_corners) {
   const __m256 one = _mm256_set1_ps(1.f), half = _mm256_set1_ps(0.5f), zero = _mm256_setzero_ps();
   const __m256 w = _mm256_set1_ps(float(W)), h = _mm256_set1_ps(float(H));
   const __m256 max_x = _mm256_set1_ps(float(W) - 1.f), max_y = _mm256_set1_ps(float(H) - 1.f);
@@ -113,8 +113,10 @@ CROSSNET_FAST_AVX2_BLOCK inline GridPoints8 grid_points8(__m256 gx, __m256 gy, i
   p.fx = _mm256_set1_ps(align_corners ? (float(W) - 1.f) / 2.f : float(W) / 2.f);
   p.fy = _mm256_set1_ps(align_corners ? (float(H) - 1.f) / 2.f : float(H) / 2.f);
   if (border) {  // clamp into [0, size-1]; derivative 0 on and beyond the bounds; NaN stays NaN
-    p.fx = _mm256_and_ps(_mm256_and_ps(_mm256_cmp_ps(p.x, zero, _CMP_GT_OQ), _mm256_cmp_ps(p.x, max_x, _CMP_LT_OQ)), p.fx);
-    p.fy = _mm256_and_ps(_mm256_and_ps(_mm256_cmp_ps(p.y, zero, _CMP_GT_OQ), _mm256_cmp_ps(p.y, max_y, _CMP_LT_OQ)), p.fy);
+    p.fx =
+        _mm256_and_ps(_mm256_and_ps(_mm256_cmp_ps(p.x, zero, _CMP_GT_OQ), _mm256_cmp_ps(p.x, max_x, _CMP_LT_OQ)), p.fx);
+    p.fy =
+        _mm256_and_ps(_mm256_and_ps(_mm256_cmp_ps(p.y, zero, _CMP_GT_OQ), _mm256_cmp_ps(p.y, max_y, _CMP_LT_OQ)), p.fy);
     p.x = _mm256_blendv_ps(p.x, zero, _mm256_cmp_ps(p.x, zero, _CMP_LE_OQ));
     p.x = _mm256_blendv_ps(p.x, max_x, _mm256_cmp_ps(p.x, max_x, _CMP_GE_OQ));
     p.y = _mm256_blendv_ps(p.y, zero, _mm256_cmp_ps(p.y, zero, _CMP_LE_OQ));
@@ -126,7 +128,7 @@ CROSSNET_FAST_AVX2_BLOCK inline GridPoints8 grid_points8(__m256 gx, __m256 gy, i
 // The forward taps (no derivatives) of 8 grid points from their normalised (gx, gy): grid_points8,
 // then the zeros-rule taps, in registers (the one- and few-channel loops below).
 CROSSNET_FAST_AVX2_BLOCK inline Taps8 grid_taps8(__m256 gx, __m256 gy, int64_t H, int64_t W, bool border,
-                                                  bool align_corners) {
+                                                 bool align_corners) {
   const GridPoints8 p = grid_points8(gx, gy, H, W, border, align_corners);
   return taps8(p.x, p.y, p.fx, p.fy, H, W, false);
 }
@@ -152,10 +154,10 @@ CROSSNET_FAST_TARGET_AVX2 inline void fill_grid_taps_avx2(TileTaps<float, int32_
 // order, each row's two taps read as one 64-bit pair (tap_pairs8: half the gathered elements;
 // the gathers are most of the one-channel loops); the pairs may lie anywhere in extent elements.
 CROSSNET_FAST_AVX2_BLOCK inline __m256 sample_pairs8(const float* src, const Taps8& t, __m256i base, int32_t extent) {
-  const TapPairs8 top = tap_pairs8(_mm256_add_epi32(t.off[0], base), _mm256_add_epi32(t.off[1], base),
-                                   nonzero8(t.weight[0]), extent);
-  const TapPairs8 bottom = tap_pairs8(_mm256_add_epi32(t.off[2], base), _mm256_add_epi32(t.off[3], base),
-                                      nonzero8(t.weight[2]), extent);
+  const TapPairs8 top =
+      tap_pairs8(_mm256_add_epi32(t.off[0], base), _mm256_add_epi32(t.off[1], base), nonzero8(t.weight[0]), extent);
+  const TapPairs8 bottom =
+      tap_pairs8(_mm256_add_epi32(t.off[2], base), _mm256_add_epi32(t.off[3], base), nonzero8(t.weight[2]), extent);
   __m256 w[4], a, b;
   pair_coefficients(top, t.weight[0], t.weight[1], w[0], w[1]);
   pair_coefficients(bottom, t.weight[2], t.weight[3], w[2], w[3]);
@@ -179,8 +181,8 @@ CROSSNET_FAST_AVX2_BLOCK inline __m256 nan_where_undefined(__m256 sum, int undef
 // sample_pairs8 (no taps table: with 2 channels to share it, the table cost more than it saved).
 // src: the image's C planes, in_plane (>= 2) apart; dst: its C output rows, P apart.
 CROSSNET_FAST_TARGET_AVX2 inline void grid_sample_few_channels_avx2(const float* src, const float* g, float* dst,
-                                                                    int64_t len, int64_t C, int64_t in_plane,
-                                                                    int64_t P, int64_t H, int64_t W, bool border,
+                                                                    int64_t len, int64_t C, int64_t in_plane, int64_t P,
+                                                                    int64_t H, int64_t W, bool border,
                                                                     bool align_corners) {
   const __m256i zero = _mm256_setzero_si256();
   for (int64_t i = 0; i < len; i += 8) {

@@ -37,10 +37,10 @@ __device__ acc_t block_sum(acc_t v) {
 // a, b: numel elements (same strides, dense; the kernel walks storage order). elementwise, grad:
 // outputs of the same layout or nullptr. partial: (gridDim.x,) acc_t or nullptr.
 template <typename scalar_t>
-__global__ void __launch_bounds__(kBlock) charbonnier_fused(const scalar_t* a, const scalar_t* b, int64_t numel,
-                                                            at::opmath_type<scalar_t> eps2,
-                                                            at::opmath_type<scalar_t> gscale, scalar_t* elementwise,
-                                                            scalar_t* grad, at::opmath_type<scalar_t>* partial) {
+__global__ void __launch_bounds__(kBlock)
+    charbonnier_fused(const scalar_t* a, const scalar_t* b, int64_t numel, at::opmath_type<scalar_t> eps2,
+                      at::opmath_type<scalar_t> gscale, scalar_t* elementwise, scalar_t* grad,
+                      at::opmath_type<scalar_t>* partial) {
   using acc_t = at::opmath_type<scalar_t>;
   acc_t sum = acc_t(0);
   const int64_t stride = int64_t(gridDim.x) * kBlock;
@@ -69,11 +69,10 @@ __global__ void __launch_bounds__(kBlock) charbonnier_finish(const at::opmath_ty
 
 // grad = upstream * scale * d / rho. upstream: one acc_t value, or numel of them (elementwise).
 template <typename scalar_t>
-__global__ void __launch_bounds__(kBlock) charbonnier_grad(const scalar_t* a, const scalar_t* b, int64_t numel,
-                                                           at::opmath_type<scalar_t> eps2,
-                                                           at::opmath_type<scalar_t> gscale,
-                                                           const at::opmath_type<scalar_t>* upstream,
-                                                           bool upstream_elementwise, scalar_t* grad) {
+__global__ void __launch_bounds__(kBlock)
+    charbonnier_grad(const scalar_t* a, const scalar_t* b, int64_t numel, at::opmath_type<scalar_t> eps2,
+                     at::opmath_type<scalar_t> gscale, const at::opmath_type<scalar_t>* upstream,
+                     bool upstream_elementwise, scalar_t* grad) {
   using acc_t = at::opmath_type<scalar_t>;
   const int64_t stride = int64_t(gridDim.x) * kBlock;
   const acc_t u0 = upstream_elementwise ? acc_t(0) : upstream[0];
@@ -124,15 +123,16 @@ std::tuple<at::Tensor, at::Tensor> charbonnier_cuda(const at::Tensor& pred, cons
     AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, pred.scalar_type(), "charbonnier_cuda", [&] {
       using acc_t = at::opmath_type<scalar_t>;
       const int64_t blocks = none ? elementwise_grid(numel) : reduce_grid(numel);
-      at::Tensor partial = none ? at::Tensor() : at::empty({blocks}, pred.options().dtype(accumulate_type(pred.scalar_type())));
+      at::Tensor partial =
+          none ? at::Tensor() : at::empty({blocks}, pred.options().dtype(accumulate_type(pred.scalar_type())));
       charbonnier_fused<scalar_t><<<static_cast<unsigned>(blocks), kBlock, 0, stream>>>(
-          p.data_ptr<scalar_t>(), t.data_ptr<scalar_t>(), numel, static_cast<acc_t>(eps * eps),
-          acc_t(1), none ? elementwise.data_ptr<scalar_t>() : nullptr,
-          compute_grad ? grad.data_ptr<scalar_t>() : nullptr, none ? nullptr : partial.data_ptr<acc_t>());
+          p.data_ptr<scalar_t>(), t.data_ptr<scalar_t>(), numel, static_cast<acc_t>(eps * eps), acc_t(1),
+          none ? elementwise.data_ptr<scalar_t>() : nullptr, compute_grad ? grad.data_ptr<scalar_t>() : nullptr,
+          none ? nullptr : partial.data_ptr<acc_t>());
       C10_CUDA_KERNEL_LAUNCH_CHECK();
       if (!none) {
         charbonnier_finish<scalar_t><<<1, kBlock, 0, stream>>>(partial.data_ptr<acc_t>(), blocks,
-                                                                static_cast<acc_t>(scale), loss.data_ptr<scalar_t>());
+                                                               static_cast<acc_t>(scale), loss.data_ptr<scalar_t>());
         C10_CUDA_KERNEL_LAUNCH_CHECK();
       }
     });
@@ -164,10 +164,10 @@ at::Tensor charbonnier_backward_cuda(const at::Tensor& grad_loss, const at::Tens
   if (numel > 0) {
     AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, pred.scalar_type(), "charbonnier_backward_cuda", [&] {
       using acc_t = at::opmath_type<scalar_t>;
-      charbonnier_grad<scalar_t><<<static_cast<unsigned>(elementwise_grid(numel)), kBlock, 0,
-                                   at::cuda::getCurrentCUDAStream()>>>(
-          p.data_ptr<scalar_t>(), t.data_ptr<scalar_t>(), numel, static_cast<acc_t>(eps * eps),
-          static_cast<acc_t>(reduction_scale(red, pred)), up.data_ptr<acc_t>(), none, grad.data_ptr<scalar_t>());
+      charbonnier_grad<scalar_t>
+          <<<static_cast<unsigned>(elementwise_grid(numel)), kBlock, 0, at::cuda::getCurrentCUDAStream()>>>(
+              p.data_ptr<scalar_t>(), t.data_ptr<scalar_t>(), numel, static_cast<acc_t>(eps * eps),
+              static_cast<acc_t>(reduction_scale(red, pred)), up.data_ptr<acc_t>(), none, grad.data_ptr<scalar_t>());
       C10_CUDA_KERNEL_LAUNCH_CHECK();
     });
   }

@@ -40,14 +40,13 @@ struct CorrGeometry {
 // out (N, K, Ho, Wo): out[n, k, i, j] = (sum_c f1[n, c, y, x] * f2[n, c, yy, xx]) / C, with
 // y = i*s, x = j*s, yy = y + dy*dil, xx = x + dx*dil; 0 when (yy, xx) is outside the image.
 template <typename scalar_t>
-__global__ void __launch_bounds__(kBlock) correlation_fwd(const scalar_t* __restrict__ f1,
-                                                          const scalar_t* __restrict__ f2,
-                                                          scalar_t* __restrict__ out, CorrGeometry g, int64_t total) {
+__global__ void __launch_bounds__(kBlock)
+    correlation_fwd(const scalar_t* __restrict__ f1, const scalar_t* __restrict__ f2, scalar_t* __restrict__ out,
+                    CorrGeometry g, int64_t total) {
   using acc_t = at::opmath_type<scalar_t>;
   const int64_t plane = g.H * g.W;
   const acc_t c_count = static_cast<acc_t>(g.C);
-  for (int64_t idx = blockIdx.x * int64_t(kBlock) + threadIdx.x; idx < total;
-       idx += int64_t(gridDim.x) * kBlock) {
+  for (int64_t idx = blockIdx.x * int64_t(kBlock) + threadIdx.x; idx < total; idx += int64_t(gridDim.x) * kBlock) {
     const int64_t j = idx % g.Wo;
     int64_t r = idx / g.Wo;
     const int64_t i = r % g.Ho;
@@ -72,15 +71,13 @@ __global__ void __launch_bounds__(kBlock) correlation_fwd(const scalar_t* __rest
 // sum_k G[n, k, i, j] * f2[n, c, y + dy*dil, x + dx*dil] / C over the k whose point is inside;
 // 0 elsewhere (stride > 1: points f1 is never read at).
 template <typename scalar_t>
-__global__ void __launch_bounds__(kBlock) correlation_grad_f1(const scalar_t* __restrict__ grad_out,
-                                                              const scalar_t* __restrict__ f2,
-                                                              scalar_t* __restrict__ grad_f1, CorrGeometry g,
-                                                              int64_t total) {
+__global__ void __launch_bounds__(kBlock)
+    correlation_grad_f1(const scalar_t* __restrict__ grad_out, const scalar_t* __restrict__ f2,
+                        scalar_t* __restrict__ grad_f1, CorrGeometry g, int64_t total) {
   using acc_t = at::opmath_type<scalar_t>;
   const int64_t plane = g.H * g.W, out_plane = g.Ho * g.Wo;
   const acc_t c_count = static_cast<acc_t>(g.C);
-  for (int64_t idx = blockIdx.x * int64_t(kBlock) + threadIdx.x; idx < total;
-       idx += int64_t(gridDim.x) * kBlock) {
+  for (int64_t idx = blockIdx.x * int64_t(kBlock) + threadIdx.x; idx < total; idx += int64_t(gridDim.x) * kBlock) {
     const int64_t x = idx % g.W;
     int64_t r = idx / g.W;
     const int64_t y = r % g.H;
@@ -117,15 +114,13 @@ __global__ void __launch_bounds__(kBlock) correlation_grad_f1(const scalar_t* __
 // source point (y, x) = (yy - dy*dil, xx - dx*dil) is inside the image and a read point (y, x
 // multiples of s).
 template <typename scalar_t>
-__global__ void __launch_bounds__(kBlock) correlation_grad_f2(const scalar_t* __restrict__ grad_out,
-                                                              const scalar_t* __restrict__ f1,
-                                                              scalar_t* __restrict__ grad_f2, CorrGeometry g,
-                                                              int64_t total) {
+__global__ void __launch_bounds__(kBlock)
+    correlation_grad_f2(const scalar_t* __restrict__ grad_out, const scalar_t* __restrict__ f1,
+                        scalar_t* __restrict__ grad_f2, CorrGeometry g, int64_t total) {
   using acc_t = at::opmath_type<scalar_t>;
   const int64_t plane = g.H * g.W, out_plane = g.Ho * g.Wo;
   const acc_t c_count = static_cast<acc_t>(g.C);
-  for (int64_t idx = blockIdx.x * int64_t(kBlock) + threadIdx.x; idx < total;
-       idx += int64_t(gridDim.x) * kBlock) {
+  for (int64_t idx = blockIdx.x * int64_t(kBlock) + threadIdx.x; idx < total; idx += int64_t(gridDim.x) * kBlock) {
     const int64_t xx = idx % g.W;
     int64_t r = idx / g.W;
     const int64_t yy = r % g.H;
@@ -183,8 +178,8 @@ void check_cuda(const at::Tensor& f1, const CorrGeometry& g) {
   TORCH_CHECK(f1.is_cuda(), "f1 and f2 must be CUDA tensors");
   constexpr int64_t kLimit = int64_t(1) << 30;
   TORCH_CHECK_VALUE(g.H < kLimit && g.W < kLimit && g.D * g.dil < kLimit && g.s < kLimit,
-                    "correlation (CUDA): H, W, stride and max_displacement * dilation must be below 2^30, got H=",
-                    g.H, ", W=", g.W, ", stride=", g.s, ", max_displacement * dilation=", g.D * g.dil);
+                    "correlation (CUDA): H, W, stride and max_displacement * dilation must be below 2^30, got H=", g.H,
+                    ", W=", g.W, ", stride=", g.s, ", max_displacement * dilation=", g.D * g.dil);
 }
 
 at::Tensor correlation_cuda(const at::Tensor& f1, const at::Tensor& f2, int64_t max_displacement, int64_t dilation,

@@ -3,11 +3,11 @@
 #pragma once
 
 #include <ATen/ATen.h>
-#include <ATen/cuda/Atomic.cuh>
 #include <c10/util/BFloat16.h>
 #include <c10/util/Half.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
+#include <ATen/cuda/Atomic.cuh>
 
 #include <cstdint>
 
@@ -22,31 +22,48 @@ enum class FloatKind : int { F32 = 0, F64 = 1, F16 = 2, BF16 = 3 };
 
 inline FloatKind float_kind(at::ScalarType t) {
   switch (t) {
-    case at::kFloat: return FloatKind::F32;
-    case at::kDouble: return FloatKind::F64;
-    case at::kHalf: return FloatKind::F16;
-    case at::kBFloat16: return FloatKind::BF16;
-    default: TORCH_CHECK_TYPE(false, "expected a float16, bfloat16, float32 or float64 tensor, got ", t);
+    case at::kFloat:
+      return FloatKind::F32;
+    case at::kDouble:
+      return FloatKind::F64;
+    case at::kHalf:
+      return FloatKind::F16;
+    case at::kBFloat16:
+      return FloatKind::BF16;
+    default:
+      TORCH_CHECK_TYPE(false, "expected a float16, bfloat16, float32 or float64 tensor, got ", t);
   }
 }
 
 template <typename acc_t>
 __device__ __forceinline__ acc_t load_as(const void* base, int64_t i, FloatKind kind) {
   switch (kind) {
-    case FloatKind::F32: return static_cast<acc_t>(static_cast<const float*>(base)[i]);
-    case FloatKind::F64: return static_cast<acc_t>(static_cast<const double*>(base)[i]);
-    case FloatKind::F16: return static_cast<acc_t>(static_cast<float>(static_cast<const c10::Half*>(base)[i]));
-    default: return static_cast<acc_t>(static_cast<float>(static_cast<const c10::BFloat16*>(base)[i]));
+    case FloatKind::F32:
+      return static_cast<acc_t>(static_cast<const float*>(base)[i]);
+    case FloatKind::F64:
+      return static_cast<acc_t>(static_cast<const double*>(base)[i]);
+    case FloatKind::F16:
+      return static_cast<acc_t>(static_cast<float>(static_cast<const c10::Half*>(base)[i]));
+    default:
+      return static_cast<acc_t>(static_cast<float>(static_cast<const c10::BFloat16*>(base)[i]));
   }
 }
 
 template <typename acc_t>
 __device__ __forceinline__ void store_as(void* base, int64_t i, acc_t v, FloatKind kind) {
   switch (kind) {
-    case FloatKind::F32: static_cast<float*>(base)[i] = static_cast<float>(v); break;
-    case FloatKind::F64: static_cast<double*>(base)[i] = static_cast<double>(v); break;
-    case FloatKind::F16: static_cast<c10::Half*>(base)[i] = c10::Half(static_cast<float>(v)); break;
-    default: static_cast<c10::BFloat16*>(base)[i] = c10::BFloat16(static_cast<float>(v)); break;
+    case FloatKind::F32:
+      static_cast<float*>(base)[i] = static_cast<float>(v);
+      break;
+    case FloatKind::F64:
+      static_cast<double*>(base)[i] = static_cast<double>(v);
+      break;
+    case FloatKind::F16:
+      static_cast<c10::Half*>(base)[i] = c10::Half(static_cast<float>(v));
+      break;
+    default:
+      static_cast<c10::BFloat16*>(base)[i] = c10::BFloat16(static_cast<float>(v));
+      break;
   }
 }
 

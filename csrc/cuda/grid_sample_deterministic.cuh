@@ -22,8 +22,8 @@ constexpr int kContributionPointsPerBlock = kBlock;  // one thread per output po
 
 // keys: (4 * N * Ho * Wo,) key_t; sentinel = N * H * W.
 template <typename acc_t, typename key_t>
-__global__ void __launch_bounds__(kBlock) grid_sample_contributions(const __grid_constant__ GridSampleParams p,
-                                                                    key_t sentinel, key_t* keys) {
+__global__ void __launch_bounds__(kBlock)
+    grid_sample_contributions(const __grid_constant__ GridSampleParams p, key_t sentinel, key_t* keys) {
   const int64_t q = static_cast<int64_t>(blockIdx.x) * kContributionPointsPerBlock + threadIdx.x;
   if (q >= p.N * p.Ho * p.Wo) return;
   int64_t n, oy, ox;
@@ -51,9 +51,9 @@ constexpr int kGatherChannels = 4;
 // Block: 32 input pixels x 8 channel groups. order: (4 * N * Ho * Wo,) int64 entry ids sorted by
 // pixel; segment_start: (N * H * W + 1,) int64. grad_input: (N, C, H, W) scalar_t contiguous.
 template <typename scalar_t>
-__global__ void __launch_bounds__(kBlock) grid_sample_gather_grad(const __grid_constant__ GridSampleParams p,
-                                                                  const int64_t* order, const int64_t* segment_start,
-                                                                  scalar_t* grad_input) {
+__global__ void __launch_bounds__(kBlock)
+    grid_sample_gather_grad(const __grid_constant__ GridSampleParams p, const int64_t* order,
+                            const int64_t* segment_start, scalar_t* grad_input) {
   using acc_t = at::opmath_type<scalar_t>;
   const int64_t pix = static_cast<int64_t>(blockIdx.x) * kPixelsPerBlock + threadIdx.x % kPixelsPerBlock;
   const int64_t plane = p.H * p.W, out_plane = p.Ho * p.Wo;

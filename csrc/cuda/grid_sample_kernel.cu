@@ -98,8 +98,8 @@ void deterministic_grad_input(const GridSampleParams& p, at::Tensor& grad_input,
   TORCH_INTERNAL_ASSERT(4 * points <= kMaxSortEntries && pixels < kMaxSortEntries);
   at::Tensor keys = at::empty({4 * points}, grad_input.options().dtype(at::kInt));
   const unsigned blocks = blocks_for(points, kContributionPointsPerBlock);
-  grid_sample_contributions<acc_t, int32_t><<<blocks, kBlock, 0, stream>>>(p, static_cast<int32_t>(pixels),
-                                                                          keys.data_ptr<int32_t>());
+  grid_sample_contributions<acc_t, int32_t>
+      <<<blocks, kBlock, 0, stream>>>(p, static_cast<int32_t>(pixels), keys.data_ptr<int32_t>());
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   const auto [order, segment_start] = sorted_segments(std::move(keys), pixels);
   grid_sample_gather_grad<scalar_t><<<blocks_for(pixels, kPixelsPerBlock), kBlock, 0, stream>>>(
@@ -118,8 +118,8 @@ void deterministic_grad_input_batched(const at::Tensor& in, const at::Tensor& gr
   TORCH_CHECK(4 * Ho * Wo <= kMaxSortEntries && H * W < kMaxSortEntries,
               "grid_sample backward (CUDA) under torch.use_deterministic_algorithms(True) sorts the input "
               "gradient's contributions per image: at most 536,870,911 output points (Ho * Wo) and 2,147,483,646 "
-              "input pixels (H * W) per image, got ", Ho * Wo, " and ", H * W,
-              "; use the default (atomic) backward for larger images");
+              "input pixels (H * W) per image, got ",
+              Ho * Wo, " and ", H * W, "; use the default (atomic) backward for larger images");
   const int64_t group = images_per_sort(4 * Ho * Wo, H * W);
   for (int64_t n0 = 0; n0 < N; n0 += group) {
     const int64_t count = std::min(group, N - n0);
@@ -179,8 +179,8 @@ std::tuple<at::Tensor, at::Tensor> grid_sample_backward_cuda(const at::Tensor& g
       deterministic_grad_input_batched<scalar_t>(in, grid, go, pad, align_corners, ginput, stream);
     });
   }
-  at::Tensor grad_input = need_input ? like_input(ginput.to(input.scalar_type()), input)
-                                     : at::empty({0}, input.options());
+  at::Tensor grad_input =
+      need_input ? like_input(ginput.to(input.scalar_type()), input) : at::empty({0}, input.options());
   return {grad_input, ggrid};
 }
 

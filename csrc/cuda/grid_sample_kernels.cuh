@@ -37,7 +37,7 @@ struct GridSampleParams {
 // Taps of output point (n, oy, ox): offsets y * W + x inside one (H, W) input plane.
 template <typename acc_t, typename index_t>
 __device__ __forceinline__ GridTaps<acc_t, index_t> point_taps(const GridSampleParams& p, int64_t n, int64_t oy,
-                                                              int64_t ox) {
+                                                               int64_t ox) {
   const int64_t g = n * p.grid_stride[0] + oy * p.grid_stride[1] + ox * p.grid_stride[2];
   const acc_t gx = load_as<acc_t>(p.grid, g, p.grid_kind);
   const acc_t gy = load_as<acc_t>(p.grid, g + p.grid_stride[3], p.grid_kind);
@@ -113,8 +113,7 @@ __global__ void __launch_bounds__(kBlock, kGridBackwardBlocksPerSM)
     const scalar_t* src = static_cast<const scalar_t*>(p.input) + base;
     // acc_t buffer: 16-bit atomics would stall a bf16 sum once it is 256x a contribution.
     acc_t* ginput = need_input ? static_cast<acc_t*>(p.out) + base : nullptr;
-    const scalar_t* go =
-        static_cast<const scalar_t*>(p.grad_out) + pt.n * C * out_plane + (pt.q - pt.n * out_plane);
+    const scalar_t* go = static_cast<const scalar_t*>(p.grad_out) + pt.n * C * out_plane + (pt.q - pt.n * out_plane);
 #pragma unroll 2
     for (index_t c = pt.group; c < C; c += kChannelGroups) {
       const acc_t g = static_cast<acc_t>(go[c * out_plane]);
@@ -123,10 +122,10 @@ __global__ void __launch_bounds__(kBlock, kGridBackwardBlocksPerSM)
         acc_t v[4];
 #pragma unroll
         for (int k = 0; k < 4; ++k) v[k] = static_cast<acc_t>(s[t.offset[k]]);
-        gx += g * (weighted(t.dweight_dx[0], v[0]) + weighted(t.dweight_dx[1], v[1]) +
-                   weighted(t.dweight_dx[2], v[2]) + weighted(t.dweight_dx[3], v[3]));
-        gy += g * (weighted(t.dweight_dy[0], v[0]) + weighted(t.dweight_dy[1], v[1]) +
-                   weighted(t.dweight_dy[2], v[2]) + weighted(t.dweight_dy[3], v[3]));
+        gx += g * (weighted(t.dweight_dx[0], v[0]) + weighted(t.dweight_dx[1], v[1]) + weighted(t.dweight_dx[2], v[2]) +
+                   weighted(t.dweight_dx[3], v[3]));
+        gy += g * (weighted(t.dweight_dy[0], v[0]) + weighted(t.dweight_dy[1], v[1]) + weighted(t.dweight_dy[2], v[2]) +
+                   weighted(t.dweight_dy[3], v[3]));
       }
       if (ginput != nullptr) {
 #pragma unroll

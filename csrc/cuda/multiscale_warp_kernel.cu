@@ -17,8 +17,8 @@
 
 #include <algorithm>
 #include <cstdlib>
-#include <string>
 #include <limits>
+#include <string>
 #include <vector>
 
 #include "../common.h"
@@ -32,9 +32,7 @@ namespace {
 
 // A tensor that the kernels can address with its own strides and whose empty_like has the same
 // strides (outputs then share the input's strides).
-at::Tensor dense(const at::Tensor& t) {
-  return t.is_non_overlapping_and_dense() ? t : t.contiguous();
-}
+at::Tensor dense(const at::Tensor& t) { return t.is_non_overlapping_and_dense() ? t : t.contiguous(); }
 
 // One past the largest element offset of t, for the 32-bit index decision.
 int64_t span(const at::Tensor& t) {
@@ -92,7 +90,8 @@ struct Chunk {
 
 std::vector<Chunk> chunks_of(int64_t num_scales) {
   std::vector<Chunk> out;
-  for (int64_t s = 0; s < num_scales; s += kMaxScales) out.push_back({s, std::min<int64_t>(kMaxScales, num_scales - s)});
+  for (int64_t s = 0; s < num_scales; s += kMaxScales)
+    out.push_back({s, std::min<int64_t>(kMaxScales, num_scales - s)});
   return out;
 }
 
@@ -140,7 +139,8 @@ void decide_layout_and_index(Prepared& prep, int64_t V) {
     prep.nhwc = prep.nhwc && f.size(1) > 1 && f.stride(1) == 1 && channel_vectors_ok(f, V);
     const int64_t pixels = f.size(0) * f.size(2) * f.size(3);
     for (const auto* list : {&prep.feat, &prep.flow, &prep.grad_out, &prep.grad_flow}) {
-      if (s < list->size() && (*list)[s].defined()) prep.index32 = prep.index32 && span((*list)[s]) < (int64_t(1) << 31);
+      if (s < list->size() && (*list)[s].defined())
+        prep.index32 = prep.index32 && span((*list)[s]) < (int64_t(1) << 31);
     }
     prep.index32 = prep.index32 && pixels * std::max<int64_t>(f.size(1), 2) < (int64_t(1) << 31) - kBlock;
   }
@@ -250,8 +250,8 @@ void deterministic_grad_feat(const Prepared& prep, const Chunk& chunk, Padding p
   // 32-bit keys: every entry id and the sentinel fit (4 * total <= INT_MAX); the radix sort then
   // runs over 32 bits.
   at::Tensor keys = at::empty({4 * total}, prep.feat[chunk.first].options().dtype(at::kInt));
-  warp_contributions<acc_t, int32_t><<<static_cast<unsigned>(blocks), kBlock, 0, stream>>>(
-      p, static_cast<int32_t>(total), keys.data_ptr<int32_t>());
+  warp_contributions<acc_t, int32_t>
+      <<<static_cast<unsigned>(blocks), kBlock, 0, stream>>>(p, static_cast<int32_t>(total), keys.data_ptr<int32_t>());
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   // A stable sort keeps equal keys in ascending entry order: the fixed summation order. The keys
   // are freed before the gather: only the sorted copy is needed.
@@ -312,34 +312,37 @@ std::tuple<std::vector<at::Tensor>, std::vector<at::Tensor>> multiscale_warp_bac
     }
     if (need_flow) prep.grad_flow.push_back(at::empty_like(flows[s]));
   }
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, feats[0].scalar_type(), "multiscale_warp_backward_cuda", [&] {
-    const int64_t V = vec_width<scalar_t>();
-    decide_layout_and_index(prep, V);
-    if (prep.nhwc) {
-      // grad_out must offer the same channel vectors; convert the ones that do not (rare: the
-      // gradient of a channels_last output is normally channels_last).
-      for (auto& g : prep.grad_out) {
-        if (!channel_vectors_ok(g, V)) g = g.contiguous(at::MemoryFormat::ChannelsLast);
-      }
-      for (const auto& g : prep.grad_out) prep.nhwc = prep.nhwc && channel_vectors_ok(g, V);
-    }
-    for (const Chunk& chunk : chunks_of(static_cast<int64_t>(feats.size()))) {
-      WarpParams p = params_for(prep, chunk, pad, prep.nhwc, V);
-      p.need_feat = need_feat && !deterministic;
-      p.need_flow = need_flow;
-      if (p.need_feat || p.need_flow) {
-        const int64_t blocks = assign_blocks(p, prep.nhwc ? -1 : kPixelsPerBlock);
-        if (blocks > 0) {
-          if (prep.index32) {
-            launch_backward<scalar_t, int32_t>(p, blocks, prep.nhwc, stream);
-          } else {
-            launch_backward<scalar_t, int64_t>(p, blocks, prep.nhwc, stream);
-          }
-        }
-      }
-      if (need_feat && deterministic) deterministic_grad_feat<scalar_t>(prep, chunk, pad, stream);
-    }
-  });
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, feats[0].scalar_type(), "multiscale_warp_backward_cuda",
+                                  [&] {
+                                    const int64_t V = vec_width<scalar_t>();
+                                    decide_layout_and_index(prep, V);
+                                    if (prep.nhwc) {
+                                      // grad_out must offer the same channel vectors; convert the ones that do not
+                                      // (rare: the gradient of a channels_last output is normally channels_last).
+                                      for (auto& g : prep.grad_out) {
+                                        if (!channel_vectors_ok(g, V)) g = g.contiguous(at::MemoryFormat::ChannelsLast);
+                                      }
+                                      for (const auto& g : prep.grad_out)
+                                        prep.nhwc = prep.nhwc && channel_vectors_ok(g, V);
+                                    }
+                                    for (const Chunk& chunk : chunks_of(static_cast<int64_t>(feats.size()))) {
+                                      WarpParams p = params_for(prep, chunk, pad, prep.nhwc, V);
+                                      p.need_feat = need_feat && !deterministic;
+                                      p.need_flow = need_flow;
+                                      if (p.need_feat || p.need_flow) {
+                                        const int64_t blocks = assign_blocks(p, prep.nhwc ? -1 : kPixelsPerBlock);
+                                        if (blocks > 0) {
+                                          if (prep.index32) {
+                                            launch_backward<scalar_t, int32_t>(p, blocks, prep.nhwc, stream);
+                                          } else {
+                                            launch_backward<scalar_t, int64_t>(p, blocks, prep.nhwc, stream);
+                                          }
+                                        }
+                                      }
+                                      if (need_feat && deterministic)
+                                        deterministic_grad_feat<scalar_t>(prep, chunk, pad, stream);
+                                    }
+                                  });
   if (need_feat) {
     for (size_t s = 0; s < feats.size(); ++s) {
       grad_feats.push_back(like_input(prep.out[s].to(feats[s].scalar_type()), feats[s]));

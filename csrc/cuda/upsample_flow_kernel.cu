@@ -20,10 +20,10 @@ namespace {
 // multiplied by factor_y when c == 1 (a flow's y component) and by factor_x otherwise. `Axis`:
 // UpsampleAxis or ResizeAxis (../upsample.h), the per-axis taps shared with the CPU kernels.
 template <typename scalar_t, typename Axis>
-__global__ void __launch_bounds__(kBlock) resample_forward(const scalar_t* in, scalar_t* out, int64_t total, int64_t C,
-                                                           int64_t H, int64_t W, int64_t Ho, int64_t Wo, Axis ay,
-                                                           Axis ax, at::opmath_type<scalar_t> factor_x,
-                                                           at::opmath_type<scalar_t> factor_y) {
+__global__ void __launch_bounds__(kBlock)
+    resample_forward(const scalar_t* in, scalar_t* out, int64_t total, int64_t C, int64_t H, int64_t W, int64_t Ho,
+                     int64_t Wo, Axis ay, Axis ax, at::opmath_type<scalar_t> factor_x,
+                     at::opmath_type<scalar_t> factor_y) {
   using acc_t = at::opmath_type<scalar_t>;
   for (int64_t i = blockIdx.x * int64_t(kBlock) + threadIdx.x; i < total; i += int64_t(gridDim.x) * kBlock) {
     const int64_t x = i % Wo;
@@ -51,10 +51,10 @@ constexpr int kCachedFoot = 32;
 // the output gradients of its footprint with the forward's weights recomputed (no atomics:
 // deterministic), rows gathered along x first.
 template <typename scalar_t, typename Axis>
-__global__ void __launch_bounds__(kBlock) resample_backward(const scalar_t* grad_out, scalar_t* grad, int64_t total,
-                                                            int64_t C, int64_t H, int64_t W, int64_t Ho, int64_t Wo,
-                                                            Axis ay, Axis ax, at::opmath_type<scalar_t> factor_x,
-                                                            at::opmath_type<scalar_t> factor_y) {
+__global__ void __launch_bounds__(kBlock)
+    resample_backward(const scalar_t* grad_out, scalar_t* grad, int64_t total, int64_t C, int64_t H, int64_t W,
+                      int64_t Ho, int64_t Wo, Axis ay, Axis ax, at::opmath_type<scalar_t> factor_x,
+                      at::opmath_type<scalar_t> factor_y) {
   using acc_t = at::opmath_type<scalar_t>;
   for (int64_t i = blockIdx.x * int64_t(kBlock) + threadIdx.x; i < total; i += int64_t(gridDim.x) * kBlock) {
     const int64_t j = i % W;
@@ -121,8 +121,7 @@ at::Tensor launch_forward(const at::Tensor& flow, const AxisSpec& ay, const Axis
     using acc_t = at::opmath_type<scalar_t>;
     resample_forward<scalar_t><<<grid_for(total), kBlock, 0, at::cuda::getCurrentCUDAStream()>>>(
         in.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(), total, C, H, W, Ho, Wo, ay.template as<acc_t>(),
-        ax.template as<acc_t>(),
-        static_cast<acc_t>(factor_x), static_cast<acc_t>(factor_y));
+        ax.template as<acc_t>(), static_cast<acc_t>(factor_x), static_cast<acc_t>(factor_y));
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
   return out;
@@ -142,8 +141,7 @@ at::Tensor launch_backward(const at::Tensor& grad_out, const AxisSpec& ay, const
     using acc_t = at::opmath_type<scalar_t>;
     resample_backward<scalar_t><<<grid_for(total), kBlock, 0, at::cuda::getCurrentCUDAStream()>>>(
         g.data_ptr<scalar_t>(), grad.data_ptr<scalar_t>(), total, C, H, W, Ho, Wo, ay.template as<acc_t>(),
-        ax.template as<acc_t>(),
-        static_cast<acc_t>(factor_x), static_cast<acc_t>(factor_y));
+        ax.template as<acc_t>(), static_cast<acc_t>(factor_x), static_cast<acc_t>(factor_y));
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
   return grad;
@@ -174,8 +172,8 @@ at::Tensor resize_flow_cuda(const at::Tensor& flow, int64_t height, int64_t widt
   check_resize_input(flow, height, width, "flow", "height, width");
   check_cuda(flow, "flow");
   const int64_t H = flow.size(2), W = flow.size(3);
-  return launch_forward(flow, ResizeAxisSpec{H, height, align_corners}, ResizeAxisSpec{W, width, align_corners},
-                        height, width, double(width) / double(W), double(height) / double(H));
+  return launch_forward(flow, ResizeAxisSpec{H, height, align_corners}, ResizeAxisSpec{W, width, align_corners}, height,
+                        width, double(width) / double(W), double(height) / double(H));
 }
 
 at::Tensor resize_flow_backward_cuda(const at::Tensor& grad_out, int64_t height, int64_t width, bool align_corners) {

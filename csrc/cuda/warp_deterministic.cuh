@@ -29,7 +29,7 @@ constexpr int kContributionPixelsPerBlock = kBlock;  // one thread per source pi
 // The taps of source pixel `pix` (index inside its scale) with plain (y * W + x) offsets.
 template <typename acc_t>
 __device__ __forceinline__ BilinearTaps<acc_t, int64_t> plain_taps(const WarpScale& d, Padding padding, int64_t pix,
-                                                                  int64_t* n, int64_t* y, int64_t* x) {
+                                                                   int64_t* n, int64_t* y, int64_t* x) {
   split_pixel<int64_t>(pix, d.H, d.W, n, y, x);
   const int64_t f = *n * d.flow_stride[0] + *y * d.flow_stride[2] + *x * d.flow_stride[3];
   const acc_t fx = load_as<acc_t>(d.flow, f, d.flow_kind);
@@ -39,8 +39,8 @@ __device__ __forceinline__ BilinearTaps<acc_t, int64_t> plain_taps(const WarpSca
 
 // keys: (4 * total_pixels,) key_t (int32 in practice); sentinel = total_pixels.
 template <typename acc_t, typename key_t>
-__global__ void __launch_bounds__(kBlock) warp_contributions(const __grid_constant__ WarpParams p, key_t sentinel,
-                                                             key_t* keys) {
+__global__ void __launch_bounds__(kBlock)
+    warp_contributions(const __grid_constant__ WarpParams p, key_t sentinel, key_t* keys) {
   const WarpScale& d = p.scale[scale_of_block(p, blockIdx.x)];
   const int64_t pix = (static_cast<int64_t>(blockIdx.x) - d.block_begin) * kContributionPixelsPerBlock + threadIdx.x;
   if (pix >= d.N * d.H * d.W) return;
@@ -70,11 +70,12 @@ constexpr int kWarpGatherChannels = 4;
 // Block: 32 destination pixels x 8 channel groups, like warp_backward_strided.
 // order: (entries,) int64, entry ids sorted by destination; segment_start: (total_pixels + 1,) int64.
 template <typename scalar_t>
-__global__ void __launch_bounds__(kBlock) warp_gather_grad(const __grid_constant__ WarpParams p,
-                                                           const int64_t* order, const int64_t* segment_start) {
+__global__ void __launch_bounds__(kBlock)
+    warp_gather_grad(const __grid_constant__ WarpParams p, const int64_t* order, const int64_t* segment_start) {
   using acc_t = at::opmath_type<scalar_t>;
   const WarpScale& d = p.scale[scale_of_block(p, blockIdx.x)];
-  const int64_t pix = (static_cast<int64_t>(blockIdx.x) - d.block_begin) * kPixelsPerBlock + threadIdx.x % kPixelsPerBlock;
+  const int64_t pix =
+      (static_cast<int64_t>(blockIdx.x) - d.block_begin) * kPixelsPerBlock + threadIdx.x % kPixelsPerBlock;
   if (pix >= d.N * d.H * d.W) return;
   int64_t n, y, x;
   split_pixel<int64_t>(pix, d.H, d.W, &n, &y, &x);

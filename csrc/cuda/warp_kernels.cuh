@@ -74,15 +74,15 @@ __global__ void __launch_bounds__(kBlock) warp_forward_strided(const __grid_cons
 }
 
 template <typename scalar_t, typename index_t>
-__global__ void __launch_bounds__(kBlock, kBackwardBlocksPerSM) warp_backward_strided(const __grid_constant__ WarpParams p) {
+__global__ void __launch_bounds__(kBlock, kBackwardBlocksPerSM)
+    warp_backward_strided(const __grid_constant__ WarpParams p) {
   using acc_t = at::opmath_type<scalar_t>;
   __shared__ acc_t partial[2][kChannelGroups][kPixelsPerBlock];
   const WarpScale& d = p.scale[scale_of_block(p, blockIdx.x)];
   const index_t H = d.H, W = d.W, C = d.C;
   const int lane = threadIdx.x % kPixelsPerBlock;
   const int group = threadIdx.x / kPixelsPerBlock;
-  const index_t pix =
-      (static_cast<index_t>(blockIdx.x) - static_cast<index_t>(d.block_begin)) * kPixelsPerBlock + lane;
+  const index_t pix = (static_cast<index_t>(blockIdx.x) - static_cast<index_t>(d.block_begin)) * kPixelsPerBlock + lane;
   const bool valid = pix < static_cast<index_t>(d.N) * H * W;
   acc_t gx = acc_t(0), gy = acc_t(0);
   index_t n = 0, y = 0, x = 0;
@@ -106,10 +106,10 @@ __global__ void __launch_bounds__(kBlock, kBackwardBlocksPerSM) warp_backward_st
         acc_t v[4];
 #pragma unroll
         for (int k = 0; k < 4; ++k) v[k] = static_cast<acc_t>(plane[t.offset[k]]);
-        gx += g * (weighted(t.dweight_dx[0], v[0]) + weighted(t.dweight_dx[1], v[1]) +
-                   weighted(t.dweight_dx[2], v[2]) + weighted(t.dweight_dx[3], v[3]));
-        gy += g * (weighted(t.dweight_dy[0], v[0]) + weighted(t.dweight_dy[1], v[1]) +
-                   weighted(t.dweight_dy[2], v[2]) + weighted(t.dweight_dy[3], v[3]));
+        gx += g * (weighted(t.dweight_dx[0], v[0]) + weighted(t.dweight_dx[1], v[1]) + weighted(t.dweight_dx[2], v[2]) +
+                   weighted(t.dweight_dx[3], v[3]));
+        gy += g * (weighted(t.dweight_dy[0], v[0]) + weighted(t.dweight_dy[1], v[1]) + weighted(t.dweight_dy[2], v[2]) +
+                   weighted(t.dweight_dy[3], v[3]));
       }
       if (gfeat != nullptr) {
 #pragma unroll
@@ -179,7 +179,8 @@ __global__ void __launch_bounds__(kBlock) warp_forward_nhwc(const __grid_constan
 }
 
 template <typename scalar_t, typename index_t>
-__global__ void __launch_bounds__(kBlock, kBackwardBlocksPerSM) warp_backward_nhwc(const __grid_constant__ WarpParams p) {
+__global__ void __launch_bounds__(kBlock, kBackwardBlocksPerSM)
+    warp_backward_nhwc(const __grid_constant__ WarpParams p) {
   using acc_t = at::opmath_type<scalar_t>;
   constexpr int V = vec_width<scalar_t>();
   using vec_t = Vec<scalar_t, V>;
@@ -212,10 +213,10 @@ __global__ void __launch_bounds__(kBlock, kBackwardBlocksPerSM) warp_backward_nh
 #pragma unroll
         for (int i = 0; i < V; ++i) {
           const acc_t v0 = tap[0].v[i], v1 = tap[1].v[i], v2 = tap[2].v[i], v3 = tap[3].v[i];
-          gx += g[i] * (weighted(t.dweight_dx[0], v0) + weighted(t.dweight_dx[1], v1) +
-                        weighted(t.dweight_dx[2], v2) + weighted(t.dweight_dx[3], v3));
-          gy += g[i] * (weighted(t.dweight_dy[0], v0) + weighted(t.dweight_dy[1], v1) +
-                        weighted(t.dweight_dy[2], v2) + weighted(t.dweight_dy[3], v3));
+          gx += g[i] * (weighted(t.dweight_dx[0], v0) + weighted(t.dweight_dx[1], v1) + weighted(t.dweight_dx[2], v2) +
+                        weighted(t.dweight_dx[3], v3));
+          gy += g[i] * (weighted(t.dweight_dy[0], v0) + weighted(t.dweight_dy[1], v1) + weighted(t.dweight_dy[2], v2) +
+                        weighted(t.dweight_dy[3], v3));
         }
       }
       if (gfeat != nullptr) {

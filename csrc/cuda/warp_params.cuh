@@ -12,8 +12,8 @@
 namespace crossnet_fast {
 namespace cuda {
 
-constexpr int kMaxScales = 8;  // scales per launch; longer pyramids are split into several launches
-constexpr int kPixelsPerBlock = 32;   // strided kernels: 32 pixels (lanes) x 8 channel groups
+constexpr int kMaxScales = 8;        // scales per launch; longer pyramids are split into several launches
+constexpr int kPixelsPerBlock = 32;  // strided kernels: 32 pixels (lanes) x 8 channel groups
 constexpr int kChannelGroups = kBlock / kPixelsPerBlock;
 static_assert(kBlock == 256, "the channels_last kernels map kBlock >> log2_lanes pixels per block as a shift of 8");
 

@@ -7,6 +7,7 @@ imports in some orders; a circle through a deferred import (the trick that once 
 allowed. Then each module is imported alone in a fresh interpreter, which catches an import that
 only works because another module happened to be imported first.
 """
+
 from __future__ import annotations
 
 import ast
@@ -67,7 +68,7 @@ def import_graph(root: Path, package: str, extra_modules=()) -> dict[str, dict[s
                     for alias in child.names:
                         add(name, alias.name, deferred)
                 elif isinstance(child, ast.ImportFrom):
-                    base = here[:len(here) - child.level + 1] if child.level else []
+                    base = here[: len(here) - child.level + 1] if child.level else []
                     target = ".".join(base + ([child.module] if child.module else []))
                     for alias in child.names:
                         sub = f"{target}.{alias.name}"
@@ -81,8 +82,9 @@ def import_graph(root: Path, package: str, extra_modules=()) -> dict[str, dict[s
 
 def find_cycle(graph: dict[str, dict[str, bool]], module_level_only: bool) -> list[str] | None:
     """One circle ``[a, b, ..., a]`` of the graph (only its module-level edges if asked), or None."""
-    edges = {m: sorted(d for d, deferred in ds.items() if not (module_level_only and deferred))
-             for m, ds in graph.items()}
+    edges = {
+        m: sorted(d for d, deferred in ds.items() if not (module_level_only and deferred)) for m, ds in graph.items()
+    }
     state: dict[str, int] = {}  # 1: on the current path, 2: done
     path: list[str] = []
 
@@ -91,7 +93,7 @@ def find_cycle(graph: dict[str, dict[str, bool]], module_level_only: bool) -> li
         path.append(m)
         for d in edges.get(m, ()):
             if state.get(d) == 1:
-                return path[path.index(d):] + [d]
+                return path[path.index(d) :] + [d]
             if d not in state:
                 found = walk(d)
                 if found:
@@ -109,12 +111,14 @@ def find_cycle(graph: dict[str, dict[str, bool]], module_level_only: bool) -> li
 
 
 def _describe(graph, cycle: list[str]) -> str:
-    steps = [f"{a} -> {b}" + (" (deferred, inside a function)" if graph[a][b] else "")
-             for a, b in zip(cycle, cycle[1:])]
+    steps = [
+        f"{a} -> {b}" + (" (deferred, inside a function)" if graph[a][b] else "") for a, b in zip(cycle, cycle[1:])
+    ]
     return "import circle: " + "; ".join(steps)
 
 
 # -- the detector itself finds circles (so the package tests below can fail) ------------------------
+
 
 def _write_package(root: Path, files: dict[str, str]) -> None:
     for rel, text in files.items():
@@ -124,14 +128,17 @@ def _write_package(root: Path, files: dict[str, str]) -> None:
 
 
 def test_the_detector_finds_module_level_and_deferred_circles(tmp_path):
-    _write_package(tmp_path, {
-        "pkg/__init__.py": "from .low import f\n",
-        "pkg/low.py": "import os\n\ndef f():\n    from .high import g  # deferred, back up\n    return g\n",
-        "pkg/high.py": "from . import low\nfrom typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
-                       "    from .top import T\n\ndef g():\n    return low\n",
-        "pkg/top.py": "from .high import g\n",
-        "pkg/sub/__init__.py": "from ..low import f\nfrom .. import high\n",
-    })
+    _write_package(
+        tmp_path,
+        {
+            "pkg/__init__.py": "from .low import f\n",
+            "pkg/low.py": "import os\n\ndef f():\n    from .high import g  # deferred, back up\n    return g\n",
+            "pkg/high.py": "from . import low\nfrom typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
+            "    from .top import T\n\ndef g():\n    return low\n",
+            "pkg/top.py": "from .high import g\n",
+            "pkg/sub/__init__.py": "from ..low import f\nfrom .. import high\n",
+        },
+    )
     g = import_graph(tmp_path, "pkg")
     assert g["pkg"] == {"pkg.low": False}
     assert g["pkg.low"] == {"pkg.high": True}
@@ -145,6 +152,7 @@ def test_the_detector_finds_module_level_and_deferred_circles(tmp_path):
 
 
 # -- the package -------------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def graph():
@@ -188,13 +196,16 @@ def test_models_do_not_import_baselines(graph):
 
 
 def test_the_baselines_rule_catches_a_model_that_imports_a_baseline(tmp_path):
-    _write_package(tmp_path, {
-        "pkg/__init__.py": "",
-        "pkg/models/__init__.py": "from .net import Net\n",
-        "pkg/models/net.py": "def Net():\n    from ..baselines.pm import search  # deferred still counts\n",
-        "pkg/baselines/__init__.py": "",
-        "pkg/baselines/pm.py": "def search():\n    pass\n",
-    })
+    _write_package(
+        tmp_path,
+        {
+            "pkg/__init__.py": "",
+            "pkg/models/__init__.py": "from .net import Net\n",
+            "pkg/models/net.py": "def Net():\n    from ..baselines.pm import search  # deferred still counts\n",
+            "pkg/baselines/__init__.py": "",
+            "pkg/baselines/pm.py": "def search():\n    pass\n",
+        },
+    )
     assert "pkg.baselines.pm" in _reached_from(import_graph(tmp_path, "pkg"), "pkg.models")
 
 
@@ -240,8 +251,14 @@ print(json.dumps(results))
 def test_every_module_imports_alone_in_a_fresh_interpreter(graph):
     names = sorted(m for m in graph if not m.endswith("__main__"))  # __main__ runs the CLI
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
-    proc = subprocess.run([sys.executable, "-c", _CHILD, json.dumps(names)], capture_output=True, text=True,
-                          env=env, cwd=ROOT, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-c", _CHILD, json.dumps(names)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     results = json.loads(proc.stdout.strip().splitlines()[-1])
     assert sorted(results) == names

@@ -1,4 +1,5 @@
 """``crossnet-fast demo``: the shipped example, your own images, the output PNG and clear errors."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -76,8 +77,24 @@ def test_demo_own_images_lr_only(tiny_weights, tmp_path, capsys):
     Image.fromarray(rng.integers(0, 256, (16, 24, 3), dtype=np.uint8)).save(tmp_path / "lr.png")
     Image.fromarray(rng.integers(0, 256, (64, 96, 3), dtype=np.uint8)).save(tmp_path / "ref.png")
     out = tmp_path / "d.png"
-    assert main(["demo", "--weights", str(tiny_weights), "--lr", str(tmp_path / "lr.png"),
-                 "--ref", str(tmp_path / "ref.png"), "--out", str(out), "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "demo",
+                "--weights",
+                str(tiny_weights),
+                "--lr",
+                str(tmp_path / "lr.png"),
+                "--ref",
+                str(tmp_path / "ref.png"),
+                "--out",
+                str(out),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     rows = _table_rows(capsys.readouterr().out)
     assert all(r[0] == "-" and r[1] == "-" for r in rows.values())  # no ground truth: no metrics
     with Image.open(out) as im:

@@ -1,4 +1,5 @@
 """The ``crossnet-fast sr`` and ``bench`` commands: help, end-to-end run, clear errors."""
+
 from __future__ import annotations
 
 import os
@@ -36,15 +37,26 @@ def test_help_everywhere(capsys):
             main(argv)
         assert exc.value.code == 0
     out = capsys.readouterr().out
-    for option in ("--lr", "--ref", "--scale", "--weights", "--out", "--window", "--stride", "--precision",
-                   "--device", "--iters"):
+    for option in (
+        "--lr",
+        "--ref",
+        "--scale",
+        "--weights",
+        "--out",
+        "--window",
+        "--stride",
+        "--precision",
+        "--device",
+        "--iters",
+    ):
         assert option in out
 
 
 @pytest.mark.slow
 def test_module_entry_point_help():
-    res = subprocess.run([sys.executable, "-m", "crossnet_fast", "sr", "--help"], capture_output=True,
-                         text=True, timeout=120)
+    res = subprocess.run(
+        [sys.executable, "-m", "crossnet_fast", "sr", "--help"], capture_output=True, text=True, timeout=120
+    )
     assert res.returncode == 0 and "--weights" in res.stdout
 
 
@@ -52,9 +64,28 @@ def test_module_entry_point_help():
 def test_sr_end_to_end(files, capsys):
     d, model, lr, ref = files
     out = d / "sr.png"
-    rc = main(["sr", "--lr", str(d / "lr.png"), "--ref", str(d / "ref.png"), "--scale", "4",
-               "--weights", str(d / "w.safetensors"), "--out", str(out), "--window", "128",
-               "--device", "cpu", "--backend", "reference", "--no-progress"])
+    rc = main(
+        [
+            "sr",
+            "--lr",
+            str(d / "lr.png"),
+            "--ref",
+            str(d / "ref.png"),
+            "--scale",
+            "4",
+            "--weights",
+            str(d / "w.safetensors"),
+            "--out",
+            str(out),
+            "--window",
+            "128",
+            "--device",
+            "cpu",
+            "--backend",
+            "reference",
+            "--no-progress",
+        ]
+    )
     assert rc == 0
     with Image.open(out) as im:
         assert im.format == "PNG" and im.size == (108, 64) and im.mode == "RGB"
@@ -70,8 +101,20 @@ def test_sr_defaults_to_the_shipped_weights(files, capsys, tmp_path, monkeypatch
     from crossnet_fast import _model_file
 
     d, model, _, _ = files
-    argv = ["sr", "--lr", str(d / "lr.png"), "--ref", str(d / "ref.png"), "--scale", "4",
-            "--device", "cpu", "--no-progress", "--window", "128"]
+    argv = [
+        "sr",
+        "--lr",
+        str(d / "lr.png"),
+        "--ref",
+        str(d / "ref.png"),
+        "--scale",
+        "4",
+        "--device",
+        "cpu",
+        "--no-progress",
+        "--window",
+        "128",
+    ]
     monkeypatch.setattr(_model_file, "WEIGHTS_DIR", tmp_path)
     assert main(argv + ["--out", str(tmp_path / "a.png")]) == 1  # nothing shipped in this folder
     assert "'crossnet-x4' is neither a file nor a shipped weights name" in capsys.readouterr().err
@@ -82,14 +125,17 @@ def test_sr_defaults_to_the_shipped_weights(files, capsys, tmp_path, monkeypatch
     assert np.array_equal(np.asarray(Image.open(tmp_path / "b.png")), np.asarray(Image.open(explicit)))
 
 
-@pytest.mark.parametrize("change,message", [
-    ({"--ref": "ref_bad.png"}, "--ref is 108x31 (width x height), less than half of the 108x64 output"),
-    ({"--lr": "missing.png"}, "--lr: no such file"),
-    ({"--scale": "8"}, "holds x4 weights, expected x8"),
-    ({"--weights": "crossnet-x3"}, "available names"),  # a name never shipped
-    ({"--out": "sub/x.png"}, "--out: folder"),
-    ({"--out": "x.weird"}, "--out: unknown image extension"),
-])
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        ({"--ref": "ref_bad.png"}, "--ref is 108x31 (width x height), less than half of the 108x64 output"),
+        ({"--lr": "missing.png"}, "--lr: no such file"),
+        ({"--scale": "8"}, "holds x4 weights, expected x8"),
+        ({"--weights": "crossnet-x3"}, "available names"),  # a name never shipped
+        ({"--out": "sub/x.png"}, "--out: folder"),
+        ({"--out": "x.weird"}, "--out: unknown image extension"),
+    ],
+)
 def test_sr_errors(files, capsys, change, message):
     d = files[0]
     args = {"--lr": "lr.png", "--ref": "ref.png", "--scale": "4", "--weights": "w.safetensors", "--out": "x.png"}
@@ -103,8 +149,9 @@ def test_sr_errors(files, capsys, change, message):
 
 
 def test_bench_runs(capsys):
-    rc = main(["bench", "--scale", "4", "--height", "64", "--width", "64", "--iters", "1", "--warmup", "0",
-               "--device", "cpu"])
+    rc = main(
+        ["bench", "--scale", "4", "--height", "64", "--width", "64", "--iters", "1", "--warmup", "0", "--device", "cpu"]
+    )
     assert rc == 0
     assert "median" in capsys.readouterr().out
     assert main(["bench", "--height", "100"]) == 1

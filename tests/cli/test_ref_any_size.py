@@ -6,6 +6,7 @@ The oracle is an independent construction: the canvas built by hand with numpy s
 ``np.pad(mode="edge")``, or the exact-size reference itself (a reference that is it plus an extra
 border must give the same output).
 """
+
 from __future__ import annotations
 
 import json
@@ -17,11 +18,12 @@ import torch
 from PIL import Image
 from torch import nn
 
-from _threads import one_thread  # noqa: F401  (autouse fixture)
 from crossnet_fast import ReferencePlacementWarning, super_resolve
 from crossnet_fast.cli import main
 from crossnet_fast.models import CrossNet
 from crossnet_fast.placement import plan_placement
+
+from _threads import one_thread  # noqa: F401  (autouse fixture)
 
 
 def _canvas(ref: np.ndarray, h: int, w: int) -> np.ndarray:
@@ -57,8 +59,11 @@ SIZES = {"larger": (80, 97), "smaller": (40, 51), "off-by-a-few": (61, 67), "tal
 def test_model_input_is_the_hand_built_canvas(size):
     lr, ref = _rgb(16, 16, 0), _rgb(*size, 1)
     model = RecordRef(4)
-    with pytest.warns(ReferencePlacementWarning, match=rf"reference {size[1]}x{size[0]} .* to 64x64 "
-                                                       r"\(top-left aligned"):
+    with pytest.warns(
+        ReferencePlacementWarning,
+        match=rf"reference {size[1]}x{size[0]} .* to 64x64 "
+        r"\(top-left aligned",
+    ):
         out = super_resolve(model, lr, ref)
     want = _canvas(ref, 64, 64)
     # 64x64 is one window with no padding to 64: the model saw exactly the canvas.
@@ -82,13 +87,15 @@ def test_windows_on_a_ragged_canvas_tensor_input():
 def test_notes_say_what_was_done():
     assert plan_placement((500, 744), (500, 744)).note is None
     assert plan_placement((500, 741), (500, 744)).note == (
-        "reference 741x500 padded to 744x500 (top-left aligned; 3 px on the right filled by edge replication)")
+        "reference 741x500 padded to 744x500 (top-left aligned; 3 px on the right filled by edge replication)"
+    )
     assert plan_placement((520, 760), (500, 744)).note == (
-        "reference 760x520 cropped to 744x500 (top-left aligned; 16 px on the right and 20 px at the "
-        "bottom cut off)")
+        "reference 760x520 cropped to 744x500 (top-left aligned; 16 px on the right and 20 px at the bottom cut off)"
+    )
     assert plan_placement((480, 760), (500, 744)).note == (
         "reference 760x480 cropped and padded to 744x500 (top-left aligned; 16 px on the right cut off; "
-        "20 px at the bottom filled by edge replication)")
+        "20 px at the bottom filled by edge replication)"
+    )
     p = plan_placement((480, 760), (500, 744))
     assert (p.crop_right, p.crop_bottom, p.pad_right, p.pad_bottom) == (16, 0, 0, 20)
 
@@ -124,8 +131,11 @@ def test_exact_size_is_one_direct_forward(crossnet):
 def test_bad_references_name_the_argument():
     model = RecordRef(4)
     lr = _rgb(16, 16, 0)
-    with pytest.raises(ValueError, match=r"ref is 64x31 \(width x height\), less than half of the 64x64 "
-                                         r"output on the height \(at least 32x32 needed\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"ref is 64x31 \(width x height\), less than half of the 64x64 "
+        r"output on the height \(at least 32x32 needed\)",
+    ):
         super_resolve(model, lr, _rgb(31, 64, 1))
     with pytest.raises(ValueError, match=r"ref is 16x16 .* on both axes"):
         super_resolve(model, lr, lr)  # the LR given as the reference
@@ -137,6 +147,7 @@ def test_bad_references_name_the_argument():
 
 
 # -- the command line -------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory, crossnet):
@@ -150,9 +161,26 @@ def files(tmp_path_factory, crossnet):
 
 
 def _sr(d, ref_name, out_name):
-    return main(["sr", "--lr", str(d / "lr.png"), "--ref", str(d / ref_name), "--scale", "4",
-                 "--weights", str(d / "w.safetensors"), "--out", str(d / out_name), "--window", "128",
-                 "--device", "cpu", "--no-progress"])
+    return main(
+        [
+            "sr",
+            "--lr",
+            str(d / "lr.png"),
+            "--ref",
+            str(d / ref_name),
+            "--scale",
+            "4",
+            "--weights",
+            str(d / "w.safetensors"),
+            "--out",
+            str(d / out_name),
+            "--window",
+            "128",
+            "--device",
+            "cpu",
+            "--no-progress",
+        ]
+    )
 
 
 def test_sr_prints_the_note_and_matches_the_hand_built_canvas(files, crossnet, capsys):
@@ -161,8 +189,10 @@ def test_sr_prints_the_note_and_matches_the_hand_built_canvas(files, crossnet, c
         warnings.simplefilter("error", ReferencePlacementWarning)  # printed once, not warned again
         assert _sr(d, "ref.png", "sr.png") == 0
     out = capsys.readouterr().out
-    assert ("note: reference 110x61 cropped and padded to 108x64 (top-left aligned; 2 px on the right "
-            "cut off; 3 px at the bottom filled by edge replication)") in out
+    assert (
+        "note: reference 110x61 cropped and padded to 108x64 (top-left aligned; 2 px on the right "
+        "cut off; 3 px at the bottom filled by edge replication)"
+    ) in out
     got = np.asarray(Image.open(d / "sr.png"))
     want = super_resolve(crossnet, lr, _canvas(ref, 64, 108), window=128, stride=64)
     np.testing.assert_array_equal(got, want)
@@ -175,8 +205,9 @@ def test_sr_exact_size_prints_no_note(files, capsys):
     out = capsys.readouterr().out
     assert "note:" not in out and "wrote" in out
     assert _sr(d, "ref.png", "sr_placed.png") == 0
-    np.testing.assert_array_equal(np.asarray(Image.open(d / "sr_exact.png")),
-                                  np.asarray(Image.open(d / "sr_placed.png")))
+    np.testing.assert_array_equal(
+        np.asarray(Image.open(d / "sr_exact.png")), np.asarray(Image.open(d / "sr_placed.png"))
+    )
 
 
 def test_sr_too_small_reference_names_ref(files, capsys):
@@ -204,15 +235,32 @@ def test_eval_places_once_for_every_method(files, tmp_path, capsys):
     _stereo(tmp_path / "hand", _canvas(left, 60, 64), right[:60, :64])
     results = {}
     for name in ("raw", "hand"):
-        rc = main(["eval", str(tmp_path / name), "--scale", "4", "--methods", "bicubic,patchmatch,crossnet",
-                   "--weights", str(d / "w.safetensors"), "--device", "cpu", "--metrics", "psnr,ssim",
-                   "--out", str(tmp_path / f"res_{name}"), "--no-progress"])
+        rc = main(
+            [
+                "eval",
+                str(tmp_path / name),
+                "--scale",
+                "4",
+                "--methods",
+                "bicubic,patchmatch,crossnet",
+                "--weights",
+                str(d / "w.safetensors"),
+                "--device",
+                "cpu",
+                "--metrics",
+                "psnr,ssim",
+                "--out",
+                str(tmp_path / f"res_{name}"),
+                "--no-progress",
+            ]
+        )
         assert rc == 0
-        results[name] = (json.loads((tmp_path / f"res_{name}" / "results.json").read_text()),
-                         capsys.readouterr().out)
+        results[name] = (json.loads((tmp_path / f"res_{name}" / "results.json").read_text()), capsys.readouterr().out)
     (raw, printed), (hand, printed_hand) = results["raw"], results["hand"]
-    note = ("reference 70x57 cropped and padded to 64x60 (top-left aligned; 6 px on the right cut off; "
-            "3 px at the bottom filled by edge replication)")
+    note = (
+        "reference 70x57 cropped and padded to 64x60 (top-left aligned; 6 px on the right cut off; "
+        "3 px at the bottom filled by edge replication)"
+    )
     assert raw["images"][0]["ref_placement"] == note and f"- a: {note}" in printed
     assert "ref_placement" not in hand["images"][0] and "Reference placed" not in printed_hand
     for m in ("bicubic", "patchmatch", "crossnet"):

@@ -9,13 +9,13 @@ call it: ``kernel_size=1, patch_size=9`` (max displacement 4), ``stride=1, paddi
 dilation_patch=1``; the (B, 9, 9, H, W) result is viewed as (B, 81, H, W), divided by the channel
 count and passed through a leaky ReLU (slope 0.1).
 """
+
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import nn
-
 from spatial_correlation_sampler import spatial_correlation_sample
+from torch import nn
 
 
 def correlate(f1: torch.Tensor, f2: torch.Tensor) -> torch.Tensor:

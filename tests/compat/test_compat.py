@@ -2,6 +2,7 @@
 
 The models themselves (torchvision RAFT, BasicSR BasicVSR) patched vs unpatched: test_compat_models.py.
 """
+
 import sys
 import types
 
@@ -11,6 +12,7 @@ import torch.nn.functional as F
 
 from crossnet_fast import compat
 from crossnet_fast.compat._rebind import rebind
+
 from oracles import fractional_flow, grid_sample_warp
 
 PADDINGS = ["zeros", "border", "reflection"]
@@ -30,6 +32,7 @@ def _assert_all_close(got, want, dtype):
 
 # flow_warp ---------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("padding", PADDINGS)
 @pytest.mark.parametrize("align_corners", [True, False])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
@@ -39,9 +42,12 @@ def test_flow_warp_matches_grid_sample_formula(padding, align_corners, dtype, si
     x = torch.randn(n, c, h, w, generator=gen, dtype=torch.float64)
     flow = fractional_flow(n, h, w, max_disp=3, outside=0.2, generator=gen)  # (N, 2, H, W)
     grad_out = torch.randn(n, c, h, w, generator=gen, dtype=torch.float64)
-    got = _grads(lambda a, v: compat.flow_warp(a, v.permute(0, 2, 3, 1), padding_mode=padding,
-                                               align_corners=align_corners), x.to(dtype), flow.to(dtype),
-                 grad_out=grad_out)
+    got = _grads(
+        lambda a, v: compat.flow_warp(a, v.permute(0, 2, 3, 1), padding_mode=padding, align_corners=align_corners),
+        x.to(dtype),
+        flow.to(dtype),
+        grad_out=grad_out,
+    )
     want = _grads(lambda a, v: grid_sample_warp(a, v, padding, align_corners), x, flow, grad_out=grad_out)
     _assert_all_close(got, want, dtype)
 
@@ -72,6 +78,7 @@ def test_flow_warp_rejects_mismatched_flow(flow_shape):
 
 # RAFT's bilinear_sampler / coords_grid --------------------------------------------------------------
 
+
 def _raft_formula(img, coords):
     """RAFT's definition: normalise by (size - 1), bilinear, zeros padding, align_corners=True."""
     h, w = img.shape[-2:]
@@ -97,7 +104,7 @@ def test_bilinear_sampler_mask_is_strictly_inside():
     ys = torch.tensor([2.0, 0.0, 1.0, 4.0, 3.9, -2.0], dtype=torch.float64)
     coords = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), -1).unsqueeze(0)  # (1, 6, 6, 2)
     out, mask = compat.bilinear_sampler(img, coords, mask=True)
-    want = ((coords[..., 0] > 0) & (coords[..., 0] < 7) & (coords[..., 1] > 0) & (coords[..., 1] < 4))
+    want = (coords[..., 0] > 0) & (coords[..., 0] < 7) & (coords[..., 1] > 0) & (coords[..., 1] < 4)
     assert mask.dtype == torch.float32 and mask.shape == (1, 6, 6, 1)
     assert torch.equal(mask, want.unsqueeze(-1).float())
     torch.testing.assert_close(out, _raft_formula(img, coords))
@@ -115,10 +122,13 @@ def test_coords_grid():
 
 # torchvision's RAFT helpers, against torchvision's own functions -------------------------------------
 
+
 @pytest.fixture(scope="module")
 def tv_utils():
-    return pytest.importorskip("torchvision.models.optical_flow._utils",
-                               reason="torchvision not installed (scripts/install.sh WITH_TEST_DEPS=1 installs it)")
+    return pytest.importorskip(
+        "torchvision.models.optical_flow._utils",
+        reason="torchvision not installed (scripts/install.sh WITH_TEST_DEPS=1 installs it)",
+    )
 
 
 @pytest.mark.parametrize("align_corners", [True, False])
@@ -129,10 +139,12 @@ def test_tv_grid_sample_matches_torchvision(tv_utils, align_corners, mode, img_s
     n, _, h, w = img_shape
     coords = torch.rand(n, 5, 5, 2, generator=gen) * torch.tensor([w + 2.0, h + 2.0]) - 1
     grad_out = torch.randn(n, img_shape[1], 5, 5, generator=gen)
-    got = _grads(lambda a, g: compat.tv_grid_sample(a, g, mode=mode, align_corners=align_corners),
-                 img, coords, grad_out=grad_out)
-    want = _grads(lambda a, g: tv_utils.grid_sample(a, g, mode=mode, align_corners=align_corners),
-                  img, coords, grad_out=grad_out)
+    got = _grads(
+        lambda a, g: compat.tv_grid_sample(a, g, mode=mode, align_corners=align_corners), img, coords, grad_out=grad_out
+    )
+    want = _grads(
+        lambda a, g: tv_utils.grid_sample(a, g, mode=mode, align_corners=align_corners), img, coords, grad_out=grad_out
+    )
     _assert_all_close(got, want, torch.float32)
 
 
@@ -149,6 +161,7 @@ def test_tv_upsample_flow_matches_torchvision(tv_utils, factor, with_mask, gen):
 
 # Patching ------------------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def fake_package():
     """A package 'cf_fakepkg' whose modules import a helper by name (and under an alias)."""
@@ -162,8 +175,12 @@ def fake_package():
     user.helper, user.renamed = helper, helper
     outsider = types.ModuleType("cf_other")  # not in the package: must be left alone
     outsider.helper = helper
-    mods = {"cf_fakepkg": types.ModuleType("cf_fakepkg"), "cf_fakepkg.util": util, "cf_fakepkg.user": user,
-            "cf_other": outsider}
+    mods = {
+        "cf_fakepkg": types.ModuleType("cf_fakepkg"),
+        "cf_fakepkg.util": util,
+        "cf_fakepkg.user": user,
+        "cf_other": outsider,
+    }
     sys.modules.update(mods)
     yield mods, helper
     for name in mods:
@@ -187,8 +204,12 @@ def test_rebind_swaps_every_alias_and_restores(fake_package):
         late.helper = mods["cf_fakepkg.util"].helper
         sys.modules["cf_fakepkg.late"] = late
     # ... and gets the original back on exit, like every other module.
-    for module, attr in [("cf_fakepkg.util", "helper"), ("cf_fakepkg.user", "helper"),
-                         ("cf_fakepkg.user", "renamed"), ("cf_fakepkg.late", "helper")]:
+    for module, attr in [
+        ("cf_fakepkg.util", "helper"),
+        ("cf_fakepkg.user", "helper"),
+        ("cf_fakepkg.user", "renamed"),
+        ("cf_fakepkg.late", "helper"),
+    ]:
         assert getattr(sys.modules[module], attr) is helper, (module, attr)
 
 
@@ -226,8 +247,8 @@ def test_patch_torchvision_raft_restores_originals(tv_utils):
 def test_functional_tensor_alias_serves_basicsrs_import():
     pytest.importorskip("torchvision", reason="torchvision not installed")
     compat.install_functional_tensor_alias()
-    from torchvision.transforms.functional_tensor import rgb_to_grayscale  # BasicSR 1.4.2's import
     from torchvision.transforms.functional import rgb_to_grayscale as current
+    from torchvision.transforms.functional_tensor import rgb_to_grayscale  # BasicSR 1.4.2's import
 
     img = torch.rand(3, 4, 5)
     assert torch.equal(rgb_to_grayscale(img), current(img))

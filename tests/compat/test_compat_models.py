@@ -14,6 +14,7 @@ gradients by 1.2e-3 in that norm (measured), and this library's kernels round th
 differently at that level. A real convention error is far larger: sampling 0.01 pixel off gives
 6e-2 on the gradients and 7e-3 (relative to max) on the outputs, align_corners=False 0.7.
 """
+
 import pytest
 import torch
 
@@ -54,7 +55,8 @@ def _check(unpatched, patched):
 def raft_runs():
     optical_flow = pytest.importorskip(
         "torchvision.models.optical_flow",
-        reason="torchvision not installed (scripts/install.sh WITH_TEST_DEPS=1 installs it)")
+        reason="torchvision not installed (scripts/install.sh WITH_TEST_DEPS=1 installs it)",
+    )
     torch.manual_seed(0)
     model = optical_flow.raft_small(weights=None).eval()
     gen = torch.Generator().manual_seed(2)
@@ -68,8 +70,8 @@ def basicvsr_runs():
     pytest.importorskip("torchvision", reason="torchvision not installed (BasicSR needs it)")
     compat.install_functional_tensor_alias()  # BasicSR 1.4.2 imports torchvision's old module name
     arch = pytest.importorskip(
-        "basicsr.archs.basicvsr_arch",
-        reason="basicsr not installed (scripts/install.sh WITH_TEST_DEPS=1 installs it)")
+        "basicsr.archs.basicvsr_arch", reason="basicsr not installed (scripts/install.sh WITH_TEST_DEPS=1 installs it)"
+    )
     torch.manual_seed(0)
     model = arch.BasicVSR(num_feat=16, num_block=2, spynet_path=None)
     # 2 frames of 40x40: SpyNet rounds sizes up to 64 (its 6-level pyramid needs that).

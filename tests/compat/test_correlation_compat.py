@@ -13,6 +13,7 @@ The PWC-Net-style model (tests/compat/pwc_style_net.py) imports the package by n
 ports do: here it gets a stand-in package backed by the oracle, and runs once with it and once
 inside ``patch_spatial_correlation_sampler``.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -26,7 +27,11 @@ import pytest
 import torch
 
 from crossnet_fast import compat
-from crossnet_fast.compat import SpatialCorrelationSampler, patch_spatial_correlation_sampler, spatial_correlation_sample
+from crossnet_fast.compat import (
+    SpatialCorrelationSampler,
+    patch_spatial_correlation_sampler,
+    spatial_correlation_sample,
+)
 
 PACKAGE = "spatial_correlation_sampler"
 
@@ -52,8 +57,9 @@ def _terms(shape, args):
     """Every (b, ph, pw, h, w, y1, x1, y2, x2) whose two points are inside the image."""
     kh, kw, ph, pw, sh, sw, padh, padw, dh, dw, dph, dpw, oh, ow = _geometry(shape, *args)
     n, _, hh, ww = shape
-    for b, p, q, y, x, i, j in itertools.product(range(n), range(ph), range(pw), range(oh), range(ow), range(kh),
-                                                 range(kw)):
+    for b, p, q, y, x, i, j in itertools.product(
+        range(n), range(ph), range(pw), range(oh), range(ow), range(kh), range(kw)
+    ):
         y1, x1 = y * sh - padh + i * dh, x * sw - padw + j * dw
         y2, x2 = y1 + (p - (ph - 1) // 2) * dph, x1 + (q - (pw - 1) // 2) * dpw
         if 0 <= y1 < hh and 0 <= x1 < ww and 0 <= y2 < hh and 0 <= x2 < ww:
@@ -100,8 +106,10 @@ def oracle_sample(input1, input2, kernel_size=1, patch_size=1, stride=1, padding
 
 def _data(shape, seed=0, dtype=torch.float64):
     g = torch.Generator().manual_seed(seed)
-    return (torch.randn(shape, generator=g, dtype=torch.float64).to(dtype),
-            torch.randn(shape, generator=g, dtype=torch.float64).to(dtype))
+    return (
+        torch.randn(shape, generator=g, dtype=torch.float64).to(dtype),
+        torch.randn(shape, generator=g, dtype=torch.float64).to(dtype),
+    )
 
 
 # (kernel_size, patch_size, stride, padding, dilation, dilation_patch): the fused path (kernel 1,
@@ -149,8 +157,9 @@ def test_lower_precision_within_rounding_of_the_oracle(dtype, tol, args):
 @pytest.mark.parametrize("args", [CASES[0], CASES[1], CASES[8]])
 def test_gradcheck(args):
     in1, in2 = _data((1, 2, 5, 6), seed=4)
-    assert torch.autograd.gradcheck(lambda a, b: spatial_correlation_sample(a, b, *args),
-                                    (in1.requires_grad_(), in2.requires_grad_()))
+    assert torch.autograd.gradcheck(
+        lambda a, b: spatial_correlation_sample(a, b, *args), (in1.requires_grad_(), in2.requires_grad_())
+    )
 
 
 def test_module_equals_function_and_has_no_parameters():
@@ -175,15 +184,18 @@ def test_fused_path_keeps_non_finite_values_local():
     assert int(out.isnan().sum()) == 4
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    (dict(kernel_size=0), "kernel_size"),
-    (dict(patch_size=0), "patch_size"),
-    (dict(stride=0), "stride"),
-    (dict(padding=-1), "padding"),
-    (dict(dilation=0), "dilation"),
-    (dict(dilation_patch=(1, 0)), "dilation_patch"),
-    (dict(kernel_size=9), "smaller than the dilated kernel"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(kernel_size=0), "kernel_size"),
+        (dict(patch_size=0), "patch_size"),
+        (dict(stride=0), "stride"),
+        (dict(padding=-1), "padding"),
+        (dict(dilation=0), "dilation"),
+        (dict(dilation_patch=(1, 0)), "dilation_patch"),
+        (dict(kernel_size=9), "smaller than the dilated kernel"),
+    ],
+)
 def test_bad_arguments_name_the_argument(kwargs, match):
     in1, in2 = _data((1, 2, 5, 6))
     with pytest.raises(ValueError, match=match):
@@ -206,8 +218,11 @@ def test_bad_inputs():
 def stand_in_package():
     """A stand-in ``spatial_correlation_sampler`` package backed by the oracle (as installed:
     the functions defined in its submodule), and pwc_style_net freshly imported against it."""
-    saved = {k: sys.modules.pop(k) for k in [PACKAGE, f"{PACKAGE}.spatial_correlation_sampler", "pwc_style_net"]
-             if k in sys.modules}
+    saved = {
+        k: sys.modules.pop(k)
+        for k in [PACKAGE, f"{PACKAGE}.spatial_correlation_sampler", "pwc_style_net"]
+        if k in sys.modules
+    }
     pkg = types.ModuleType(PACKAGE)
     sub = types.ModuleType(f"{PACKAGE}.spatial_correlation_sampler")
 
@@ -249,7 +264,7 @@ def _images(seed=7):
 def _run(model, img1, img2):
     model.zero_grad()
     flow = model(img1, img2)
-    (flow ** 2).mean().backward()
+    (flow**2).mean().backward()
     return flow.detach(), [p.grad.clone() for p in model.parameters()]
 
 

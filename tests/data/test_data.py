@@ -1,5 +1,6 @@
 """Data loading: per-view folders (both namings), mosaics and tiles (synthetic), stereo, pair
 lists, the protocol and random views, and clear errors."""
+
 from pathlib import Path
 
 import numpy as np
@@ -7,11 +8,20 @@ import pytest
 import torch
 from PIL import Image
 
-from _threads import one_thread  # noqa: F401  (autouse fixture)
-from crossnet_fast.data import (LightFieldDataset, MosaicLightField, PairListDataset, StereoDataset,
-                                TiledLightField, ViewFolderLightField, detect_layout, load_image,
-                                open_dataset)
+from crossnet_fast.data import (
+    LightFieldDataset,
+    MosaicLightField,
+    PairListDataset,
+    StereoDataset,
+    TiledLightField,
+    ViewFolderLightField,
+    detect_layout,
+    load_image,
+    open_dataset,
+)
 from crossnet_fast.degrade import degrade
+
+from _threads import one_thread  # noqa: F401  (autouse fixture)
 
 DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 
@@ -19,8 +29,7 @@ DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 def _view_pixels(u, v, h=6, w=7):
     """A distinct uint8 (h, w, 3) image per view (u, v)."""
     y, x = np.mgrid[0:h, 0:w]
-    return np.stack([(u * 30 + y * 3) % 256, (v * 30 + x * 3) % 256,
-                     (u * 8 + v + y + x) % 256], -1).astype(np.uint8)
+    return np.stack([(u * 30 + y * 3) % 256, (v * 30 + x * 3) % 256, (u * 8 + v + y + x) % 256], -1).astype(np.uint8)
 
 
 def _save(arr, path):
@@ -38,7 +47,7 @@ def test_mosaic_layout(tmp_path):
     mosaic = np.zeros((h * pitch, w * pitch, 3), np.uint8)
     for u in range(pitch):
         for v in range(pitch):
-            mosaic[u:h * pitch:pitch, v:w * pitch:pitch] = _view_pixels(u, v, h, w)
+            mosaic[u : h * pitch : pitch, v : w * pitch : pitch] = _view_pixels(u, v, h, w)
     lf = MosaicLightField(_save(mosaic, tmp_path / "scene.png"))
     assert lf.grid == (8, 8) and len(lf.views) == 64
     for u, v in [(0, 0), (1, 1), (7, 7), (3, 5)]:
@@ -53,7 +62,7 @@ def test_tiles_layout(tmp_path):
     frame = np.zeros((8 * h, 8 * w, 3), np.uint8)
     for r in range(8):
         for c in range(8):
-            frame[r * h:(r + 1) * h, c * w:(c + 1) * w] = _view_pixels(r, c, h, w)
+            frame[r * h : (r + 1) * h, c * w : (c + 1) * w] = _view_pixels(r, c, h, w)
     lf = TiledLightField(_save(frame, tmp_path / "frame_0001.png"))
     for r, c in [(0, 0), (1, 1), (7, 7), (2, 6)]:
         assert torch.equal(lf.view((r, c)), _as_tensor(_view_pixels(r, c, h, w)))
@@ -79,7 +88,7 @@ def test_view_folder_namings(tmp_path):
     lytro.mkdir()
     k = 0
     for r in range(1, 4):  # serpentine k: the index says nothing about the position
-        for c in (range(1, 4) if r % 2 else range(3, 0, -1)):
+        for c in range(1, 4) if r % 2 else range(3, 0, -1):
             k += 1
             _save(_view_pixels(r - 1, c - 1), lytro / f"IMG_0009_{k:03d}_{r:02d}_{c:02d}.png")
     lf = ViewFolderLightField(lytro)
@@ -120,8 +129,9 @@ def test_protocol_dataset_and_errors(tmp_path):
 def test_random_views_for_training(tmp_path):
     views = [(r, c) for r in range(3) for c in range(3)]
     folder = _hci_folder(tmp_path / "scene", views, size=(24, 24))
-    ds = LightFieldDataset([ViewFolderLightField(folder)] * 4, scale=4, random_views=True,
-                           max_distance=1, patch=16, seed=3)
+    ds = LightFieldDataset(
+        [ViewFolderLightField(folder)] * 4, scale=4, random_views=True, max_distance=1, patch=16, seed=3
+    )
     pairs = set()
     for i in range(4):
         a, b = ds[i], ds[i]
@@ -148,8 +158,9 @@ def test_stereo_and_pair_list(tmp_path):
     s = ds[1]
     assert s["name"] == "b" and torch.equal(s["ref"], _as_tensor(_view_pixels(1, 0, 16, 20)))
     assert torch.equal(s["hr"], _as_tensor(_view_pixels(1, 1, 16, 20)))
-    assert torch.equal(StereoDataset(tmp_path / "st" / "left", tmp_path / "st" / "right", 4,
-                                     ref_side="right")[1]["ref"], s["hr"])
+    assert torch.equal(
+        StereoDataset(tmp_path / "st" / "left", tmp_path / "st" / "right", 4, ref_side="right")[1]["ref"], s["hr"]
+    )
     _save(_view_pixels(0, 0), tmp_path / "st" / "left" / "c.png")
     with pytest.raises(FileNotFoundError, match="c.png"):
         open_dataset(tmp_path / "st", scale=4)

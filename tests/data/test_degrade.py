@@ -1,23 +1,24 @@
 """MATLAB-compatible bicubic degradation: against an independent loop implementation and
 hand-computed values."""
+
 import math
 
 import numpy as np
 import pytest
 import torch
 
-from _threads import one_thread  # noqa: F401  (autouse fixture)
-
 from crossnet_fast.degrade import degrade, imresize, upsample_bicubic_matlab
+
+from _threads import one_thread  # noqa: F401  (autouse fixture)
 
 
 # ---- an independent implementation: one output sample at a time, explicit reflection ----------
 def _keys(x):
     x = abs(x)
     if x <= 1:
-        return 1.5 * x ** 3 - 2.5 * x ** 2 + 1
+        return 1.5 * x**3 - 2.5 * x**2 + 1
     if x <= 2:
-        return -0.5 * x ** 3 + 2.5 * x ** 2 - 4 * x + 2
+        return -0.5 * x**3 + 2.5 * x**2 - 4 * x + 2
     return 0.0
 
 
@@ -50,10 +51,10 @@ def matlab_imresize_loop(img, scale):
     """img: (C, H, W) numpy float64 -> (C, ceil(H*scale), ceil(W*scale))."""
     c, h, w = img.shape
     oh, ow = math.ceil(h * scale - 1e-9), math.ceil(w * scale - 1e-9)
-    tmp = np.stack([[_resize_axis_loop(img[k, :, x], oh, scale) for x in range(w)]
-                    for k in range(c)], 0).transpose(0, 2, 1)
-    return np.stack([[_resize_axis_loop(tmp[k, y, :], ow, scale) for y in range(oh)]
-                     for k in range(c)], 0)
+    tmp = np.stack([[_resize_axis_loop(img[k, :, x], oh, scale) for x in range(w)] for k in range(c)], 0).transpose(
+        0, 2, 1
+    )
+    return np.stack([[_resize_axis_loop(tmp[k, y, :], ow, scale) for y in range(oh)] for k in range(c)], 0)
 
 
 @pytest.mark.parametrize("scale", [2, 3, 4, 8])

@@ -1,18 +1,19 @@
 """PSNR / SSIM against scikit-image; IFC against its definition and expected behaviour."""
+
 import math
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-
-from _threads import one_thread  # noqa: F401  (autouse fixture)
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from crossnet_fast.degrade import degrade, upsample_bicubic_matlab
 from crossnet_fast.metrics import ifc, psnr, ssim
-from crossnet_fast.metrics.ifc import subband_information
 from crossnet_fast.metrics._steerable import steerable_pyramid
+from crossnet_fast.metrics.ifc import subband_information
+
+from _threads import one_thread  # noqa: F401  (autouse fixture)
 
 DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 HCI = DATA / "hci" / "antinous"
@@ -22,6 +23,7 @@ def _real_pair():
     if not (HCI / "input_Cam000.png").is_file():
         pytest.skip(f"real data not found in {DATA}")
     from crossnet_fast.data import load_image
+
     hr = load_image(HCI / "input_Cam010.png")[:, 100:196, 150:246]
     sr = upsample_bicubic_matlab(degrade(hr, 4), 4)
     return sr, hr
@@ -39,8 +41,9 @@ def _hwc(x):
 
 
 def _sk_ssim(p, t, **kw):
-    return structural_similarity(p, t, gaussian_weights=True, sigma=1.5,
-                                 use_sample_covariance=False, data_range=1.0, **kw)
+    return structural_similarity(
+        p, t, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1.0, **kw
+    )
 
 
 @pytest.mark.parametrize("source", ["random", "real"])
@@ -58,8 +61,7 @@ def test_y_channel_and_crop_match_skimage():
         return (_hwc(x) * w).sum(-1) + 16 / 255
 
     yp, yt = y(p)[4:-4, 4:-4], y(t)[4:-4, 4:-4]
-    assert abs(psnr(p, t, channel="y", crop=4).item()
-               - peak_signal_noise_ratio(yt, yp, data_range=1.0)) < 1e-3
+    assert abs(psnr(p, t, channel="y", crop=4).item() - peak_signal_noise_ratio(yt, yp, data_range=1.0)) < 1e-3
     assert abs(ssim(p, t, channel="y", crop=4).item() - _sk_ssim(yp, yt)) < 1e-4
 
 
@@ -103,7 +105,7 @@ def _subband_information_loop(c, d, win, m=3):
     """ifcvec's per-subband information, written block by block in numpy."""
     h, w = (c.shape[0] // m) * m, (c.shape[1] // m) * m
     c, d = c[:h, :w], d[:h, :w]
-    vecs = np.array([c[y:y + m, x:x + m].ravel() for y in range(h - m + 1) for x in range(w - m + 1)])
+    vecs = np.array([c[y : y + m, x : x + m].ravel() for y in range(h - m + 1) for x in range(w - m + 1)])
     vecs = vecs - vecs.mean(0)
     cu = vecs.T @ vecs / len(vecs)
     lam = np.linalg.eigvalsh(cu)
@@ -112,8 +114,11 @@ def _subband_information_loop(c, d, win, m=3):
     for by in range(off, h // m - off):
         for bx in range(off, w // m - off):
             cy, cx = by * m + 1, bx * m + 1
-            idx = [(_reflect101(cy + a, h), _reflect101(cx + b, w))
-                   for a in range(-(win // 2), win // 2 + 1) for b in range(-(win // 2), win // 2 + 1)]
+            idx = [
+                (_reflect101(cy + a, h), _reflect101(cx + b, w))
+                for a in range(-(win // 2), win // 2 + 1)
+                for b in range(-(win // 2), win // 2 + 1)
+            ]
             xs = np.array([c[p] for p in idx])
             ys = np.array([d[p] for p in idx])
             sxx = ((xs - xs.mean()) ** 2).sum()
@@ -124,7 +129,7 @@ def _subband_information_loop(c, d, win, m=3):
             if g < 0:
                 g, vv = 0.0, syy
             vv = max(vv, 1e-15)
-            blk = c[by * m:(by + 1) * m, bx * m:(bx + 1) * m].ravel()
+            blk = c[by * m : (by + 1) * m, bx * m : (bx + 1) * m].ravel()
             s2 = blk @ np.linalg.solve(cu, blk) / (m * m)
             total += np.log2(1 + g * g * s2 * lam / (vv + 1e-10)).sum()
     return total
@@ -155,6 +160,7 @@ def test_ifc_identity_noise_blur_monotone():
     if not (HCI / "input_Cam000.png").is_file():
         pytest.skip(f"real data not found in {DATA}")
     from crossnet_fast.data import load_image
+
     hr = load_image(HCI / "input_Cam040.png")[:, 128:256, 128:256][None]
     g = torch.Generator().manual_seed(0)
     noise = torch.randn(hr.shape, generator=g)
@@ -175,5 +181,5 @@ def test_steerable_pyramid_orientation_and_shapes():
     grating = torch.cos(2 * math.pi * x / 5).double()  # varies along x: frequency angle 0
     bands = steerable_pyramid(grating, levels=4, orientations=6)
     assert [tuple(b[0].shape) for b in bands] == [(64, 70), (32, 35), (16, 18), (8, 9)]
-    e = [float((b ** 2).sum()) for b in bands[0]]
+    e = [float((b**2).sum()) for b in bands[0]]
     assert e[0] > 10 * e[3]  # energy in the orientation tuned to it, not the orthogonal one

@@ -1,4 +1,5 @@
 """models.activations.selu against torch.nn.functional.selu (ATen's expm1 formulation)."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,14 +1,16 @@
 """Bicubic and patch-matching baselines."""
+
 from pathlib import Path
 
 import pytest
 import torch
 
-from _threads import one_thread  # noqa: F401  (autouse fixture)
 from crossnet_fast.baselines import bicubic, patchmatch, patchmatch_sr
 from crossnet_fast.baselines.patchmatch import _patch_features
 from crossnet_fast.degrade import degrade, upsample_bicubic_matlab
 from crossnet_fast.metrics import psnr
+
+from _threads import one_thread  # noqa: F401  (autouse fixture)
 
 DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 
@@ -35,11 +37,14 @@ def test_patchmatch_recovers_a_translation():
 
 def _crop_pair(folder, ref_name, lr_name, box):
     from crossnet_fast.data import load_image
+
     if not (folder / ref_name).is_file():
         pytest.skip(f"real data not found in {DATA}")
     y, x, h, w = box
-    return (load_image(folder / ref_name)[:, y:y + h, x:x + w],
-            load_image(folder / lr_name)[:, y:y + h, x:x + w])
+    return (
+        load_image(folder / ref_name)[:, y : y + h, x : x + w],
+        load_image(folder / lr_name)[:, y : y + h, x : x + w],
+    )
 
 
 @pytest.mark.parametrize("scene,scale", [("antinous", 4), ("backgammon", 8), ("lytro", 4)])
@@ -52,8 +57,7 @@ def test_patchmatch_beats_bicubic_on_real_crops(scene, scale):
         lr_name = next((n for n in names if n.endswith("_02_02.png")), "missing")
         ref, hr = _crop_pair(folder, ref_name, lr_name, (64, 64, 96, 96))
     else:
-        ref, hr = _crop_pair(DATA / "hci" / scene, "input_Cam000.png", "input_Cam010.png",
-                             (160, 160, 128, 128))
+        ref, hr = _crop_pair(DATA / "hci" / scene, "input_Cam000.png", "input_Cam010.png", (160, 160, 128, 128))
     lr = degrade(hr, scale)
     p_bic = psnr(bicubic(lr, scale), hr).item()
     sr = patchmatch_sr(lr, ref, scale)

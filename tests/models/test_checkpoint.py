@@ -1,4 +1,5 @@
 """Checkpoints: safetensors + JSON configuration, bit-exact reload, atomic writes, clear errors."""
+
 from __future__ import annotations
 
 import json
@@ -35,9 +36,19 @@ def test_save_reload_bit_exact(tmp_path, paper_x8):
     assert os.listdir(tmp_path) == ["m.safetensors"]  # no temporary file left behind
     header = _header(path)
     config = json.loads(header["__metadata__"]["crossnet_fast"])["config"]
-    assert config == {"scale": 8, "config": "paper", "sisr": "mdsr", "width": 1.0, "residual": False,
-                      "flow_ref": "sharp", "ref_detail": False, "refine_radius": 0, "flow_init": "net",
-                      "backprojection": 0, "flow": "flownet"}
+    assert config == {
+        "scale": 8,
+        "config": "paper",
+        "sisr": "mdsr",
+        "width": 1.0,
+        "residual": False,
+        "flow_ref": "sharp",
+        "ref_detail": False,
+        "refine_radius": 0,
+        "flow_init": "net",
+        "backprojection": 0,
+        "flow": "flownet",
+    }
     assert len(header) - 1 == len(paper_x8.state_dict())
 
     loaded = load_model(path, backend="reference")
@@ -101,14 +112,31 @@ def test_foreign_and_mismatched_files(tmp_path):
     with pytest.raises(ValueError, match="not a crossnet_fast checkpoint"):
         load_model(foreign)
     bad = tmp_path / "bad.safetensors"
-    save_file({"w": torch.zeros(2)}, str(bad), metadata={"crossnet_fast": json.dumps(
-        {"format": "crossnet_fast.CrossNet", "format_version": 1, "config": {"scale": 5}})})
+    save_file(
+        {"w": torch.zeros(2)},
+        str(bad),
+        metadata={
+            "crossnet_fast": json.dumps(
+                {"format": "crossnet_fast.CrossNet", "format_version": 1, "config": {"scale": 5}}
+            )
+        },
+    )
     with pytest.raises(ValueError, match="scale"):
         load_model(bad)
     wrong = tmp_path / "wrong.safetensors"
-    save_file({"w": torch.zeros(2)}, str(wrong), metadata={"crossnet_fast": json.dumps(
-        {"format": "crossnet_fast.CrossNet", "format_version": 1,
-         "config": {"scale": 4, "config": "official", "sisr": "bicubic"}})})
+    save_file(
+        {"w": torch.zeros(2)},
+        str(wrong),
+        metadata={
+            "crossnet_fast": json.dumps(
+                {
+                    "format": "crossnet_fast.CrossNet",
+                    "format_version": 1,
+                    "config": {"scale": 4, "config": "official", "sisr": "bicubic"},
+                }
+            )
+        },
+    )
     with pytest.raises(ValueError, match="does not match"):
         load_model(wrong)
     pickle_file = tmp_path / "model.pth"
@@ -134,8 +162,9 @@ def test_saved_files_get_normal_permissions(tmp_path):
 
 
 def test_wrong_scale_truncated_and_corrupt_files(tmp_path):
-    model = CrossNet(8, "official", "bicubic", width=0.0625, residual=True, flow_ref="degraded", ref_detail=True,
-                     refine_radius=1)
+    model = CrossNet(
+        8, "official", "bicubic", width=0.0625, residual=True, flow_ref="degraded", ref_detail=True, refine_radius=1
+    )
     path = tmp_path / "x8.safetensors"
     model.save(path)
     with pytest.raises(ValueError, match=r"x8\.safetensors.*holds x8 weights, expected x4"):
@@ -147,7 +176,7 @@ def test_wrong_scale_truncated_and_corrupt_files(tmp_path):
     with pytest.raises(ValueError, match="truncated.safetensors.*truncated, corrupt"):
         load_model(truncated)
     header_too_long = tmp_path / "header.safetensors"
-    header_too_long.write_bytes((10 ** 9).to_bytes(8, "little") + data[8:200])  # header length > file
+    header_too_long.write_bytes((10**9).to_bytes(8, "little") + data[8:200])  # header length > file
     with pytest.raises(ValueError, match="header.safetensors.*not a safetensors file"):
         load_model(header_too_long)
     garbage = tmp_path / "garbage.safetensors"
@@ -155,8 +184,11 @@ def test_wrong_scale_truncated_and_corrupt_files(tmp_path):
     with pytest.raises(ValueError, match="garbage.safetensors"):
         load_model(garbage)
     # An option of a newer library version: a clear error, never a guess.
-    meta = {"crossnet_fast": json.dumps({"format": "crossnet_fast.CrossNet", "format_version": 1,
-                                         "config": dict(model.config, attention=True)})}
+    meta = {
+        "crossnet_fast": json.dumps(
+            {"format": "crossnet_fast.CrossNet", "format_version": 1, "config": dict(model.config, attention=True)}
+        )
+    }
     other = tmp_path / "other.safetensors"
     save_file({"w": torch.zeros(1)}, str(other), metadata=meta)
     with pytest.raises(ValueError, match="other.safetensors.*unreadable configuration"):
@@ -178,8 +210,13 @@ def test_format_version_1_files_load_as_flownet_models(tmp_path):
     assert info["format_version"] == 2 and info["config"]["flow"] == "flownet"
     old_config = {k: v for k, v in info["config"].items() if k != "flow"}
     old = tmp_path / "old.safetensors"
-    save_file(tensors, str(old), metadata={"crossnet_fast": json.dumps(
-        {"format": "crossnet_fast.CrossNet", "format_version": 1, "config": old_config})})
+    save_file(
+        tensors,
+        str(old),
+        metadata={
+            "crossnet_fast": json.dumps({"format": "crossnet_fast.CrossNet", "format_version": 1, "config": old_config})
+        },
+    )
     back = load_model(old)
     assert back.cfg.flow == "flownet" and back.flownet is not None
     lr, ref = torch.rand(1, 3, 16, 16), torch.rand(1, 3, 64, 64)

@@ -1,4 +1,5 @@
 """fp16-stored weights (how the shipped weights are stored) load as an fp32 model, exactly."""
+
 from __future__ import annotations
 
 import pytest

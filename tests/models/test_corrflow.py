@@ -1,4 +1,5 @@
 """CrossNet's correlation flow (models/corrflow.py) and the ``flow="correlation"`` option."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,7 +12,13 @@ from PIL import Image
 
 from crossnet_fast.degrade import degrade
 from crossnet_fast.models import CrossNet
-from crossnet_fast.models.corrflow import CorrelationFlow, _peak_soft_argmax, global_radius, hr_pyramid, patch_descriptor
+from crossnet_fast.models.corrflow import (
+    CorrelationFlow,
+    _peak_soft_argmax,
+    global_radius,
+    hr_pyramid,
+    patch_descriptor,
+)
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "crossnet_fast" / "examples" / "flowers_hr.png"
 COMPACT = dict(sisr="bicubic", width=0.25, residual=True, flow_ref="degraded", ref_detail=True, flow="correlation")
@@ -28,8 +35,8 @@ def _shifted_pair(shift_x: int, shift_y: int, size: int = 128):
     (shift_x, shift_y) HR px, so the true backward flow from hr to ref is (-shift_x, -shift_y)."""
     img = _example()
     y0, x0 = 32, 32
-    hr = img[..., y0:y0 + size, x0:x0 + size]
-    ref = img[..., y0 + shift_y:y0 + shift_y + size, x0 + shift_x:x0 + shift_x + size]
+    hr = img[..., y0 : y0 + size, x0 : x0 + size]
+    ref = img[..., y0 + shift_y : y0 + shift_y + size, x0 + shift_x : x0 + shift_x + size]
     return hr.contiguous(), ref.contiguous()
 
 
@@ -49,10 +56,14 @@ def test_descriptor_matches_its_formula_at_an_interior_pixel():
 
     def box(k, yy, xx):
         r = k // 2
-        return x[:, yy - r:yy + r + 1, xx - r:xx + r + 1].mean(axis=(1, 2))
+        return x[:, yy - r : yy + r + 1, xx - r : xx + r + 1].mean(axis=(1, 2))
 
-    vec = np.concatenate([[box(3, y + dy, c + dx)[ch] - box(7, y + dy, c + dx)[ch]
-                           for dy in (-2, 0, 2) for dx in (-2, 0, 2)] for ch in range(3)])
+    vec = np.concatenate(
+        [
+            [box(3, y + dy, c + dx)[ch] - box(7, y + dy, c + dx)[ch] for dy in (-2, 0, 2) for dx in (-2, 0, 2)]
+            for ch in range(3)
+        ]
+    )
     vec /= np.linalg.norm(vec)
     got = patch_descriptor(img)[0, :, y, c].double().numpy()
     np.testing.assert_allclose(got, vec, atol=1e-5)
@@ -90,7 +101,7 @@ def test_hr_pyramid_resizes_and_scales_by_the_size_ratio():
     conf = torch.rand(2, 1, 8, 12, generator=g)
     vs, cs = hr_pyramid(flow, conf, backend="reference")
     for i, (v, c) in enumerate(zip(vs, cs)):
-        size = (8 * 4 // 2 ** i, 12 * 4 // 2 ** i)
+        size = (8 * 4 // 2**i, 12 * 4 // 2**i)
         expect = F.interpolate(flow, size=size, mode="bilinear", align_corners=False) * (size[0] / 8)
         torch.testing.assert_close(v, expect, atol=1e-5, rtol=1e-5)
         assert c.shape == (2, 1, *size)
@@ -121,8 +132,9 @@ def test_zero_confidence_ignores_the_reference_features():
     """The confidence gates the warped reference features: at zero confidence and without the
     detail path, the output does not depend on the reference's content."""
     torch.manual_seed(0)
-    model = CrossNet(scale=4, backend="reference", sisr="bicubic", width=0.25, residual=True,
-                     flow_ref="degraded", flow="correlation").eval()
+    model = CrossNet(
+        scale=4, backend="reference", sisr="bicubic", width=0.25, residual=True, flow_ref="degraded", flow="correlation"
+    ).eval()
     with torch.no_grad():
         model.corrflow.steps[-1].net[-1].bias[2] = -1e4  # confidence logit -> sigmoid = 0
     hr, ref = _shifted_pair(8, 4)
@@ -161,8 +173,8 @@ def test_peak_soft_argmax_is_the_masked_softmax_over_the_window(radius):
     peaks on the window's edge and corner included. Values and gradients."""
     side = 2 * radius + 1
     g = torch.Generator().manual_seed(radius)
-    logits = (torch.randn(2, side * side, 5, 6, generator=g, dtype=torch.float64) * 3)
-    logits[0, 0, 0, 0] = 20.0                       # a corner peak
+    logits = torch.randn(2, side * side, 5, 6, generator=g, dtype=torch.float64) * 3
+    logits[0, 0, 0, 0] = 20.0  # a corner peak
     logits[1, side * side - 1 - radius, 1, 1] = 20.0  # an edge peak
     logits.requires_grad_(True)
     r = torch.arange(-radius, radius + 1, dtype=torch.float64)

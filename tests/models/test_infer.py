@@ -5,6 +5,7 @@ padding, cropping and weight normalisation; a local convolution model (receptive
 than the window overlap) must give the single-full-pass result; a model whose windows disagree on
 purpose (each outputs its own mean) must still produce an image without jumps at window borders.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -108,11 +109,14 @@ def test_no_seams_where_windows_disagree():
     out = super_resolve(model, lr, ref, window=64, stride=32, clamp=False)
     # What a hard stitch would show: the jump between neighbouring windows' constants (~0.125).
     windows = ref.unfold(2, 64, 32).unfold(3, 64, 32).mean(dim=(-1, -2))  # (1, 3, 5, 7)
-    jump = max((windows[..., 1:, :] - windows[..., :-1, :]).abs().max(),
-               (windows[..., :, 1:] - windows[..., :, :-1]).abs().max()).item()
+    jump = max(
+        (windows[..., 1:, :] - windows[..., :-1, :]).abs().max(),
+        (windows[..., :, 1:] - windows[..., :, :-1]).abs().max(),
+    ).item()
     assert jump > 0.1
-    step = max((out[..., 1:, :] - out[..., :-1, :]).abs().max(),
-               (out[..., :, 1:] - out[..., :, :-1]).abs().max()).item()
+    step = max(
+        (out[..., 1:, :] - out[..., :-1, :]).abs().max(), (out[..., :, 1:] - out[..., :, :-1]).abs().max()
+    ).item()
     # A raised-cosine cross-fade over overlap/2 = 16 px changes by at most pi/32 of the jump per
     # pixel; a hard stitch would show the whole jump.
     assert step < 0.12 * jump, (step, jump)

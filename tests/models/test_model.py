@@ -4,6 +4,7 @@ The architecture is checked against an independent functional re-implementation 
 layer tables of docs/DESIGN.md (F.conv2d / F.grid_sample on the model's state dict), so a wrong stride,
 activation, concatenation order or warp direction in crossnet_fast.models fails here.
 """
+
 from __future__ import annotations
 
 import ast
@@ -30,6 +31,7 @@ def conv_params(cin, cout, k):
 # ---------------------------------------------------------------- parameter counts (docs/DESIGN.md, "The model")
 
 # Counting needs no weights: build on the meta device (no allocation, no initialisation cost).
+
 
 def test_flownet_and_encoder_param_counts():
     with torch.device("meta"):
@@ -72,9 +74,11 @@ def test_mdsr_heads():
 
 # ---------------------------------------------------------------- configurations and shapes
 
-@pytest.mark.parametrize("scale,config,sisr,n,h,w", [(4, "official", "mdsr", 2, 64, 64),
-                                                     (8, "paper", "mdsr", 1, 64, 64),
-                                                     (8, "official", "bicubic", 1, 64, 128)])
+
+@pytest.mark.parametrize(
+    "scale,config,sisr,n,h,w",
+    [(4, "official", "mdsr", 2, 64, 64), (8, "paper", "mdsr", 1, 64, 64), (8, "official", "bicubic", 1, 64, 128)],
+)
 def test_forward_shapes(scale, config, sisr, n, h, w):
     torch.manual_seed(0)
     model = CrossNet(scale=scale, config=config, sisr=sisr, backend="auto").eval()
@@ -126,8 +130,15 @@ def test_flow_input_bicubic_official_sisr_paper():
     torch.testing.assert_close(_flownet_input(paper, lr, ref), srcnn)
 
 
-@pytest.mark.parametrize("kwargs,word", [({"scale": 3}, "scale"), ({"config": "x"}, "config"),
-                                         ({"sisr": "esrgan"}, "sisr"), ({"backend": "gpu"}, "backend")])
+@pytest.mark.parametrize(
+    "kwargs,word",
+    [
+        ({"scale": 3}, "scale"),
+        ({"config": "x"}, "config"),
+        ({"sisr": "esrgan"}, "sisr"),
+        ({"backend": "gpu"}, "backend"),
+    ],
+)
 def test_constructor_errors(kwargs, word):
     with pytest.raises(ValueError, match=word):
         CrossNet(**kwargs)
@@ -161,6 +172,7 @@ def test_models_use_only_public_ops():
 
 # ---------------------------------------------------------------- independent functional model
 
+
 def _grid_warp(feat, flow):
     """Border-padded backward warp via grid_sample (align_corners=True), flow in pixels."""
     n, _, h, w = feat.shape
@@ -175,8 +187,10 @@ def _functional_crossnet(sd, lr, ref, scale, flow_ref=None, return_fused=False, 
     image the flow net compares the LR with (default: the reference itself, as in the paper)."""
     flow_ref = ref if flow_ref is None else flow_ref
     lrelu = lambda x: F.leaky_relu(x, 0.1)  # noqa: E731
-    conv = lambda x, k, s=1: F.conv2d(x, sd[k + ".weight"], sd[k + ".bias"], s,  # noqa: E731
-                                      sd[k + ".weight"].shape[-1] // 2)
+
+    def conv(x, k, s=1):
+        return F.conv2d(x, sd[k + ".weight"], sd[k + ".bias"], s, sd[k + ".weight"].shape[-1] // 2)
+
     up = lambda x, k: F.conv_transpose2d(x, sd[k + ".weight"], sd[k + ".bias"], 2, 1)  # noqa: E731
     lr_up = F.interpolate(lr, scale_factor=scale, mode="bicubic", align_corners=False).clamp(0, 1)
     f = "flownet."
@@ -237,8 +251,10 @@ def test_matches_functional_spec(official_x4):
     torch.testing.assert_close(out, expected, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.skipif("cpu" not in crossnet_fast.available_backends()
-                    and os.environ.get("CROSSNET_FAST_REQUIRE_EXT") != "1", reason="C++ extension not built")
+@pytest.mark.skipif(
+    "cpu" not in crossnet_fast.available_backends() and os.environ.get("CROSSNET_FAST_REQUIRE_EXT") != "1",
+    reason="C++ extension not built",
+)
 def test_cpu_backend_matches_reference(official_x4):
     gen = torch.Generator().manual_seed(3)
     lr = torch.rand(1, 3, 16, 16, generator=gen)
@@ -280,6 +296,7 @@ def test_training_step_lowers_loss():
     manual = torch.sqrt((pred - target) ** 2 + 1e-6).sum() / 2
     torch.testing.assert_close(after, manual, rtol=1e-5, atol=1e-3)
     assert after.item() < loss.item()
+
 
 def test_torch_compile_fullgraph_matches_eager(official_x4):
     """The model traces as one graph (no breaks around the custom ops) and computes the same thing.
@@ -324,6 +341,7 @@ def test_compact_width_configuration_roundtrips(tmp_path):
 
 # ---------------------------------------------------------------- trainability options
 
+
 def _biased_flows(model):
     with torch.no_grad():  # fractional, several-pixel flows at every scale
         model.flownet.flow0[4].bias.copy_(torch.tensor([2.3, -1.6]))
@@ -334,9 +352,19 @@ def _biased_flows(model):
 
 def test_faithful_defaults_have_no_options():
     model = CrossNet(4, "official", "bicubic", width=0.25)
-    assert model.config == {"scale": 4, "config": "official", "sisr": "bicubic", "width": 0.25,
-                            "residual": False, "flow_ref": "sharp", "ref_detail": False, "refine_radius": 0,
-                            "flow_init": "net", "backprojection": 0, "flow": "flownet"}
+    assert model.config == {
+        "scale": 4,
+        "config": "official",
+        "sisr": "bicubic",
+        "width": 0.25,
+        "residual": False,
+        "flow_ref": "sharp",
+        "ref_detail": False,
+        "refine_radius": 0,
+        "flow_init": "net",
+        "backprojection": 0,
+        "flow": "flownet",
+    }
     assert model.ref_detail is None and model.refine is None
     assert not any(k.startswith(("ref_detail", "refine")) for k in model.state_dict())
 
@@ -362,8 +390,18 @@ def test_options_match_functional_spec(scale, flow_init):
     from crossnet_fast.baselines import nearest_neighbour_flow
 
     torch.manual_seed(4)
-    model = CrossNet(scale, "official", "bicubic", width=0.25, residual=True, flow_ref="degraded",
-                     ref_detail=True, refine_radius=1, flow_init=flow_init, backend="reference").eval()
+    model = CrossNet(
+        scale,
+        "official",
+        "bicubic",
+        width=0.25,
+        residual=True,
+        flow_ref="degraded",
+        ref_detail=True,
+        refine_radius=1,
+        flow_init=flow_init,
+        backend="reference",
+    ).eval()
     _biased_flows(model)
     with torch.no_grad():  # a gate and a decoder output that are not their initialisation
         model.ref_detail.trust.weight.normal_(0, 0.1)
@@ -378,15 +416,23 @@ def test_options_match_functional_spec(scale, flow_init):
         raw = _functional_crossnet(model.state_dict(), lr, ref, scale, flow_ref=ref_low)[1]
         start = raw[0] if flow_init == "net" else nearest_neighbour_flow(up(lr), ref_low, scale)[0]
         v0 = _functional_refine(start, up(lr), ref_low, 1, scale + 3, 0.01)
-        dec, flows, fused = _functional_crossnet(model.state_dict(), lr, ref, scale, flow_ref=ref_low,
-                                                 return_fused=True, v0=v0)
+        dec, flows, fused = _functional_crossnet(
+            model.state_dict(), lr, ref, scale, flow_ref=ref_low, return_fused=True, v0=v0
+        )
         detail = _grid_warp(ref - ref_low, v0)
         mismatch = up(lr) - _grid_warp(ref_low, v0)
         box = torch.ones(1, 1, scale + 3, scale + 3)
         count = F.conv2d(torch.ones(1, 1, *mismatch.shape[-2:]), box, padding=(scale + 3) // 2)
         cost = F.conv2d(mismatch.square().sum(1, keepdim=True), box, padding=(scale + 3) // 2) / count
-        gate = torch.sigmoid(F.conv2d(torch.cat((fused, detail, mismatch, torch.log(cost + 1e-6)), 1),
-                                      model.ref_detail.trust.weight, model.ref_detail.trust.bias, 1, 1))
+        gate = torch.sigmoid(
+            F.conv2d(
+                torch.cat((fused, detail, mismatch, torch.log(cost + 1e-6)), 1),
+                model.ref_detail.trust.weight,
+                model.ref_detail.trust.bias,
+                1,
+                1,
+            )
+        )
         expected = up(lr) + dec + gate * detail
         parts = model(lr, ref, return_parts=True)
     assert gate.std() > 0.01 and (detail.abs().mean() > 0.01)
@@ -486,7 +532,7 @@ def _functional_refine(flow, lr_up, ref_low, radius, patch, temperature, steps=2
                 costs.append(F.conv2d(sq, ones, padding=patch // 2) / count)
                 offsets.append(d)
         w = torch.softmax(-torch.cat(costs, 1) / temperature, 1)
-        flow = flow + sum(w[:, i:i + 1] * d for i, d in enumerate(offsets))
+        flow = flow + sum(w[:, i : i + 1] * d for i, d in enumerate(offsets))
     return flow
 
 

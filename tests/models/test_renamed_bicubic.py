@@ -5,6 +5,7 @@ input; ``upsample_bicubic_matlab`` (degrade.py) is MATLAB's (a = -0.5), the "bic
 old names ``bicubic_upsample`` and ``upsample_bicubic`` stay for one release: they warn and return
 exactly what the new functions return.
 """
+
 import warnings
 
 import pytest
@@ -21,11 +22,12 @@ def _keys_matlab_1d(n: int, scale: int) -> torch.Tensor:
     """(n * scale, n) MATLAB bicubic upsampling matrix, written out from its definition: output
     pixel i (1-based) sits at u = (i - 0.5) / scale + 0.5 of the input, weights Keys(a = -0.5) of
     the distance, indices folded back by symmetric (edge-repeating) reflection, rows normalised."""
+
     def keys(x):
         x = abs(x)
         if x <= 1:
-            return 1.5 * x ** 3 - 2.5 * x ** 2 + 1
-        return -0.5 * x ** 3 + 2.5 * x ** 2 - 4 * x + 2 if x <= 2 else 0.0
+            return 1.5 * x**3 - 2.5 * x**2 + 1
+        return -0.5 * x**3 + 2.5 * x**2 - 4 * x + 2 if x <= 2 else 0.0
 
     m = torch.zeros(n * scale, n, dtype=torch.float64)
     for i in range(1, n * scale + 1):
@@ -50,11 +52,14 @@ def test_the_two_upsamplers_are_the_kernels_their_names_say():
     assert (torch_up - matlab_up).abs().max() > 1e-3
 
 
-@pytest.mark.parametrize("old,new,args", [
-    (sisr.bicubic_upsample, sisr.upsample_bicubic_torch, (4,)),
-    (models.bicubic_upsample, sisr.upsample_bicubic_torch, (2,)),
-    (upsample_bicubic, upsample_bicubic_matlab, (3,)),
-])
+@pytest.mark.parametrize(
+    "old,new,args",
+    [
+        (sisr.bicubic_upsample, sisr.upsample_bicubic_torch, (4,)),
+        (models.bicubic_upsample, sisr.upsample_bicubic_torch, (2,)),
+        (upsample_bicubic, upsample_bicubic_matlab, (3,)),
+    ],
+)
 def test_old_names_warn_and_return_the_same(old, new, args):
     lr = torch.rand(2, 3, 5, 7, generator=torch.Generator().manual_seed(1))
     with pytest.warns(DeprecationWarning, match=rf"deprecated.*use crossnet_fast\.\S*{new.__name__}") as rec:

@@ -2,6 +2,7 @@
 name offline, the documented configuration, small, stored in fp16, and clearly better than bicubic
 on the shipped example (a held-out real pair the weights never saw). They do not beat patch
 matching yet (the model card's table); this test guards what they do reach."""
+
 from __future__ import annotations
 
 import pytest
@@ -14,18 +15,27 @@ from crossnet_fast.commands.demo import EXAMPLE_HR, EXAMPLE_REF, example_dir
 from _threads import one_thread  # noqa: F401
 
 NAMES = ("crossnet-x4", "crossnet-x8")
-_COMMON = {"config": "official", "sisr": "bicubic", "width": 0.25, "residual": True, "flow_ref": "degraded",
-           "ref_detail": True, "backprojection": 2}
+_COMMON = {
+    "config": "official",
+    "sisr": "bicubic",
+    "width": 0.25,
+    "residual": True,
+    "flow_ref": "degraded",
+    "ref_detail": True,
+    "backprojection": 2,
+}
 # x4: FlowNetS+ started by PatchMatch and refined by a local search; x8: the correlation flow (no
 # PatchMatch, no search), docs/MODEL_CARD.md.
-OPTIONS = {4: dict(_COMMON, refine_radius=2, flow_init="patchmatch", flow="flownet"),
-           8: dict(_COMMON, refine_radius=0, flow_init="net", flow="correlation")}
+OPTIONS = {
+    4: dict(_COMMON, refine_radius=2, flow_init="patchmatch", flow="flownet"),
+    8: dict(_COMMON, refine_radius=0, flow_init="net", flow="correlation"),
+}
 
 
 def test_both_scales_ship_within_the_size_budget():
     assert set(NAMES) <= set(available_weights())
     total = sum((WEIGHTS_DIR / f"{n}.safetensors").stat().st_size for n in NAMES)
-    assert total <= 30 * 2 ** 20, total
+    assert total <= 30 * 2**20, total
     for name, scale in zip(NAMES, (4, 8)):
         assert read_config(WEIGHTS_DIR / f"{name}.safetensors").to_dict() == dict(OPTIONS[scale], scale=scale)
 

@@ -9,6 +9,7 @@ Tolerances: an output or gradient of dtype ``d`` may differ from the float64 ora
 ``d``-rounded inputs) by ``TOL[d] * (1 + max |oracle|)``: a few units in the last place of ``d``,
 the result being rounded once from an fp32 (fp64) accumulator.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -22,13 +23,14 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import NATIVE_CPU
 from hypothesis import given
 from hypothesis import strategies as st
 
 import crossnet_fast as cf
-import properties  # noqa: F401  (loads the project's hypothesis profile: example counts, no deadline)
-from conftest import NATIVE_CPU
 from crossnet_fast import _extension, reference
+
+import properties  # noqa: F401  (loads the project's hypothesis profile: example counts, no deadline)
 
 OPS = torch.ops.crossnet_fast if _extension.loaded else None
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -153,8 +155,16 @@ def test_cpu_matches_oracle(case, dtype):
 
 
 @NATIVE_CPU
-@pytest.mark.parametrize("case", [(2, 40, 12, 70, 4, 1, 1), (2, 9, 11, 45, 3, 2, 2), (1, 6, 9, 33, 2, 3, 3),
-                                  (1, 5, 6, 131, 3, 3, 2), (1, 3, 4, 100, 9, 1, 1)])
+@pytest.mark.parametrize(
+    "case",
+    [
+        (2, 40, 12, 70, 4, 1, 1),
+        (2, 9, 11, 45, 3, 2, 2),
+        (1, 6, 9, 33, 2, 3, 3),
+        (1, 5, 6, 131, 3, 3, 2),
+        (1, 3, 4, 100, 9, 1, 1),
+    ],
+)
 def test_cpu_matches_reference_at_larger_shapes(case):
     """Rows wide enough for the kernel's 32-column tiles (two displacements at a time) with
     8-column edges, 8- and 4-channel blocks, against the reference (itself checked against the
@@ -162,8 +172,11 @@ def test_cpu_matches_reference_at_larger_shapes(case):
     n, c, h, w, d, dil, s = case
     f1, f2 = inputs(n, c, h, w, torch.float32, seed=2)
     g = torch.randn(n, (2 * d + 1) ** 2, -(-h // s), -(-w // s))
-    for name, x, y in zip(("out", "grad_f1", "grad_f2"), run(f1, f2, d, dil, s, g, "cpu"),
-                          run(f1.double(), f2.double(), d, dil, s, g.double(), "reference")):
+    for name, x, y in zip(
+        ("out", "grad_f1", "grad_f2"),
+        run(f1, f2, d, dil, s, g, "cpu"),
+        run(f1.double(), f2.double(), d, dil, s, g.double(), "reference"),
+    ):
         assert_near(x, y, torch.float32, name)
 
 
@@ -202,8 +215,9 @@ def test_backward_output_mask(mask):
 def test_opcheck(requires_grad, params):
     d, dil, s = params
     f1, f2 = inputs(2, 3, 5, 7)
-    torch.library.opcheck(OPS.correlation.default, (f1.requires_grad_(requires_grad),
-                                                    f2.requires_grad_(requires_grad), d, dil, s))
+    torch.library.opcheck(
+        OPS.correlation.default, (f1.requires_grad_(requires_grad), f2.requires_grad_(requires_grad), d, dil, s)
+    )
     g = torch.randn(2, (2 * d + 1) ** 2, -(-5 // s), -(-7 // s), dtype=torch.float64)
     for mask in ([True, True], [True, False], [False, True]):
         torch.library.opcheck(OPS.correlation_backward.default, (g, f1.detach(), f2.detach(), d, dil, s, mask))
@@ -233,7 +247,9 @@ def test_compile_fullgraph(compiler):
         torch.testing.assert_close(a, b)
     # and against the oracle, so that agreement is not agreement in error
     a, b = f1.detach().double().requires_grad_(), f2.detach().double().requires_grad_()
-    want = F.leaky_relu(unfold_correlation(a, b, 2, 2, 2), 0.1).square().mean() + unfold_correlation(a, b, 1, 1, 1).sum()
+    want = (
+        F.leaky_relu(unfold_correlation(a, b, 2, 2, 2), 0.1).square().mean() + unfold_correlation(a, b, 1, 1, 1).sum()
+    )
     torch.testing.assert_close(compiled.double(), want.detach(), atol=1e-5, rtol=1e-5)
 
 
@@ -260,8 +276,9 @@ def _layout(t: torch.Tensor, kind: str) -> torch.Tensor:
 def test_any_strides(backend, kind, stride):
     f1, f2 = inputs(2, 5, 7, 8, torch.float32, seed=4)
     g = torch.randn(2, 25, -(-7 // stride), -(-8 // stride))
-    got = run(_layout(f1, kind), _layout(f2, kind), 2, 1, stride, g.transpose(2, 3).contiguous().transpose(2, 3),
-              backend)
+    got = run(
+        _layout(f1, kind), _layout(f2, kind), 2, 1, stride, g.transpose(2, 3).contiguous().transpose(2, 3), backend
+    )
     for name, x, y in zip(("out", "grad_f1", "grad_f2"), got, oracle(f1, f2, 2, 1, stride, g)):
         assert_near(x, y, torch.float32, name)
     assert got[0].is_contiguous()
@@ -416,8 +433,9 @@ def correlation_case(draw):
 def test_property_cpu_matches_oracle(case):
     n, c, h, w, d, dil, s, dtype, kind, seed = case
     f1, f2 = inputs(n, c, h, w, dtype, seed)
-    g = torch.randn(n, (2 * d + 1) ** 2, -(-h // s), -(-w // s), generator=torch.Generator().manual_seed(seed),
-                    dtype=torch.float64).to(dtype)
+    g = torch.randn(
+        n, (2 * d + 1) ** 2, -(-h // s), -(-w // s), generator=torch.Generator().manual_seed(seed), dtype=torch.float64
+    ).to(dtype)
     got = run(_layout(f1, kind), _layout(f2, kind), d, dil, s, g, "cpu")
     for name, x, y in zip(("out", "grad_f1", "grad_f2"), got, oracle(f1, f2, d, dil, s, g)):
         assert_near(x, y, dtype, f"{name} {case}")

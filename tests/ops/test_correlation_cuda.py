@@ -9,6 +9,7 @@ in float64 on the CPU (forward, and both gradients by autograd through unfold's 
 Tolerances are test_correlation's: a few units in the last place of the dtype, relative to the
 largest oracle value.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -16,18 +17,22 @@ import os
 
 import pytest
 import torch
-
-import crossnet_fast as cf
 from test_correlation import CASES, DTYPES, _layout, _reads, assert_near, inputs, oracle
 from test_cuda import REASON, REQUIRE
+
+import crossnet_fast as cf
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(REASON is not None and not REQUIRE, reason=str(REASON))]
 
 DEV = "cuda"
 # The compiled Triton kernels run on the GPU too (not under the interpreter, which is CPU-only).
-COMPILED_TRITON = pytest.param("triton", marks=pytest.mark.skipif(
-    importlib.util.find_spec("triton") is None or os.environ.get("TRITON_INTERPRET", "0") not in ("", "0"),
-    reason="Triton missing, or interpreted (CPU tensors only)"))
+COMPILED_TRITON = pytest.param(
+    "triton",
+    marks=pytest.mark.skipif(
+        importlib.util.find_spec("triton") is None or os.environ.get("TRITON_INTERPRET", "0") not in ("", "0"),
+        reason="Triton missing, or interpreted (CPU tensors only)",
+    ),
+)
 
 
 @pytest.fixture(autouse=True)

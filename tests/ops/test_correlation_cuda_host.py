@@ -11,6 +11,7 @@ the device (launch errors, memory races, the host wrappers); the GPU check runs 
 
 Oracle: tests/ops/test_correlation.py's ``F.unfold`` formulation in float64 (never the code under test).
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -20,9 +21,8 @@ import subprocess
 
 import pytest
 import torch
-from torch.utils import cpp_extension
-
 from test_correlation import CASES, assert_near, inputs, oracle
+from torch.utils import cpp_extension
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SOURCE = os.path.join(ROOT, "csrc", "cuda", "correlation_kernel.cu")
@@ -85,8 +85,20 @@ def lib(tmp_path_factory):
     src.write_text(code)
     includes = [f"-I{p}" for p in cpp_extension.include_paths()]
     libdir = os.path.join(os.path.dirname(torch.__file__), "lib")
-    cmd = [CXX, "-std=c++20", "-O1", "-shared", "-fPIC", *includes, str(src), "-o", str(so), f"-L{libdir}", "-lc10",
-           f"-Wl,-rpath,{libdir}"]
+    cmd = [
+        CXX,
+        "-std=c++20",
+        "-O1",
+        "-shared",
+        "-fPIC",
+        *includes,
+        str(src),
+        "-o",
+        str(so),
+        f"-L{libdir}",
+        "-lc10",
+        f"-Wl,-rpath,{libdir}",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-4000:]
     return ctypes.CDLL(str(so))
@@ -101,8 +113,9 @@ def run_kernels(lib, f1, f2, grad_out, d, dil, s, blocks):
     g1, g2 = torch.full_like(f1, float("nan")), torch.full_like(f2, float("nan"))
     params = torch.tensor([n, c, h, w, d, dil, s, ho, wo, side, side * side], dtype=torch.int64)
     ptr = lambda t: ctypes.c_void_p(t.data_ptr())  # noqa: E731
-    getattr(lib, ENTRIES[f1.dtype])(ptr(f1), ptr(f2), ptr(grad_out), ptr(out), ptr(g1), ptr(g2), ptr(params),
-                                    ctypes.c_uint(blocks))
+    getattr(lib, ENTRIES[f1.dtype])(
+        ptr(f1), ptr(f2), ptr(grad_out), ptr(out), ptr(g1), ptr(g2), ptr(params), ctypes.c_uint(blocks)
+    )
     return out, g1, g2
 
 
@@ -121,8 +134,9 @@ def test_cuda_kernel_code_matches_oracle(lib, case, dtype, blocks):
     n, c, h, w, d, dil, s = case
     f1, f2 = inputs(n, c, h, w, dtype, seed=3)
     side = 2 * d + 1
-    g = torch.randn(n, side * side, -(-h // s), -(-w // s), generator=torch.Generator().manual_seed(4),
-                    dtype=torch.float64).to(dtype)
+    g = torch.randn(
+        n, side * side, -(-h // s), -(-w // s), generator=torch.Generator().manual_seed(4), dtype=torch.float64
+    ).to(dtype)
     got = run_kernels(lib, f1, f2, g, d, dil, s, blocks)
     for name, x, y in zip(("out", "grad_f1", "grad_f2"), got, oracle(f1, f2, d, dil, s, g)):
         assert_near(x, y, dtype, f"{name} {case} {dtype} blocks={blocks}")
@@ -143,4 +157,3 @@ def test_cuda_kernel_code_keeps_nan_local(lib):
             assert out[0, k, y, x].isnan()
             reads += 1
     assert int(out.isnan().sum()) == reads == 25
-

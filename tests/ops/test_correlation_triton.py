@@ -10,16 +10,18 @@ float64, with autograd through unfold's backward for the gradients; checked ther
 loop over the definition), never from another backend's kernels. Shapes are tiny: the interpreter
 runs each program in NumPy, one after another.
 """
+
 from __future__ import annotations
 
 import pytest
 import torch
 from hypothesis import given, settings
+from test_correlation import CASES, DTYPES, _layout, _reads, assert_near, correlation_case, inputs, oracle, run
 
 import crossnet_fast as cf
 from crossnet_fast.triton import ensure_registered
+
 from _interpreter import HAS_TRITON, in_process, keep_only_rerun, rerun_under_interpreter
-from test_correlation import CASES, DTYPES, _layout, _reads, assert_near, correlation_case, inputs, oracle, run
 
 IN_PROCESS = in_process("crossnet_fast.triton.correlation", "_corr_fwd_kernel")
 
@@ -127,8 +129,9 @@ def test_property_triton_matches_oracle(case):
     """Random sizes (empty batches and C = 0 included), windows, dilations, strides, dtypes and layouts."""
     n, c, h, w, d, dil, s, dtype, kind, seed = case
     f1, f2 = inputs(n, c, h, w, dtype, seed)
-    g = torch.randn(n, (2 * d + 1) ** 2, -(-h // s), -(-w // s), generator=torch.Generator().manual_seed(seed),
-                    dtype=torch.float64).to(dtype)
+    g = torch.randn(
+        n, (2 * d + 1) ** 2, -(-h // s), -(-w // s), generator=torch.Generator().manual_seed(seed), dtype=torch.float64
+    ).to(dtype)
     got = run(_layout(f1, kind), _layout(f2, kind), d, dil, s, g, "triton")
     for name, x, y in zip(("out", "grad_f1", "grad_f2"), got, oracle(f1, f2, d, dil, s, g)):
         assert_near(x, y, dtype, f"{name} {case}")
@@ -137,15 +140,17 @@ def test_property_triton_matches_oracle(case):
 def test_triton_gradcheck_fp64():
     f1, f2 = inputs(1, 2, 4, 5, torch.float64, seed=9)
     a, b = f1.requires_grad_(), f2.requires_grad_()
-    assert torch.autograd.gradcheck(lambda x, y: cf.correlation(x, y, 1, dilation=2, stride=2, backend="triton"),
-                                    (a, b))
+    assert torch.autograd.gradcheck(
+        lambda x, y: cf.correlation(x, y, 1, dilation=2, stride=2, backend="triton"), (a, b)
+    )
 
 
 def test_triton_opcheck():
     ensure_registered()
     f1, f2 = inputs(1, 3, 4, 5, torch.float32, seed=10)
-    torch.library.opcheck(torch.ops.crossnet_fast_triton.correlation.default,
-                          (f1.requires_grad_(), f2.requires_grad_(), 1, 1, 1))
+    torch.library.opcheck(
+        torch.ops.crossnet_fast_triton.correlation.default, (f1.requires_grad_(), f2.requires_grad_(), 1, 1, 1)
+    )
 
 
 def test_triton_direct_call_checks_its_inputs():

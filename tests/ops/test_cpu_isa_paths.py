@@ -1,6 +1,7 @@
 """The CPU kernels' AVX2 paths (tap fills, gathers, scatter products) against their portable
 scalar paths (CROSSNET_FAST_CPU_ISA=baseline): the same arithmetic in the same order, so every
 output and gradient must be bit-identical. Each run is a child process (the choice is read once)."""
+
 import json
 import os
 import subprocess
@@ -8,7 +9,6 @@ import sys
 
 import pytest
 import torch
-
 from conftest import NATIVE_CPU
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -93,8 +93,7 @@ json.dump(results, sys.stdout)
 
 def _run(isa: str) -> dict:
     env = dict(os.environ, CROSSNET_FAST_CPU_ISA=isa)
-    done = subprocess.run([sys.executable, "-c", CHILD], env=env, cwd=ROOT, capture_output=True, text=True,
-                          timeout=300)
+    done = subprocess.run([sys.executable, "-c", CHILD], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout)
 

@@ -6,6 +6,7 @@ turns either into a failure (scripts/gpu_check.sh sets it, so a broken build can
 Shapes are (N, C, H, W) features, (N, 2, H, W) pixel-unit flows (x then y); tolerances are per
 dtype: fp64/fp32 tight, fp16/bf16 within a few units in the last place of the result's magnitude.
 """
+
 from __future__ import annotations
 
 import os
@@ -130,14 +131,14 @@ def test_warp_forward_matches_grid_sample(padding):
     ys, xs = torch.meshgrid(torch.arange(h, device=DEV), torch.arange(w, device=DEV), indexing="ij")
     gx = (xs + flow[:, 0]) / (w - 1) * 2 - 1
     gy = (ys + flow[:, 1]) / (h - 1) * 2 - 1
-    expected = F.grid_sample(feat, torch.stack([gx, gy], -1), mode="bilinear", padding_mode=padding,
-                             align_corners=True)
+    expected = F.grid_sample(feat, torch.stack([gx, gy], -1), mode="bilinear", padding_mode=padding, align_corners=True)
     out = OPS.multiscale_warp([feat], [flow], padding)[0]
     torch.testing.assert_close(out, expected, rtol=1e-4, atol=1e-4)
 
 
 # ------------------------------------------------------------------------------------------------
 # multiscale_warp backward
+
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("padding", PADDINGS)
@@ -207,7 +208,9 @@ def test_fp32_flow_with_bf16_features(fmt):
     out.backward(grad_out)
     assert flow.grad.dtype == torch.float32 and feat.grad.dtype == torch.bfloat16
     ref_gf, ref_gv = ref_warp_grads(feat, flow, grad_out, "border")
-    torch.testing.assert_close(out, reference.backward_warp(feat.detach(), flow.detach(), "border"), **tol(torch.bfloat16))
+    torch.testing.assert_close(
+        out, reference.backward_warp(feat.detach(), flow.detach(), "border"), **tol(torch.bfloat16)
+    )
     torch.testing.assert_close(feat.grad.float(), ref_gf, **grad_tol(torch.bfloat16, ref_gf))
     torch.testing.assert_close(flow.grad, ref_gv, **grad_tol(torch.bfloat16, ref_gv))
 
@@ -216,7 +219,9 @@ def _pyramid(dtype, fmt, channels=(64, 64, 48, 3)):
     sizes = [(32, 40), (16, 20), (8, 10), (4, 5)]
     feats = [layout(make_feat(2, c, h, w, dtype, seed=s), fmt) for s, (c, (h, w)) in enumerate(zip(channels, sizes))]
     flows = [make_flow(2, h, w, seed=10 + s) for s, (h, w) in enumerate(sizes)]
-    grads = [layout(make_feat(2, c, h, w, dtype, seed=20 + s), fmt) for s, (c, (h, w)) in enumerate(zip(channels, sizes))]
+    grads = [
+        layout(make_feat(2, c, h, w, dtype, seed=20 + s), fmt) for s, (c, (h, w)) in enumerate(zip(channels, sizes))
+    ]
     return feats, flows, grads
 
 
@@ -273,9 +278,19 @@ def test_non_dense_inputs():
 def test_deterministic_backward_is_bit_identical(fmt, dtype):
     """Converging flows (many sources per destination) make atomic order matter; the gather must not."""
     feats, flows, grads = _pyramid(dtype, fmt)
-    flows = [(v * 0.2 - 0.5 * torch.stack([torch.arange(v.shape[3], device=DEV).expand(v.shape[2], -1),
-                                           torch.arange(v.shape[2], device=DEV)[:, None].expand(-1, v.shape[3])]))
-             .contiguous() for v in flows]  # everything pulled toward the top-left quarter
+    flows = [
+        (
+            v * 0.2
+            - 0.5
+            * torch.stack(
+                [
+                    torch.arange(v.shape[3], device=DEV).expand(v.shape[2], -1),
+                    torch.arange(v.shape[2], device=DEV)[:, None].expand(-1, v.shape[3]),
+                ]
+            )
+        ).contiguous()
+        for v in flows
+    ]  # everything pulled toward the top-left quarter
     previous = torch.are_deterministic_algorithms_enabled()
     torch.use_deterministic_algorithms(True)
     try:
@@ -306,16 +321,18 @@ def test_warp_gradcheck_fp64():
     feat = make_feat(n, c, h, w, torch.float64).requires_grad_(True)
     g = torch.Generator(device="cpu").manual_seed(4)
     # Fractional parts in [0.2, 0.8]: bilinear is not differentiable on grid lines.
-    flow = (torch.randint(-2, 3, (n, 2, h, w), generator=g) + 0.2 + 0.6 * torch.rand(n, 2, h, w, generator=g))
+    flow = torch.randint(-2, 3, (n, 2, h, w), generator=g) + 0.2 + 0.6 * torch.rand(n, 2, h, w, generator=g)
     flow = flow.to(DEV, torch.float64).requires_grad_(True)
     for padding in PADDINGS:
         assert torch.autograd.gradcheck(
-            lambda f, v: crossnet_fast.backward_warp(f, v, padding, backend="cuda"), (feat, flow))
+            lambda f, v: crossnet_fast.backward_warp(f, v, padding, backend="cuda"), (feat, flow)
+        )
 
 
 @pytest.mark.skipif(
     not torch.cuda.is_available() or torch.cuda.get_device_properties(0).total_memory < 40 * 2**30,
-    reason="needs a GPU with 40 GiB")
+    reason="needs a GPU with 40 GiB",
+)
 def test_int64_indexing_large_tensor():
     """A tensor past 2^31 elements takes the 64-bit index path; checked on its last rows."""
     n, c, h, w = 1, 9, 15500, 15500  # 2.16e9 elements of fp16
@@ -334,6 +351,7 @@ def test_int64_indexing_large_tensor():
 
 # ------------------------------------------------------------------------------------------------
 # upsample_flow
+
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("scale", [1, 2, 3, 4])
@@ -357,8 +375,10 @@ def test_upsample_flow_matches_reference(dtype, scale, shape):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("align_corners", [False, True])
-@pytest.mark.parametrize("shape,size", [((2, 2, 5, 7), (40, 56)), ((1, 2, 16, 16), (128, 128)), ((3, 2, 1, 9), (4, 2)),
-                                        ((1, 2, 33, 17), (12, 50))])
+@pytest.mark.parametrize(
+    "shape,size",
+    [((2, 2, 5, 7), (40, 56)), ((1, 2, 16, 16), (128, 128)), ((3, 2, 1, 9), (4, 2)), ((1, 2, 33, 17), (12, 50))],
+)
 def test_resize_flow_matches_reference(dtype, align_corners, shape, size):
     flow = make_feat(*shape, dtype)
     out = OPS.resize_flow(flow, *size, align_corners)
@@ -393,6 +413,7 @@ def test_upsample_flow_backward_is_deterministic_and_gradchecks():
 
 # ------------------------------------------------------------------------------------------------
 # charbonnier
+
 
 def ref_charbonnier_grad(pred, target, eps, reduction, upstream):
     compute = torch.float64
@@ -453,6 +474,7 @@ def test_charbonnier_empty():
 # ------------------------------------------------------------------------------------------------
 # opcheck and torch.compile
 
+
 def test_opcheck_all_ops():
     from torch.library import opcheck
 
@@ -462,8 +484,10 @@ def test_opcheck_all_ops():
     grads = [g[:, :, :12, :12].contiguous() for g in grads]
     for padding in PADDINGS:
         opcheck(OPS.multiscale_warp.default, (feats, flows, padding))
-        opcheck(OPS.multiscale_warp_backward.default,
-                ([g for g in grads], [f.detach() for f in feats], [v.detach() for v in flows], padding, [True, True]))
+        opcheck(
+            OPS.multiscale_warp_backward.default,
+            ([g for g in grads], [f.detach() for f in feats], [v.detach() for v in flows], padding, [True, True]),
+        )
     cl = [f.detach().contiguous(memory_format=torch.channels_last).requires_grad_(True) for f in feats]
     opcheck(OPS.multiscale_warp.default, (cl, flows, "border"))
     flow = make_feat(2, 2, 6, 7, torch.float32).requires_grad_(True)

@@ -1,4 +1,5 @@
 """Bad input gives clear errors naming the argument; backend selection behaves as documented."""
+
 import pytest
 import torch
 
@@ -12,18 +13,40 @@ V4 = torch.zeros(2, 2, 5, 6)
 WARP_CASES = [
     (lambda b: cf.backward_warp(torch.zeros(3, 5, 6), V4, backend=b), ValueError, "feat must be a 4-D"),
     (lambda b: cf.backward_warp(F4, torch.zeros(2, 3, 5, 6), backend=b), ValueError, "flow must have 2 channels"),
-    (lambda b: cf.backward_warp(F4, torch.zeros(1, 2, 5, 6), backend=b), ValueError, r"flow must have shape \(N, 2, H, W\) = \(2, 2, 5, 6\)"),
+    (
+        lambda b: cf.backward_warp(F4, torch.zeros(1, 2, 5, 6), backend=b),
+        ValueError,
+        r"flow must have shape \(N, 2, H, W\) = \(2, 2, 5, 6\)",
+    ),
     (lambda b: cf.backward_warp(F4, torch.zeros(2, 2, 5, 7), backend=b), ValueError, "to match feat"),
     (lambda b: cf.backward_warp(F4, V4, padding="reflect", backend=b), ValueError, "padding must be one of"),
-    (lambda b: cf.backward_warp(F4.long(), V4, backend=b), TypeError, "feat must be float16, bfloat16, float32 or float64"),
+    (
+        lambda b: cf.backward_warp(F4.long(), V4, backend=b),
+        TypeError,
+        "feat must be float16, bfloat16, float32 or float64",
+    ),
     (lambda b: cf.backward_warp(F4, V4.int(), backend=b), TypeError, "flow must be float16"),
     (lambda b: cf.backward_warp(F4.to("meta"), V4, backend=b), ValueError, "same device"),
     (lambda b: cf.backward_warp([F4], V4, backend=b), TypeError, "feat must be a torch.Tensor"),
     (lambda b: cf.multiscale_warp([F4, F4[:, :, :3]], [V4], backend=b), ValueError, "same length"),
-    (lambda b: cf.multiscale_warp([F4, torch.zeros(1, 3, 2, 3)], [V4, torch.zeros(1, 2, 2, 3)], backend=b), ValueError, "same batch size"),
-    (lambda b: cf.multiscale_warp([F4, torch.zeros(2, 3, 2, 3, dtype=torch.float64)], [V4, torch.zeros(2, 2, 2, 3)], backend=b), TypeError, "one dtype"),
+    (
+        lambda b: cf.multiscale_warp([F4, torch.zeros(1, 3, 2, 3)], [V4, torch.zeros(1, 2, 2, 3)], backend=b),
+        ValueError,
+        "same batch size",
+    ),
+    (
+        lambda b: cf.multiscale_warp(
+            [F4, torch.zeros(2, 3, 2, 3, dtype=torch.float64)], [V4, torch.zeros(2, 2, 2, 3)], backend=b
+        ),
+        TypeError,
+        "one dtype",
+    ),
     (lambda b: cf.multiscale_warp(F4, V4, backend=b), TypeError, "lists of tensors"),
-    (lambda b: cf.multiscale_warp([F4], [torch.zeros(2, 2, 5, 5)], backend=b), ValueError, r"flows\[0\] must have shape"),
+    (
+        lambda b: cf.multiscale_warp([F4], [torch.zeros(2, 2, 5, 5)], backend=b),
+        ValueError,
+        r"flows\[0\] must have shape",
+    ),
     (lambda b: cf.upsample_flow(torch.zeros(2, 5, 6), backend=b), ValueError, "flow must be a 4-D"),
     (lambda b: cf.upsample_flow(V4, 0, backend=b), ValueError, "scale must be an integer >= 1"),
     (lambda b: cf.upsample_flow(V4, 1.5, backend=b), ValueError, "scale must be an integer"),

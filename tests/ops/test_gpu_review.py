@@ -5,6 +5,7 @@ tests/ops/test_gpu_rounding.py (PTX) and tests/ops/test_triton_exactness.py (int
 
 The two large tests (item 4) need about 40 GB of GPU memory; set CROSSNET_FAST_GPU_LARGE=0 to skip them.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -28,9 +29,15 @@ def _has_cuda_kernels() -> bool:
     return bool(_extension.has_cuda_kernels())
 
 
-BACKENDS = [pytest.param("cuda", marks=pytest.mark.skipif(not _has_cuda_kernels(), reason="no CUDA kernels")),
-            pytest.param("triton", marks=pytest.mark.skipif(
-                not CUDA or importlib.util.find_spec("triton") is None, reason="no CUDA device or Triton"))]
+BACKENDS = [
+    pytest.param("cuda", marks=pytest.mark.skipif(not _has_cuda_kernels(), reason="no CUDA kernels")),
+    pytest.param(
+        "triton",
+        marks=pytest.mark.skipif(
+            not CUDA or importlib.util.find_spec("triton") is None, reason="no CUDA device or Triton"
+        ),
+    ),
+]
 pytestmark = pytest.mark.skipif(not CUDA, reason="needs a CUDA device")
 LARGE = os.environ.get("CROSSNET_FAST_GPU_LARGE", "1") != "0"
 
@@ -138,8 +145,9 @@ def test_triton_reflection_of_huge_coordinates_matches_the_reference():
         grid = torch.stack([gx, torch.linspace(-3, 3, gx.numel())], -1).view(1, 1, -1, 2)
         inp = torch.arange(3 * w, dtype=torch.float32).view(1, 1, 3, w) * 1.5 + 0.25
         for ac in (False, True):
-            out = cf.grid_sample(inp.cuda(), grid.cuda(), padding_mode="reflection", align_corners=ac,
-                                 backend="triton").cpu()
+            out = cf.grid_sample(
+                inp.cuda(), grid.cuda(), padding_mode="reflection", align_corners=ac, backend="triton"
+            ).cpu()
             assert torch.equal(out, ref.grid_sample(inp, grid, padding_mode="reflection", align_corners=ac)), (w, ac)
 
 
@@ -149,9 +157,12 @@ def test_grid_sample_backward_converts_grad_out_to_the_input_dtype(backend):
     gen = torch.Generator().manual_seed(5)
     inp = torch.randn(1, 3, 4, 5, generator=gen).half().cuda()
     grid = (torch.rand(1, 3, 4, 2, generator=gen) * 2.2 - 1.1).half().cuda()
-    gout = (torch.randn(1, 3, 3, 4, generator=gen) * (1 + 2.0 ** -12)).cuda()
-    op = torch.ops.crossnet_fast.grid_sample_backward if backend == "cuda" else \
-        __import__("crossnet_fast.triton.grid_sample", fromlist=["x"]).grid_sample_backward
+    gout = (torch.randn(1, 3, 3, 4, generator=gen) * (1 + 2.0**-12)).cuda()
+    op = (
+        torch.ops.crossnet_fast.grid_sample_backward
+        if backend == "cuda"
+        else __import__("crossnet_fast.triton.grid_sample", fromlist=["x"]).grid_sample_backward
+    )
     a = op(gout, inp, grid, "zeros", False, [True, True])
     b = op(gout.half(), inp, grid, "zeros", False, [True, True])
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
@@ -163,7 +174,7 @@ def test_deterministic_cuda_backwards_past_the_int_max_sort():
     image, equal to the atomic path within fp32 rounding; one image past 536,870,911 raises clearly."""
     side = 16385  # 2 images of 268 M pixels: 2.1 G entries in one sort before the fix
     feat = torch.randn(2, 1, side, side, device="cuda", dtype=torch.float16)
-    flow = (torch.randn(2, 2, side, side, device="cuda", dtype=torch.float16) * 2)
+    flow = torch.randn(2, 2, side, side, device="cuda", dtype=torch.float16) * 2
     gout = torch.randn_like(feat)
     op = torch.ops.crossnet_fast.multiscale_warp_backward
     fast = op([gout], [feat], [flow], "border", [True, False])[0][0]

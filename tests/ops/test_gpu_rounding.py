@@ -15,6 +15,7 @@ a hair off it, so a different pair of taps is read (an inf in a row that should 
   Charbonnier kernel is compiled with the options its launcher passes (``LAUNCH_OPTIONS``); none may
   contain ``fma``, ``div.full``, ``div.approx`` or ``sqrt.approx``.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -121,8 +122,20 @@ def test_cuda_coordinate_routines_have_no_fused_multiply_add(tmp_path):
     src.write_text(COORDINATE_TU)
     out = tmp_path / "coordinates.ptx"
     nvcc = NVCC if os.path.exists(NVCC) else shutil.which("nvcc")
-    cmd = [nvcc, "-arch=sm_90", "-ptx", "-O3", "-std=c++17", "--expt-relaxed-constexpr",
-           "-I", os.path.join(ROOT, "csrc"), *[a for p in include_paths() for a in ("-I", p)], str(src), "-o", str(out)]
+    cmd = [
+        nvcc,
+        "-arch=sm_90",
+        "-ptx",
+        "-O3",
+        "-std=c++17",
+        "--expt-relaxed-constexpr",
+        "-I",
+        os.path.join(ROOT, "csrc"),
+        *[a for p in include_paths() for a in ("-I", p)],
+        str(src),
+        "-o",
+        str(out),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     functions = ptx_functions(out.read_text())
@@ -176,8 +189,14 @@ def _compile_recorded(fn, args, kwargs):
     from triton.runtime.jit import mangle_type
 
     names = fn.arg_names
-    tdt = {torch.float32: "fp32", torch.float64: "fp64", torch.float16: "fp16", torch.bfloat16: "bf16",
-           torch.int64: "i64", torch.int32: "i32"}
+    tdt = {
+        torch.float32: "fp32",
+        torch.float64: "fp64",
+        torch.float16: "fp16",
+        torch.bfloat16: "bf16",
+        torch.int64: "i64",
+        torch.int32: "i32",
+    }
     options = {k: v for k, v in kwargs.items() if k not in names}
     consts = {k: v for k, v in kwargs.items() if k in names}
     signature, attrs = {}, {}
@@ -191,8 +210,7 @@ def _compile_recorded(fn, args, kwargs):
             attrs[(i,)] = [["tt.divisibility", 16]]
         else:
             signature[name] = mangle_type(a)
-    src = ASTSource(fn, signature=signature, constexprs={(names.index(k),): v for k, v in consts.items()},
-                    attrs=attrs)
+    src = ASTSource(fn, signature=signature, constexprs={(names.index(k),): v for k, v in consts.items()}, attrs=attrs)
     return triton.compile(src, target=GPUTarget("cuda", 90, 32), options=options).asm["ptx"]
 
 
@@ -230,8 +248,9 @@ def _launch_all(monkeypatch):
         pred = torch.zeros(2, 3, 4, 5, dtype=dt)
         for red in ("mean", "none"):
             ch.charbonnier(pred, pred, 1e-3, red, True)
-            ch.charbonnier_backward(torch.ones((), dtype=dt) if red != "none" else torch.ones_like(pred),
-                                    pred, pred, 1e-3, red)
+            ch.charbonnier_backward(
+                torch.ones((), dtype=dt) if red != "none" else torch.ones_like(pred), pred, pred, 1e-3, red
+            )
     return launches + rs_l + up_l + ch_l
 
 
@@ -243,8 +262,11 @@ def test_triton_coordinate_and_charbonnier_kernels_round_like_the_cpu(monkeypatc
     assert len(launches) >= 40
     bad, seen = {}, set()
     for fn, args, kwargs in launches:
-        key = (fn.__name__, tuple(sorted((k, str(v)) for k, v in kwargs.items())),
-               tuple(str(a.dtype) if hasattr(a, "dtype") else type(a).__name__ for a in args))
+        key = (
+            fn.__name__,
+            tuple(sorted((k, str(v)) for k, v in kwargs.items())),
+            tuple(str(a.dtype) if hasattr(a, "dtype") else type(a).__name__ for a in args),
+        )
         if key in seen:
             continue
         seen.add(key)
@@ -263,10 +285,17 @@ def test_fp64_charbonnier_gets_no_python_float_arguments(monkeypatch):
     from triton.runtime.jit import mangle_type
 
     assert mangle_type(0.01) == "fp32"  # why
-    launches = [launch for launch in _launch_all(monkeypatch) if "charbonnier" in launch[0].__name__
-                or "finish" in launch[0].__name__]
-    floats = {(fn.__name__, fn.arg_names[i]) for fn, args, _ in launches for i, a in enumerate(args)
-              if isinstance(a, float)}
+    launches = [
+        launch
+        for launch in _launch_all(monkeypatch)
+        if "charbonnier" in launch[0].__name__ or "finish" in launch[0].__name__
+    ]
+    floats = {
+        (fn.__name__, fn.arg_names[i]) for fn, args, _ in launches for i, a in enumerate(args) if isinstance(a, float)
+    }
     assert not floats, f"Python float arguments (typed fp32): {sorted(floats)}"
-    assert any(isinstance(a, torch.Tensor) and a.dtype == torch.float64 and a.numel() == 2
-               for fn, args, _ in launches for a in args)
+    assert any(
+        isinstance(a, torch.Tensor) and a.dtype == torch.float64 and a.numel() == 2
+        for fn, args, _ in launches
+        for a in args
+    )

@@ -3,15 +3,16 @@
 Every expectation is F.grid_sample's (float64), never another backend of this library. The Triton
 kernels are checked the same way in tests/ops/test_grid_sample_triton.py, CUDA in tests/ops/test_cuda.py.
 """
+
 import itertools
 
 import pytest
 import torch
 import torch.nn.functional as F
-
-import crossnet_fast as cf
 from conftest import NATIVE_CPU
 from test_warp import _forward_and_grads  # (out, grad of both inputs) of fn(a, b)
+
+import crossnet_fast as cf
 
 BACKENDS = [pytest.param("cpu", marks=NATIVE_CPU), "reference"]
 PADDINGS = ["zeros", "border", "reflection"]
@@ -35,6 +36,7 @@ def _edge_grid(h, w):
 
 def _torch(inp, grid, padding, align_corners, grad_out):
     """F.grid_sample in fp64 on the same (rounded) inputs: (out, grad_input, grad_grid), fp64."""
+
     def fn(i, g):
         return F.grid_sample(i, g, padding_mode=padding, align_corners=align_corners)
 
@@ -186,7 +188,8 @@ def test_gradcheck_fp64(backend, padding, gen):
     grid = (torch.rand(1, 3, 4, 2, generator=gen, dtype=torch.float64) * 1.2 - 0.6).requires_grad_()
     for ac in (False, True):
         assert torch.autograd.gradcheck(
-            lambda i, g: cf.grid_sample(i, g, padding_mode=padding, align_corners=ac, backend=backend), (inp, grid))
+            lambda i, g: cf.grid_sample(i, g, padding_mode=padding, align_corners=ac, backend=backend), (inp, grid)
+        )
 
 
 @NATIVE_CPU
@@ -199,7 +202,9 @@ def test_opcheck(padding, requires_grad, gen):
         torch.library.opcheck(OPS.grid_sample.default, (inp, grid, padding, ac))
         go = torch.randn(2, 3, 4, 7, generator=gen, dtype=torch.float64)
         for mask in ([True, True], [True, False], [False, True]):
-            torch.library.opcheck(OPS.grid_sample_backward.default, (go, inp.detach(), grid.detach(), padding, ac, mask))
+            torch.library.opcheck(
+                OPS.grid_sample_backward.default, (go, inp.detach(), grid.detach(), padding, ac, mask)
+            )
     cl = inp.detach().contiguous(memory_format=torch.channels_last)
     torch.library.opcheck(OPS.grid_sample.default, (cl, grid.detach(), padding, False))
 
@@ -240,8 +245,9 @@ def test_backward_is_deterministic_and_independent_of_threads(gen):
         torch.set_num_threads(threads)
     assert all(torch.equal(grads[0], g) for g in grads[1:])
     ref_inp = inp.detach().double().requires_grad_()
-    want = torch.autograd.grad(F.grid_sample(ref_inp, grid.double(), padding_mode="border", align_corners=False).sum(),
-                               ref_inp)[0]
+    want = torch.autograd.grad(
+        F.grid_sample(ref_inp, grid.double(), padding_mode="border", align_corners=False).sum(), ref_inp
+    )[0]
     # 2048 contributions into the corner pixel: fp32 accumulation keeps fp16's output rounding.
     torch.testing.assert_close(grads[0].double(), want, atol=0, rtol=2 * torch.finfo(torch.float16).eps)
 
@@ -250,24 +256,32 @@ def test_other_modes_and_5d_delegate_to_torch(gen):
     inp = torch.randn(1, 2, 5, 6, generator=gen)
     grid = _random_grid(gen, 1, 3, 4, dtype=torch.float32)
     for mode in ("nearest", "bicubic"):
-        torch.testing.assert_close(cf.grid_sample(inp, grid, mode=mode, align_corners=True),
-                                   F.grid_sample(inp, grid, mode=mode, align_corners=True), atol=0, rtol=0)
+        torch.testing.assert_close(
+            cf.grid_sample(inp, grid, mode=mode, align_corners=True),
+            F.grid_sample(inp, grid, mode=mode, align_corners=True),
+            atol=0,
+            rtol=0,
+        )
     vol = torch.randn(1, 2, 3, 4, 5, generator=gen)
     grid5 = torch.rand(1, 2, 2, 2, 3, generator=gen) * 2 - 1
-    torch.testing.assert_close(cf.grid_sample(vol, grid5, align_corners=False),
-                               F.grid_sample(vol, grid5, align_corners=False), atol=0, rtol=0)
+    torch.testing.assert_close(
+        cf.grid_sample(vol, grid5, align_corners=False), F.grid_sample(vol, grid5, align_corners=False), atol=0, rtol=0
+    )
 
 
-@pytest.mark.parametrize("kwargs,exc,match", [
-    (dict(grid=torch.zeros(1, 3, 4, 3)), ValueError, "grid must have shape"),
-    (dict(grid=torch.zeros(1, 3, 4)), ValueError, "grid must be a 4-D"),
-    (dict(grid=torch.zeros(2, 3, 4, 2)), ValueError, "batch size"),
-    (dict(grid=torch.zeros(1, 3, 4, 2, dtype=torch.int64)), TypeError, "grid must be float"),
-    (dict(input=torch.zeros(1, 2, 5, 6, dtype=torch.int32)), TypeError, "input must be float"),
-    (dict(padding_mode="circular"), ValueError, "padding_mode must be one of"),
-    (dict(mode="lanczos"), ValueError, "mode must be"),
-    (dict(align_corners="yes"), TypeError, "align_corners must be a bool"),
-])
+@pytest.mark.parametrize(
+    "kwargs,exc,match",
+    [
+        (dict(grid=torch.zeros(1, 3, 4, 3)), ValueError, "grid must have shape"),
+        (dict(grid=torch.zeros(1, 3, 4)), ValueError, "grid must be a 4-D"),
+        (dict(grid=torch.zeros(2, 3, 4, 2)), ValueError, "batch size"),
+        (dict(grid=torch.zeros(1, 3, 4, 2, dtype=torch.int64)), TypeError, "grid must be float"),
+        (dict(input=torch.zeros(1, 2, 5, 6, dtype=torch.int32)), TypeError, "input must be float"),
+        (dict(padding_mode="circular"), ValueError, "padding_mode must be one of"),
+        (dict(mode="lanczos"), ValueError, "mode must be"),
+        (dict(align_corners="yes"), TypeError, "align_corners must be a bool"),
+    ],
+)
 def test_bad_input(kwargs, exc, match):
     args = dict(input=torch.zeros(1, 2, 5, 6), grid=torch.zeros(1, 3, 4, 2))
     args.update(kwargs)
@@ -286,8 +300,9 @@ def test_vectorised_taps_and_flat_batches_match_torch(padding, align_corners, ge
     grid = _random_grid(gen, 64, 4, 10, spread=1.3, dtype=torch.float32)
     # Corners and points outside; not exactly on a reflection or clamp kink, where fp32 and fp64
     # coordinates may fall on either side (test_matches_torch_on_edges covers those in fp64).
-    grid[3, 0, :6] = torch.tensor([[-1.0, -1.0], [1.0, 1.0], [-1.0 - 0.5 / 11, 0.2], [1.0 + 0.3 / 11, 0.0],
-                                   [0.0, 3.0], [-5.0, -5.0]])
+    grid[3, 0, :6] = torch.tensor(
+        [[-1.0, -1.0], [1.0, 1.0], [-1.0 - 0.5 / 11, 0.2], [1.0 + 0.3 / 11, 0.0], [0.0, 3.0], [-5.0, -5.0]]
+    )
     grid[5, 1, 2, 0] = float("nan")
     grad_out = torch.randn(64, 1, 4, 10, generator=gen, dtype=torch.float64)
     got = _ours("cpu", inp, grid, padding, align_corners, grad_out)

@@ -3,15 +3,16 @@
 Skipped like tests/ops/test_cuda.py (no GPU, or no compiled CUDA kernels) unless
 CROSSNET_FAST_REQUIRE_CUDA=1 (scripts/gpu_check.sh), which turns that into a failure.
 """
+
 from __future__ import annotations
 
 import pytest
 import torch
 import torch.nn.functional as F
+from test_cuda import REASON, REQUIRE
 
 import crossnet_fast as cf
 from crossnet_fast import reference
-from test_cuda import REASON, REQUIRE
 
 pytestmark = pytest.mark.skipif(REASON is not None and not REQUIRE, reason=str(REASON))
 
@@ -45,8 +46,9 @@ def _run(fn, x, grid, go):
 
 def _close(actual, expected, dtype, equal_nan=False):
     scale = float(expected.abs().nan_to_num(0).max()) + 1.0 if expected.numel() else 1.0
-    torch.testing.assert_close(actual.double(), expected.double(), rtol=TOL[dtype], atol=TOL[dtype] * scale,
-                               equal_nan=equal_nan)
+    torch.testing.assert_close(
+        actual.double(), expected.double(), rtol=TOL[dtype], atol=TOL[dtype] * scale, equal_nan=equal_nan
+    )
 
 
 def _ours(padding, align_corners):
@@ -99,8 +101,9 @@ def test_non_finite_grid_follows_the_reference(padding):
     torch.testing.assert_close(gg, wgg, equal_nan=True)
 
 
-@pytest.mark.parametrize("shape,grid_shape", [((0, 3, 4, 4), (0, 2, 2, 2)), ((2, 3, 4, 4), (2, 0, 3, 2)),
-                                              ((2, 0, 4, 4), (2, 2, 3, 2))])
+@pytest.mark.parametrize(
+    "shape,grid_shape", [((0, 3, 4, 4), (0, 2, 2, 2)), ((2, 3, 4, 4), (2, 0, 3, 2)), ((2, 0, 4, 4), (2, 2, 3, 2))]
+)
 @pytest.mark.parametrize("deterministic", [False, True])
 def test_empty(shape, grid_shape, deterministic):
     x = torch.randn(shape, device=DEV, requires_grad=True)
@@ -138,7 +141,8 @@ def test_many_contributions_on_one_pixel(dtype, deterministic):
     torch.use_deterministic_algorithms(deterministic)
     try:
         cf.grid_sample(x, grid, "bilinear", "zeros", True, backend="cuda").backward(
-            torch.ones(1, 2, 128, 128, device=DEV, dtype=dtype))
+            torch.ones(1, 2, 128, 128, device=DEV, dtype=dtype)
+        )
     finally:
         torch.use_deterministic_algorithms(False)
     assert x.grad[0, :, 2, 2].tolist() == [16384.0, 16384.0]

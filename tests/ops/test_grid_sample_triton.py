@@ -10,6 +10,7 @@ Expectations: ``F.grid_sample`` in fp64 (forward and autograd gradients) for fin
 points), never another backend's kernels. Shapes are tiny: the interpreter runs each program in
 NumPy, one after another.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -17,8 +18,9 @@ import torch
 import torch.nn.functional as F
 
 import crossnet_fast as cf
-from _interpreter import HAS_TRITON, in_process, keep_only_rerun, rerun_under_interpreter
 from crossnet_fast import reference as ref
+
+from _interpreter import HAS_TRITON, in_process, keep_only_rerun, rerun_under_interpreter
 
 IN_PROCESS = in_process("crossnet_fast.triton._grid_sample_kernels", "_grid_sample_fwd_kernel")
 
@@ -166,8 +168,9 @@ def test_inf_input_is_not_read_through_zero_weights():
     assert gx.sum().item() == 1.0 and gx[0, 0, 1, 1].item() == 1.0
 
 
-@pytest.mark.parametrize("shape,grid_shape", [((0, 3, 4, 4), (0, 2, 2, 2)), ((2, 3, 4, 4), (2, 0, 3, 2)),
-                                              ((2, 0, 4, 4), (2, 2, 3, 2))])
+@pytest.mark.parametrize(
+    "shape,grid_shape", [((0, 3, 4, 4), (0, 2, 2, 2)), ((2, 3, 4, 4), (2, 0, 3, 2)), ((2, 0, 4, 4), (2, 2, 3, 2))]
+)
 def test_empty(shape, grid_shape):
     """Empty batch, empty grid, no channels: shapes as F.grid_sample's, zero gradients."""
     x = torch.randn(shape)

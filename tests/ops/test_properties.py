@@ -1,9 +1,11 @@
 """Property-based tests (hypothesis) of every op on every backend this machine has, against PyTorch.
 
 Strategies, oracles and tolerances: tests/properties.py. The Triton kernels run the same properties
-under the CPU interpreter in tests/ops/test_properties_triton.py, and compiled on a GPU here. Example counts: ``CI_EXAMPLES`` per
+under the CPU interpreter in tests/ops/test_properties_triton.py, and compiled on a GPU here.
+Example counts: ``CI_EXAMPLES`` per
 test and backend by default, ``LONG_EXAMPLES`` with ``HYPOTHESIS_PROFILE=long``.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -11,8 +13,17 @@ import torch
 from hypothesis import example, given
 
 import crossnet_fast as cf
-from properties import (check_charbonnier, check_resize, check_upsample, check_warp, loss_case, resize_case,
-                        upsample_case, warp_case)
+
+from properties import (
+    check_charbonnier,
+    check_resize,
+    check_upsample,
+    check_warp,
+    loss_case,
+    resize_case,
+    upsample_case,
+    warp_case,
+)
 
 # On a GPU machine the compiled Triton kernels run the same properties on CUDA tensors (on a CPU
 # machine, Triton runs them under the interpreter: tests/ops/test_properties_triton.py).
@@ -28,9 +39,11 @@ def _warp(backend):
 def _multiscale_one(backend):
     # The same case through the multiscale op, with a second (unused-gradient) scale beside it.
     def run(feat, flow, padding):
-        outs = cf.multiscale_warp([feat, feat.detach()[:, :, ::2, ::2]], [flow, flow.detach()[:, :, ::2, ::2]],
-                                  padding, backend=backend)
+        outs = cf.multiscale_warp(
+            [feat, feat.detach()[:, :, ::2, ::2]], [flow, flow.detach()[:, :, ::2, ::2]], padding, backend=backend
+        )
         return outs[0]
+
     return run
 
 
@@ -41,9 +54,16 @@ def _inf_at_origin(padding):
     feat[0, 0, 0, 0] = float("inf")
     flow = torch.full((1, 2, 5, 6), 0.5)
     flow[0, 0, :, 3:] = 9.25  # far right: taps outside the image
-    return {"feat": feat, "flow": flow, "dtype": torch.float32, "padding": padding, "kind": "regression",
-            "grad_out": torch.randn(1, 2, 5, 6, generator=torch.Generator().manual_seed(1)),
-            "layout": "nchw", "bad_feat": [(0, 0, 0, 0)]}
+    return {
+        "feat": feat,
+        "flow": flow,
+        "dtype": torch.float32,
+        "padding": padding,
+        "kind": "regression",
+        "grad_out": torch.randn(1, 2, 5, 6, generator=torch.Generator().manual_seed(1)),
+        "layout": "nchw",
+        "bad_feat": [(0, 0, 0, 0)],
+    }
 
 
 def _identity_with_inf():
@@ -51,8 +71,16 @@ def _identity_with_inf():
     spreads the inf to the left and upper neighbours, whose zero-weight tap it is)."""
     feat = torch.randn(1, 1, 4, 4, generator=torch.Generator().manual_seed(2))
     feat[0, 0, 2, 2] = float("inf")
-    return {"feat": feat, "flow": torch.zeros(1, 2, 4, 4), "dtype": torch.float32, "padding": "border",
-            "kind": "regression", "grad_out": torch.ones(1, 1, 4, 4), "layout": "nchw", "bad_feat": [(0, 0, 2, 2)]}
+    return {
+        "feat": feat,
+        "flow": torch.zeros(1, 2, 4, 4),
+        "dtype": torch.float32,
+        "padding": "border",
+        "kind": "regression",
+        "grad_out": torch.ones(1, 1, 4, 4),
+        "layout": "nchw",
+        "bad_feat": [(0, 0, 2, 2)],
+    }
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -81,15 +109,27 @@ def _resize_inf_on_exact_rows():
     """An inf on a source pixel that corner-aligned x3 upsampling lands on exactly: it reaches only
     the outputs that weight it (F.interpolate also spreads it to its zero-weight neighbours)."""
     flow = torch.tensor([[[[0.5, float("inf")], [1.0, -2.0]], [[0.25, 0.0], [float("nan"), 3.0]]]])
-    return {"flow": flow, "dtype": torch.float32, "scale": 1, "layout": "nchw", "grad_seed": 0,
-            "size": (4, 4), "align_corners": True}
+    return {
+        "flow": flow,
+        "dtype": torch.float32,
+        "scale": 1,
+        "layout": "nchw",
+        "grad_seed": 0,
+        "size": (4, 4),
+        "align_corners": True,
+    }
 
 
 def _charbonnier_overflow():
     """Regression case found by hypothesis: (pred - target)^2 overflowed fp32 for a difference of
     1e30 (the loss, 1e30, is representable)."""
-    return {"pred": torch.tensor([1e30]), "target": torch.tensor([0.9701]), "dtype": torch.float32,
-            "eps": 1e-3, "reduction": "mean"}
+    return {
+        "pred": torch.tensor([1e30]),
+        "target": torch.tensor([0.9701]),
+        "dtype": torch.float32,
+        "eps": 1e-3,
+        "reduction": "mean",
+    }
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -7,29 +7,46 @@ interpreter on (setting it inside a shared session would turn every other Triton
 interpreter). The interpreter runs each program in NumPy, so this file draws a fifth of the
 examples of the native backends (``TRITON_EXAMPLES``).
 """
+
 from __future__ import annotations
 
 import os
 
 import pytest
 from hypothesis import example, given, settings
+from test_properties import (
+    _charbonnier_overflow,
+    _identity_with_inf,
+    _inf_at_origin,
+    _resize_inf_on_exact_rows,
+    _upsample_inf_at_scale_1,
+)
 
 import crossnet_fast as cf
+
 from _interpreter import HAS_TRITON, rerun_under_interpreter
-from properties import (check_charbonnier, check_resize, check_upsample, check_warp, loss_case,
-                        resize_case, upsample_case, warp_case)
-from test_properties import (_charbonnier_overflow, _identity_with_inf, _inf_at_origin,
-                             _resize_inf_on_exact_rows, _upsample_inf_at_scale_1)
+from properties import (
+    check_charbonnier,
+    check_resize,
+    check_upsample,
+    check_warp,
+    loss_case,
+    resize_case,
+    upsample_case,
+    warp_case,
+)
 
 INTERPRET = os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 TRITON_EXAMPLES = max(10, settings().max_examples // 5)  # 40 in CI, 1000 with HYPOTHESIS_PROFILE=long
 
 # NumPy warns inside the interpreter on the planted inf/NaN values; the checks judge the results.
-pytestmark = pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning",
-                                        "ignore:overflow encountered:RuntimeWarning")
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:invalid value encountered:RuntimeWarning", "ignore:overflow encountered:RuntimeWarning"
+)
 
-interpreted = pytest.mark.skipif(not (HAS_TRITON and INTERPRET), reason="runs under TRITON_INTERPRET=1 "
-                                 "(test_properties_under_interpreter starts it)")
+interpreted = pytest.mark.skipif(
+    not (HAS_TRITON and INTERPRET), reason="runs under TRITON_INTERPRET=1 (test_properties_under_interpreter starts it)"
+)
 
 
 @pytest.mark.slow
@@ -77,4 +94,3 @@ def test_triton_resize_flow_matches_interpolate(case):
 @example(case=_charbonnier_overflow())
 def test_triton_charbonnier_matches_formula(case):
     check_charbonnier(case, lambda p, t, e, r: cf.charbonnier(p, t, e, r, backend="triton"))
-

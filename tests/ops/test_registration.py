@@ -1,14 +1,16 @@
 """The native ops' registrations: schemas, opcheck, torch.compile(fullgraph=True), build checks."""
+
 import os
 import re
 
 import pytest
 import torch
+from conftest import NATIVE_CPU
 
 import crossnet_fast as cf
-from conftest import NATIVE_CPU
 from crossnet_fast import _extension
 from crossnet_fast.ops import _registration
+
 from oracles import charbonnier_formula, fractional_flow, grid_sample_warp
 
 pytestmark = NATIVE_CPU
@@ -33,8 +35,10 @@ def test_cpp_schemas_equal_the_python_table():
 
 
 def _warp_samples(gen):
-    feats = [torch.randn(2, 3, 6, 7, generator=gen, dtype=torch.float64),
-             torch.randn(2, 3, 3, 4, generator=gen, dtype=torch.float64)]
+    feats = [
+        torch.randn(2, 3, 6, 7, generator=gen, dtype=torch.float64),
+        torch.randn(2, 3, 3, 4, generator=gen, dtype=torch.float64),
+    ]
     flows = [fractional_flow(2, 6, 7, outside=0.2, generator=gen), fractional_flow(2, 3, 4, generator=gen)]
     return feats, flows
 
@@ -48,8 +52,10 @@ def test_opcheck_multiscale_warp(padding, requires_grad, gen):
     torch.library.opcheck(OPS.multiscale_warp.default, (feats, flows, padding))
     grads = [torch.randn_like(f) for f in feats]
     for mask in ([True, True], [True, False], [False, True]):
-        torch.library.opcheck(OPS.multiscale_warp_backward.default,
-                              (grads, [f.detach() for f in feats], [v.detach() for v in flows], padding, mask))
+        torch.library.opcheck(
+            OPS.multiscale_warp_backward.default,
+            (grads, [f.detach() for f in feats], [v.detach() for v in flows], padding, mask),
+        )
 
 
 def test_opcheck_channels_last_output_layout(gen):
@@ -70,8 +76,9 @@ def test_opcheck_upsample_flow(requires_grad, gen):
 def test_opcheck_resize_flow(requires_grad, align_corners, gen):
     flow = torch.randn(2, 2, 3, 5, generator=gen, dtype=torch.float64, requires_grad=requires_grad)
     torch.library.opcheck(OPS.resize_flow.default, (flow, 7, 4, align_corners))
-    torch.library.opcheck(OPS.resize_flow_backward.default,
-                          (torch.randn(2, 2, 7, 4, dtype=torch.float64), 3, 5, align_corners))
+    torch.library.opcheck(
+        OPS.resize_flow_backward.default, (torch.randn(2, 2, 7, 4, dtype=torch.float64), 3, 5, align_corners)
+    )
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum", "batch", "none"])
@@ -93,10 +100,14 @@ def _pipeline(feats, flows, target):
 @pytest.mark.parametrize("compiler", ["aot_eager", pytest.param("inductor", marks=pytest.mark.slow)])
 def test_compile_fullgraph_agrees_with_eager(compiler, gen):
     torch._dynamo.reset()
-    feats = [torch.randn(2, 3, 8, 8, generator=gen, requires_grad=True),
-             torch.randn(2, 3, 4, 4, generator=gen, requires_grad=True)]
-    flows = [fractional_flow(2, 8, 8, generator=gen).float().requires_grad_(),
-             fractional_flow(2, 4, 4, generator=gen).float().requires_grad_()]
+    feats = [
+        torch.randn(2, 3, 8, 8, generator=gen, requires_grad=True),
+        torch.randn(2, 3, 4, 4, generator=gen, requires_grad=True),
+    ]
+    flows = [
+        fractional_flow(2, 8, 8, generator=gen).float().requires_grad_(),
+        fractional_flow(2, 4, 4, generator=gen).float().requires_grad_(),
+    ]
     target = torch.rand(2, 3, 8, 8, generator=gen)
     with cf.use_backend("cpu"):
         eager = _pipeline(feats, flows, target)
@@ -107,9 +118,12 @@ def test_compile_fullgraph_agrees_with_eager(compiler, gen):
     for a, b in zip(g_comp, g_eager):
         torch.testing.assert_close(a, b)
     # and against the independent definitions, so agreement is not agreement in error
-    want = charbonnier_formula(grid_sample_warp(feats[0].double(), flows[0].double(), "border")
-                               + 2 * torch.nn.functional.interpolate(flows[1].double(), scale_factor=2,
-                                                                     mode="bilinear")[:, :1],
-                               target.double(), 1e-3, "batch")
+    want = charbonnier_formula(
+        grid_sample_warp(feats[0].double(), flows[0].double(), "border")
+        + 2 * torch.nn.functional.interpolate(flows[1].double(), scale_factor=2, mode="bilinear")[:, :1],
+        target.double(),
+        1e-3,
+        "batch",
+    )
     want = want + grid_sample_warp(feats[1].double(), flows[1].double(), "border").square().sum()
     torch.testing.assert_close(compiled.double(), want, atol=1e-4, rtol=1e-5)

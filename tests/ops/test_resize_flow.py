@@ -1,10 +1,11 @@
 """upsample_flow(align_corners=True) and resize_flow against F.interpolate (float64 oracle)."""
+
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import NATIVE_CPU
 
 import crossnet_fast as cf
-from conftest import NATIVE_CPU
 
 BACKENDS = [pytest.param("cpu", marks=NATIVE_CPU), "reference"]
 
@@ -26,12 +27,22 @@ def _value_and_grad(fn, flow, grad_out):
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("align_corners", [False, True])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-@pytest.mark.parametrize("shape,size", [((2, 2, 5, 7), (10, 14)), ((1, 2, 8, 6), (3, 11)), ((2, 2, 4, 4), (4, 4)),
-                                        ((1, 2, 1, 5), (3, 1)), ((1, 2, 6, 9), (17, 5))])
+@pytest.mark.parametrize(
+    "shape,size",
+    [
+        ((2, 2, 5, 7), (10, 14)),
+        ((1, 2, 8, 6), (3, 11)),
+        ((2, 2, 4, 4), (4, 4)),
+        ((1, 2, 1, 5), (3, 1)),
+        ((1, 2, 6, 9), (17, 5)),
+    ],
+)
 def test_resize_flow_matches_interpolate(backend, align_corners, dtype, shape, size, gen):
     flow = (torch.randn(*shape, generator=gen, dtype=torch.float64) * 3).to(dtype)
     grad_out = torch.randn(shape[0], 2, *size, generator=gen, dtype=torch.float64)
-    got = _value_and_grad(lambda f: cf.resize_flow(f, size, align_corners=align_corners, backend=backend), flow, grad_out)
+    got = _value_and_grad(
+        lambda f: cf.resize_flow(f, size, align_corners=align_corners, backend=backend), flow, grad_out
+    )
     want = _value_and_grad(lambda f: _interpolate_flow(f, size, align_corners), flow.double(), grad_out)
     tol = 1e-12 if dtype == torch.float64 else 1e-5
     for a, b in zip(got, want):
@@ -46,22 +57,29 @@ def test_upsample_flow_both_conventions(backend, align_corners, scale, gen):
     """upsample_flow = F.interpolate(scale_factor) * scale, for either align_corners."""
     flow = torch.randn(2, 2, 5, 6, generator=gen, dtype=torch.float64)
     grad_out = torch.randn(2, 2, 5 * scale, 6 * scale, generator=gen, dtype=torch.float64)
-    got = _value_and_grad(lambda f: cf.upsample_flow(f, scale, align_corners=align_corners, backend=backend),
-                          flow, grad_out)
-    want = _value_and_grad(lambda f: F.interpolate(f, scale_factor=scale, mode="bilinear",
-                                                   align_corners=align_corners) * scale, flow, grad_out)
+    got = _value_and_grad(
+        lambda f: cf.upsample_flow(f, scale, align_corners=align_corners, backend=backend), flow, grad_out
+    )
+    want = _value_and_grad(
+        lambda f: F.interpolate(f, scale_factor=scale, mode="bilinear", align_corners=align_corners) * scale,
+        flow,
+        grad_out,
+    )
     for a, b in zip(got, want):
         torch.testing.assert_close(a, b, atol=1e-12, rtol=1e-12)
 
 
-@pytest.mark.parametrize("kwargs,exc,match", [
-    (dict(size=(0, 4)), ValueError, "size must be"),
-    (dict(size=(4,)), ValueError, "size must be"),
-    (dict(size=(4.0, 4)), ValueError, "size must be"),
-    (dict(flow=torch.zeros(1, 3, 4, 4)), ValueError, "2 channels"),
-    (dict(flow=torch.zeros(1, 2, 4)), ValueError, "4-D"),
-    (dict(align_corners=1), TypeError, "align_corners must be a bool"),
-])
+@pytest.mark.parametrize(
+    "kwargs,exc,match",
+    [
+        (dict(size=(0, 4)), ValueError, "size must be"),
+        (dict(size=(4,)), ValueError, "size must be"),
+        (dict(size=(4.0, 4)), ValueError, "size must be"),
+        (dict(flow=torch.zeros(1, 3, 4, 4)), ValueError, "2 channels"),
+        (dict(flow=torch.zeros(1, 2, 4)), ValueError, "4-D"),
+        (dict(align_corners=1), TypeError, "align_corners must be a bool"),
+    ],
+)
 def test_resize_flow_bad_input(kwargs, exc, match):
     args = dict(flow=torch.zeros(1, 2, 4, 4), size=(8, 8))
     args.update(kwargs)
@@ -81,8 +99,9 @@ def test_resize_flow_repeated_calls_and_compile(backend, gen):
     for n in (1, 3, 1):
         flow = torch.randn(n, 2, 6, 5, generator=gen)
         want = _interpolate_flow(flow.double(), (12, 10), True)
-        torch.testing.assert_close(cf.resize_flow(flow, (12, 10), align_corners=True, backend=backend).double(), want,
-                                   atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(
+            cf.resize_flow(flow, (12, 10), align_corners=True, backend=backend).double(), want, atol=1e-5, rtol=1e-5
+        )
     torch._dynamo.reset()
     flow = torch.randn(2, 2, 6, 5, generator=gen)
     compiled = torch.compile(lambda f: cf.resize_flow(f, (9, 7), backend=backend), fullgraph=True, backend="aot_eager")
@@ -98,8 +117,9 @@ def test_resize_flow_every_size_pair(backend, align_corners, gen):
         w_in, w_out = h_out, h_in  # the other axis the other way round
         flow = torch.randn(1, 2, h_in, w_in, generator=gen, dtype=torch.float64)
         grad_out = torch.randn(1, 2, h_out, w_out, generator=gen, dtype=torch.float64)
-        got = _value_and_grad(lambda f: cf.resize_flow(f, (h_out, w_out), align_corners=align_corners,
-                                                       backend=backend), flow, grad_out)
+        got = _value_and_grad(
+            lambda f: cf.resize_flow(f, (h_out, w_out), align_corners=align_corners, backend=backend), flow, grad_out
+        )
         want = _value_and_grad(lambda f: _interpolate_flow(f, (h_out, w_out), align_corners), flow, grad_out)
         for a, b in zip(got, want):
             torch.testing.assert_close(a, b, atol=1e-12, rtol=1e-12)
@@ -112,12 +132,17 @@ def test_upsample_flow_align_corners_raft_size_and_any_channel_count(backend, ge
     flow = torch.randn(2, 2, 16, 12, generator=gen) * 4
     want = F.interpolate(flow.double(), size=(128, 96), mode="bilinear", align_corners=True) * 8
     # fp32 coordinates (the step 15/127 is rounded): a few fp32 ulps of the largest value.
-    torch.testing.assert_close(cf.upsample_flow(flow, 8, align_corners=True, backend=backend).double(), want,
-                               atol=4e-6 * float(want.abs().max()), rtol=0)
+    torch.testing.assert_close(
+        cf.upsample_flow(flow, 8, align_corners=True, backend=backend).double(),
+        want,
+        atol=4e-6 * float(want.abs().max()),
+        rtol=0,
+    )
     three = torch.randn(1, 3, 4, 5, generator=gen, dtype=torch.float64)
     want = F.interpolate(three, scale_factor=3, mode="bilinear", align_corners=True) * 3
-    torch.testing.assert_close(cf.upsample_flow(three, 3, align_corners=True, backend=backend), want,
-                               atol=1e-12, rtol=1e-12)
+    torch.testing.assert_close(
+        cf.upsample_flow(three, 3, align_corners=True, backend=backend), want, atol=1e-12, rtol=1e-12
+    )
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
@@ -136,7 +161,10 @@ def test_resize_flow_half_precision_is_rounded_once(backend, dtype, gen):
 def test_resize_flow_layouts_and_empty_batch(backend, gen):
     flow = torch.randn(2, 2, 6, 8, generator=gen)
     want = cf.resize_flow(flow, (5, 13), backend="reference")
-    for variant in (flow.contiguous(memory_format=torch.channels_last), flow.transpose(2, 3).contiguous().transpose(2, 3)):
+    for variant in (
+        flow.contiguous(memory_format=torch.channels_last),
+        flow.transpose(2, 3).contiguous().transpose(2, 3),
+    ):
         torch.testing.assert_close(cf.resize_flow(variant, (5, 13), backend=backend), want, atol=1e-6, rtol=1e-6)
     empty = torch.zeros(0, 2, 3, 3, requires_grad=True)
     out = cf.resize_flow(empty, (7, 2), backend=backend)
@@ -145,13 +173,22 @@ def test_resize_flow_layouts_and_empty_batch(backend, gen):
     assert empty.grad.shape == empty.shape
 
 
-@pytest.mark.parametrize("call,match", [
-    (lambda: cf.resize_flow(torch.zeros(1, 2, 0, 4), (3, 3)), "non-empty"),
-    (lambda: torch.ops.crossnet_fast.resize_flow(torch.zeros(1, 2, 0, 4), 3, 3, False), "non-empty"),
-    (lambda: torch.ops.crossnet_fast.resize_flow(torch.zeros(1, 2, 4, 4), 0, 3, False), "height, width must be positive"),
-    (lambda: torch.ops.crossnet_fast.resize_flow_backward(torch.zeros(1, 2, 4, 4), 3, -1, True), "must be positive"),
-    (lambda: torch.ops.crossnet_fast.resize_flow(torch.zeros(1, 2, 4), 3, 3, False), "must be \\(N, C, H, W\\)"),
-])
+@pytest.mark.parametrize(
+    "call,match",
+    [
+        (lambda: cf.resize_flow(torch.zeros(1, 2, 0, 4), (3, 3)), "non-empty"),
+        (lambda: torch.ops.crossnet_fast.resize_flow(torch.zeros(1, 2, 0, 4), 3, 3, False), "non-empty"),
+        (
+            lambda: torch.ops.crossnet_fast.resize_flow(torch.zeros(1, 2, 4, 4), 0, 3, False),
+            "height, width must be positive",
+        ),
+        (
+            lambda: torch.ops.crossnet_fast.resize_flow_backward(torch.zeros(1, 2, 4, 4), 3, -1, True),
+            "must be positive",
+        ),
+        (lambda: torch.ops.crossnet_fast.resize_flow(torch.zeros(1, 2, 4), 3, 3, False), "must be \\(N, C, H, W\\)"),
+    ],
+)
 @NATIVE_CPU
 def test_resize_op_bad_input(call, match):
     with pytest.raises((ValueError, RuntimeError), match=match):

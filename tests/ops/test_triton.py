@@ -16,6 +16,7 @@ Every expectation comes from ``crossnet_fast.reference`` (or ``F.grid_sample`` /
 / the Charbonnier formula), never from another backend's kernels. Shapes are tiny: the
 interpreter runs each program in NumPy, one after another.
 """
+
 from __future__ import annotations
 
 import os
@@ -25,11 +26,12 @@ import sys
 import pytest
 import torch
 import torch.nn.functional as F
+from test_resize_flow import _interpolate_flow
 
 import crossnet_fast as cf
-from _interpreter import HAS_TRITON, ROOT, in_process, keep_only_rerun, rerun_under_interpreter
-from test_resize_flow import _interpolate_flow
 from crossnet_fast import reference as ref
+
+from _interpreter import HAS_TRITON, ROOT, in_process, keep_only_rerun, rerun_under_interpreter
 
 # The kernels run here only when the interpreter was on before they were first imported.
 IN_PROCESS = in_process("crossnet_fast.triton.multiscale_warp", "_warp_fwd_kernel")
@@ -132,7 +134,7 @@ def test_warp_fp32_matches_reference(padding, layout):
     grads = [_layout(torch.randn(f.shape, generator=_gen(7 + i)), layout) for i, f in enumerate(feats)]
     outs, gfeat, gflow = _warp_with_grads(_triton_warp, feats, flows, padding, grads)
     routs, rgfeat, rgflow = _warp_with_grads(_ref_warp, feats, flows, padding, grads)
-    for o, r, f in zip(outs, routs, feats):
+    for o, r, _f in zip(outs, routs, feats):
         _assert_close(o, r)
         if layout == "channels_last":  # the output keeps the input's layout (fake: empty_like)
             assert o.is_contiguous(memory_format=torch.channels_last)
@@ -148,8 +150,9 @@ def test_warp_matches_grid_sample(padding):
     ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
     gx = 2 * (xs + flow[:, 0]) / (w - 1) - 1
     gy = 2 * (ys + flow[:, 1]) / (h - 1) - 1
-    expected = F.grid_sample(feat, torch.stack([gx, gy], dim=-1), mode="bilinear", padding_mode=padding,
-                             align_corners=True)
+    expected = F.grid_sample(
+        feat, torch.stack([gx, gy], dim=-1), mode="bilinear", padding_mode=padding, align_corners=True
+    )
     _assert_close(cf.backward_warp(feat, flow, padding, backend="triton"), expected)
 
 
@@ -160,8 +163,9 @@ def test_warp_half_within_reference_error(dtype, padding):
     grads = [torch.randn(f.shape, generator=_gen(3 + i)).to(dtype) for i, f in enumerate(feats)]
     outs, gfeat, gflow = _warp_with_grads(_triton_warp, feats, flows, padding, grads)
     routs, rgfeat, rgflow = _warp_with_grads(_ref_warp, feats, flows, padding, grads)
-    exact = _warp_with_grads(_ref_warp, [f.double() for f in feats], [v.double() for v in flows], padding,
-                             [g.double() for g in grads])
+    exact = _warp_with_grads(
+        _ref_warp, [f.double() for f in feats], [v.double() for v in flows], padding, [g.double() for g in grads]
+    )
     for got, low, ex in zip(outs + gfeat + gflow, routs + rgfeat + rgflow, exact[0] + exact[1] + exact[2]):
         assert got.dtype == low.dtype
         _assert_within_ref_error(got, low, ex, got.dtype)
@@ -211,8 +215,14 @@ def test_warp_gradcheck_fp64(padding):
     if padding == "zeros":
         return  # the exact Jacobian below is slow under the interpreter: once, for the clamping mode
     # Exact Jacobian on the smallest pyramid (one numerical column per input element).
-    feats = [_feat(1, 1, 2, 3, dtype=torch.float64).requires_grad_(), _feat(1, 2, 1, 2, seed=1, dtype=torch.float64).requires_grad_()]
-    flows = [_flow(1, 2, 3, seed=4, dtype=torch.float64).requires_grad_(), _flow(1, 1, 2, seed=5, dtype=torch.float64).requires_grad_()]
+    feats = [
+        _feat(1, 1, 2, 3, dtype=torch.float64).requires_grad_(),
+        _feat(1, 2, 1, 2, seed=1, dtype=torch.float64).requires_grad_(),
+    ]
+    flows = [
+        _flow(1, 2, 3, seed=4, dtype=torch.float64).requires_grad_(),
+        _flow(1, 1, 2, seed=5, dtype=torch.float64).requires_grad_(),
+    ]
     fn2 = lambda a0, a1, b0, b1: tuple(cf.multiscale_warp([a0, a1], [b0, b1], padding, backend="triton"))  # noqa: E731
     assert torch.autograd.gradcheck(fn2, (*feats, *flows))
 
@@ -377,10 +387,14 @@ def test_resize_half_within_reference_error(dtype):
 
 def test_upsample_align_corners_runs_the_resize_kernels():
     flow = torch.randn(1, 3, 3, 4, generator=_gen(6), dtype=torch.float64).requires_grad_()
-    assert torch.autograd.gradcheck(lambda f: cf.upsample_flow(f, 3, align_corners=True, backend="triton"), (flow,),
-                                    fast_mode=True)
-    _assert_close(cf.upsample_flow(flow, 3, align_corners=True, backend="triton"),
-                  F.interpolate(flow, scale_factor=3, mode="bilinear", align_corners=True) * 3, tol=1e-12)
+    assert torch.autograd.gradcheck(
+        lambda f: cf.upsample_flow(f, 3, align_corners=True, backend="triton"), (flow,), fast_mode=True
+    )
+    _assert_close(
+        cf.upsample_flow(flow, 3, align_corners=True, backend="triton"),
+        F.interpolate(flow, scale_factor=3, mode="bilinear", align_corners=True) * 3,
+        tol=1e-12,
+    )
 
 
 def test_resize_backward_is_deterministic_and_empty_batches_work():
@@ -493,21 +507,35 @@ def _opcheck_samples():
     rg = lambda ts: [t.clone().requires_grad_() for t in ts]  # noqa: E731
     return {
         "multiscale_warp": [(rg(small_f), rg(small_v), "border"), (small_f, small_v, "zeros")],
-        "multiscale_warp_backward": [(grads, small_f, small_v, "zeros", [True, True]),
-                                     (grads, small_f, small_v, "border", [False, True])],
+        "multiscale_warp_backward": [
+            (grads, small_f, small_v, "zeros", [True, True]),
+            (grads, small_f, small_v, "border", [False, True]),
+        ],
         "upsample_flow": [(small_v[0].clone().requires_grad_(), 2)],
         "upsample_flow_backward": [(torch.randn(1, 2, 4, 6, generator=_gen(4)), 2)],
         "resize_flow": [(small_v[0].clone().requires_grad_(), 5, 2, True), (small_v[0], 2, 7, False)],
         "resize_flow_backward": [(torch.randn(1, 2, 4, 6, generator=_gen(5)), 3, 2, True)],
-        "charbonnier": [(pred.clone().requires_grad_(), target, 1e-3, "mean", True),
-                        (pred, target.clone().requires_grad_(), 1e-3, "none", False)],
+        "charbonnier": [
+            (pred.clone().requires_grad_(), target, 1e-3, "mean", True),
+            (pred, target.clone().requires_grad_(), 1e-3, "none", False),
+        ],
         "charbonnier_backward": [(torch.tensor(1.5), pred, target, 1e-3, "batch")],
     }
 
 
-@pytest.mark.parametrize("name", ["multiscale_warp", "multiscale_warp_backward", "upsample_flow",
-                                  "upsample_flow_backward", "resize_flow", "resize_flow_backward", "charbonnier",
-                                  "charbonnier_backward"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "multiscale_warp",
+        "multiscale_warp_backward",
+        "upsample_flow",
+        "upsample_flow_backward",
+        "resize_flow",
+        "resize_flow_backward",
+        "charbonnier",
+        "charbonnier_backward",
+    ],
+)
 def test_opcheck(name):
     import crossnet_fast.triton as ct
 
@@ -525,7 +553,9 @@ def test_torch_compile_matches_eager():
     def model(f0, f1, v0, v1, p, c):
         outs = cf.multiscale_warp([f0, f1], [v0, v1], "border", backend="triton")
         up = cf.upsample_flow(c, 2, backend="triton")
-        return outs[0].square().mean() + outs[1].mean() + cf.charbonnier(p, target, backend="triton") + up.square().mean()
+        return (
+            outs[0].square().mean() + outs[1].mean() + cf.charbonnier(p, target, backend="triton") + up.square().mean()
+        )
 
     def run(fn):
         args = [t.detach().clone().requires_grad_() for t in (*feats, *flows, pred, coarse)]
@@ -622,8 +652,9 @@ def test_resize_launches_on_grid_axis_0_only(monkeypatch):
 def test_upsample_many_planes_matches_interpolate():
     flow = torch.randn(3, 70, 2, 3, generator=_gen(9))
     out = cf.upsample_flow(flow, 3, backend="triton")
-    torch.testing.assert_close(out, F.interpolate(flow, scale_factor=3, mode="bilinear", align_corners=False) * 3,
-                               rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(
+        out, F.interpolate(flow, scale_factor=3, mode="bilinear", align_corners=False) * 3, rtol=1e-5, atol=1e-5
+    )
     g = torch.randn(out.shape, generator=_gen(10))
     f = flow.clone().requires_grad_()
     (got,) = torch.autograd.grad(cf.upsample_flow(f, 3, backend="triton"), f, g)

@@ -7,14 +7,16 @@ integer arithmetic or the CPU backend's kernels (fp64), never from the Triton co
 The rounding of the compiled kernels (fma, approximate division and square root) is read from
 their PTX in tests/ops/test_gpu_rounding.py; the GPU runs tests/ops/test_gpu_review.py.
 """
+
 from __future__ import annotations
 
 import pytest
 import torch
 
 import crossnet_fast as cf
-from _interpreter import HAS_TRITON, in_process, keep_only_rerun, rerun_under_interpreter
 from crossnet_fast import reference as ref
+
+from _interpreter import HAS_TRITON, in_process, keep_only_rerun, rerun_under_interpreter
 
 IN_PROCESS = in_process("crossnet_fast.triton.charbonnier", "_charbonnier_kernel")
 
@@ -192,10 +194,36 @@ def test_grid_sample_input_gradient_addresses_in_a_46341_square_plane(monkeypatc
     grid = torch.tensor([[[[1.0, 1.0], [-1.0, 1.0]]]])  # points (x, y) = (W-1, H-1) and (0, H-1)
     gout = torch.ones(1, c, 1, 2)
     dummy = torch.zeros(1)  # never written (atomics recorded); input is not read (NEED_GRID=False)
-    gk._grid_sample_bwd_kernel[(1,)](gout, dummy, grid, dummy, grid, 2, c, h, w, 2, 2,
-                                     0, 0, 0, 0, *gout.stride(), *grid.stride(), 0, 0, 0, 0,
-                                     PAD=1, ALIGN_CORNERS=True, ACC=gk.tl.float32, NEED_INPUT=True,
-                                     NEED_GRID=False, BLOCK_P=2, BLOCK_C=2)
+    gk._grid_sample_bwd_kernel[(1,)](
+        gout,
+        dummy,
+        grid,
+        dummy,
+        grid,
+        2,
+        c,
+        h,
+        w,
+        2,
+        2,
+        0,
+        0,
+        0,
+        0,
+        *gout.stride(),
+        *grid.stride(),
+        0,
+        0,
+        0,
+        0,
+        PAD=1,
+        ALIGN_CORNERS=True,
+        ACC=gk.tl.float32,
+        NEED_INPUT=True,
+        NEED_GRID=False,
+        BLOCK_P=2,
+        BLOCK_C=2,
+    )
     base = dummy.data_ptr()
     offsets = sorted((a - base) // 4 for a in recorded)
     expected = sorted(ch * h * w + (h - 1) * w + x for ch in range(c) for x in (w - 1, 0))
@@ -238,7 +266,7 @@ def test_grid_sample_backward_converts_grad_out_to_the_input_dtype_first(backend
     gen = torch.Generator().manual_seed(5)
     inp = torch.randn(1, 3, 4, 5, generator=gen).half()
     grid = (torch.rand(1, 3, 4, 2, generator=gen) * 2.2 - 1.1).half()
-    gout = torch.randn(1, 3, 3, 4, generator=gen) * (1 + 2.0 ** -12)  # not representable in fp16
+    gout = torch.randn(1, 3, 3, 4, generator=gen) * (1 + 2.0**-12)  # not representable in fp16
     if backend == "triton":
         call = tg.grid_sample_backward
     else:

@@ -3,6 +3,7 @@
 No kernel runs here: ``launch`` callables stand in for them, and capture is simulated by
 patching ``_common.capturing``.
 """
+
 from __future__ import annotations
 
 import importlib.util

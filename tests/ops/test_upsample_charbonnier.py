@@ -1,9 +1,11 @@
 """upsample_flow against F.interpolate * scale, charbonnier against the written formula."""
+
 import pytest
 import torch
+from conftest import NATIVE_CPU
 
 import crossnet_fast as cf
-from conftest import NATIVE_CPU
+
 from oracles import charbonnier_formula, interpolate_flow
 
 BACKENDS = [pytest.param("cpu", marks=NATIVE_CPU), "reference"]

@@ -1,9 +1,11 @@
 """backward_warp / multiscale_warp on the CPU backends against F.grid_sample (align_corners=True)."""
+
 import pytest
 import torch
+from conftest import NATIVE_CPU
 
 import crossnet_fast as cf
-from conftest import NATIVE_CPU
+
 from oracles import fractional_flow, grid_sample_warp
 
 BACKENDS = [pytest.param("cpu", marks=NATIVE_CPU), "reference"]
@@ -54,7 +56,9 @@ def test_warp_low_precision_within_reference_error(backend, padding, dtype, gen)
     feat_lp, flow_lp = feat.to(dtype), flow.float()  # the usual mix: low-precision features, fp32 flow
     grad_out = torch.randn(2, 8, 12, 10, generator=gen, dtype=torch.float64)
     want = _oracle(feat_lp, flow_lp, padding, grad_out.to(dtype).double())
-    ref = _forward_and_grads(lambda f, v: cf.backward_warp(f, v, padding, backend="reference"), feat_lp, flow_lp, grad_out)
+    ref = _forward_and_grads(
+        lambda f, v: cf.backward_warp(f, v, padding, backend="reference"), feat_lp, flow_lp, grad_out
+    )
     got = _forward_and_grads(lambda f, v: cf.backward_warp(f, v, padding, backend=backend), feat_lp, flow_lp, grad_out)
     assert got[0].dtype == dtype and got[1].dtype == dtype and got[2].dtype == torch.float32
     for name, g, r, w in zip(("out", "grad_feat", "grad_flow"), got, ref, want):
@@ -73,15 +77,22 @@ def test_multiscale_equals_per_scale(backend, gen):
         assert len(outs) == len(sizes)
         for f, v, o in zip(feats, flows, outs):
             torch.testing.assert_close(o, cf.backward_warp(f, v, padding, backend=backend), atol=0, rtol=0)
-            torch.testing.assert_close(o.double(), grid_sample_warp(f.double(), v.double(), padding), atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(
+                o.double(), grid_sample_warp(f.double(), v.double(), padding), atol=1e-5, rtol=1e-5
+            )
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_multiscale_gradients_with_unused_scale(backend, gen):
     # Only scale 0 reaches the loss: scale 1 must get zero gradients, scale 0 the oracle's.
-    feats = [torch.randn(1, 3, 8, 8, generator=gen, dtype=torch.float64, requires_grad=True),
-             torch.randn(1, 3, 4, 4, generator=gen, dtype=torch.float64, requires_grad=True)]
-    flows = [fractional_flow(1, 8, 8, generator=gen).requires_grad_(), fractional_flow(1, 4, 4, generator=gen).requires_grad_()]
+    feats = [
+        torch.randn(1, 3, 8, 8, generator=gen, dtype=torch.float64, requires_grad=True),
+        torch.randn(1, 3, 4, 4, generator=gen, dtype=torch.float64, requires_grad=True),
+    ]
+    flows = [
+        fractional_flow(1, 8, 8, generator=gen).requires_grad_(),
+        fractional_flow(1, 4, 4, generator=gen).requires_grad_(),
+    ]
     outs = cf.multiscale_warp(feats, flows, backend=backend)
     outs[0].sum().backward()
     want = _oracle(feats[0], flows[0], "border", torch.ones(1, 3, 8, 8, dtype=torch.float64))

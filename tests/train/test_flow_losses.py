@@ -1,5 +1,6 @@
 """The auxiliary flow losses of the trainer (crossnet_fast.train.losses), against formulas written
 here with F.grid_sample, and the photometric loss's purpose: it teaches the flow net to align."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -28,8 +29,8 @@ def test_photometric_loss_matches_its_formula():
     flows = [torch.randn(n, 2, h >> i, w >> i, generator=gen) * 2 for i in range(4)]
     expected = 0.0
     for i, v in enumerate(flows):
-        a = F.avg_pool2d(lr_up, 2 ** i) if i else lr_up
-        b = F.avg_pool2d(ref, 2 ** i) if i else ref
+        a = F.avg_pool2d(lr_up, 2**i) if i else lr_up
+        b = F.avg_pool2d(ref, 2**i) if i else ref
         d = _grid_warp(b, v) - a
         expected += torch.sqrt(d * d + 1e-6).mean() * 3 * h * w
     got = photometric_loss(flows, lr_up, ref, eps=1e-3, backend="reference")
@@ -56,11 +57,11 @@ def test_photometric_loss_teaches_the_flow_net_to_align():
     the full-resolution flow V0 much closer to the true displacement (endpoint error)."""
     rng = np.random.default_rng(0)
     small = rng.random((3, 20, 20))
-    big = torch.from_numpy(np.kron(small, np.ones((1, 4, 4)))).float()[None]     # 80x80 texture
-    big = F.avg_pool2d(F.pad(big, (1, 1, 1, 1), mode="replicate"), 3, 1)         # soften the edges
+    big = torch.from_numpy(np.kron(small, np.ones((1, 4, 4)))).float()[None]  # 80x80 texture
+    big = F.avg_pool2d(F.pad(big, (1, 1, 1, 1), mode="replicate"), 3, 1)  # soften the edges
     hr = big[..., 8:72, 8:72]
     ref = torch.roll(big, shifts=(-2, 3), dims=(2, 3))[..., 8:72, 8:72]  # ref(y, x) = hr(y + 2, x - 3)
-    true = torch.tensor([3.0, -2.0]).view(1, 2, 1, 1)                    # hr(y, x) = ref(y + Vy, x + Vx)
+    true = torch.tensor([3.0, -2.0]).view(1, 2, 1, 1)  # hr(y, x) = ref(y + Vy, x + Vx)
     torch.testing.assert_close(_grid_warp(ref, true.expand(1, 2, 64, 64))[..., 8:-8, 8:-8], hr[..., 8:-8, 8:-8])
     torch.manual_seed(0)
     model = CrossNet(4, "official", "bicubic", width=0.0625, residual=True, backend="reference")

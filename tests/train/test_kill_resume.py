@@ -17,6 +17,7 @@ The kill moment: the process first writes a new checkpoint, then runs a seeded r
 further steps (0 to 2 x checkpoint_every, so the kill can land in an update or in a checkpoint
 save), then a random fraction of a step passes.
 """
+
 from __future__ import annotations
 
 import csv
@@ -34,10 +35,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from _images import save_png, texture  # noqa: E402
-from _threads import one_thread  # noqa: F401  (autouse: one thread, as in the subprocesses)
 from crossnet_fast.cli import main
 from crossnet_fast.train import run_state, train
+
+from _images import save_png, texture  # noqa: E402
+from _threads import one_thread  # noqa: F401  (autouse: one thread, as in the subprocesses)
 
 ROOT = Path(__file__).resolve().parents[2]
 CHECKPOINT_EVERY = 5
@@ -51,7 +53,9 @@ def _data(root: Path) -> Path:
     for name, n in (("lf_a", 3), ("lf_val", 2)):
         for r in range(n):
             for c in range(n):
-                save_png(np.roll(base, (r, c), axis=(0, 1)), root / name / f"{name}_{r * n + c + 1}_{r + 1}_{c + 1}.png")
+                save_png(
+                    np.roll(base, (r, c), axis=(0, 1)), root / name / f"{name}_{r * n + c + 1}_{r + 1}_{c + 1}.png"
+                )
     return root
 
 
@@ -101,8 +105,11 @@ def _losses(run: Path) -> dict[int, str]:
     if not path.is_file():
         return {}
     with open(path, newline="") as f:
-        return {int(r["step"]): r["loss"] for r in csv.DictReader(f)
-                if None not in r.values() and r["step"].isdigit() and r["loss"]}
+        return {
+            int(r["step"]): r["loss"]
+            for r in csv.DictReader(f)
+            if None not in r.values() and r["step"].isdigit() and r["loss"]
+        }
 
 
 def _latest(run: Path):
@@ -170,8 +177,15 @@ def test_kill_9_at_random_moments_then_resume(tmp_path):
         done = max(logged)
         saved = _check_checkpoints(run)
         in_save = bool(list((run / "checkpoints").glob(".tmp-step_*")))  # killed while saving
-        kills.append({"resumed_from": resumed_from, "steps_done": done, "checkpoint": saved,
-                      "lost": done - saved, "killed_in_a_save": in_save})
+        kills.append(
+            {
+                "resumed_from": resumed_from,
+                "steps_done": done,
+                "checkpoint": saved,
+                "lost": done - saved,
+                "killed_in_a_save": in_save,
+            }
+        )
         # At most the steps since the last checkpoint are lost; everything logged, including the
         # lost steps, equals the uninterrupted run.
         assert 0 <= done - saved <= CHECKPOINT_EVERY, kills

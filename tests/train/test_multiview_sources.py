@@ -5,6 +5,7 @@ Counts, distances and downscaled pixels are checked against formulas and readers
 names parsed here, PIL's ``Image.reduce``), never against the module under test. Tests that read
 ../shared/data skip when it is absent.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -27,8 +28,10 @@ from _threads import one_thread  # noqa: E402,F401  (autouse)
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared" / "data"
-needs_data = pytest.mark.skipif(not all((SHARED / d).is_dir() for d in ("toys_lf", "llff_fern", "ngp_fox")),
-                                reason="../shared/data with toys_lf, llff_fern, ngp_fox not present")
+needs_data = pytest.mark.skipif(
+    not all((SHARED / d).is_dir() for d in ("toys_lf", "llff_fern", "ngp_fox")),
+    reason="../shared/data with toys_lf, llff_fern, ngp_fox not present",
+)
 HELD_OUT = {"antinous", "IMG_0001", "Adirondack", "Teddy", "Vintage", "vid4/walk"}
 
 
@@ -49,17 +52,21 @@ def _draw(ds: TrainPairs, entry, n: int, seed: int = 0):
 
 # -- the tables ------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("item, key", [
-    ({"kind": "grid", "grid": [2, 2]}, r"data\.multiview\[0\]\.path: missing"),
-    ({"path": "x", "kind": "stack"}, r"data\.multiview\[0\]\.kind"),
-    ({"path": "x", "kind": "grid"}, r"data\.multiview\[0\]\.grid"),
-    ({"path": "x", "kind": "grid", "grid": [2, 0]}, r"data\.multiview\[0\]\.grid"),
-    ({"path": "x", "kind": "images", "downscale": 0}, r"data\.multiview\[0\]\.downscale"),
-    ({"path": "x", "kind": "images", "max_gap": 0}, r"data\.multiview\[0\]\.max_gap"),
-    ({"path": "x", "kind": "images", "repeats": 1.5}, r"data\.multiview\[0\]\.repeats"),
-    ({"path": "x", "kind": "images", "max_view_distance": 2}, r"data\.multiview\[0\]\.max_view_distance: only for"),
-    ({"path": "x", "kind": "images", "gap": 2}, r"data\.multiview\[0\]: unknown key"),
-])
+
+@pytest.mark.parametrize(
+    "item, key",
+    [
+        ({"kind": "grid", "grid": [2, 2]}, r"data\.multiview\[0\]\.path: missing"),
+        ({"path": "x", "kind": "stack"}, r"data\.multiview\[0\]\.kind"),
+        ({"path": "x", "kind": "grid"}, r"data\.multiview\[0\]\.grid"),
+        ({"path": "x", "kind": "grid", "grid": [2, 0]}, r"data\.multiview\[0\]\.grid"),
+        ({"path": "x", "kind": "images", "downscale": 0}, r"data\.multiview\[0\]\.downscale"),
+        ({"path": "x", "kind": "images", "max_gap": 0}, r"data\.multiview\[0\]\.max_gap"),
+        ({"path": "x", "kind": "images", "repeats": 1.5}, r"data\.multiview\[0\]\.repeats"),
+        ({"path": "x", "kind": "images", "max_view_distance": 2}, r"data\.multiview\[0\]\.max_view_distance: only for"),
+        ({"path": "x", "kind": "images", "gap": 2}, r"data\.multiview\[0\]: unknown key"),
+    ],
+)
 def test_a_bad_table_is_refused_at_config_load_naming_its_key(item, key):
     with pytest.raises(ValueError, match=key):
         load_config({"data": {"multiview": [item]}})
@@ -73,9 +80,18 @@ def test_the_default_is_no_source_and_every_shipped_config_but_the_multiview_one
 
 
 def test_a_missing_folder_fails_naming_the_key(tmp_path):
-    cfg = load_config({"data": {"root": str(tmp_path), "lightfields": [], "stereo": [],
-                                "holdout_lightfields": [], "holdout_stereo": [], "multiview": [
-                                    {"path": "here", "kind": "images"}, {"path": "gone", "kind": "images"}]}})
+    cfg = load_config(
+        {
+            "data": {
+                "root": str(tmp_path),
+                "lightfields": [],
+                "stereo": [],
+                "holdout_lightfields": [],
+                "holdout_stereo": [],
+                "multiview": [{"path": "here", "kind": "images"}, {"path": "gone", "kind": "images"}],
+            }
+        }
+    )
     d = tmp_path / "here"
     d.mkdir()
     for i in range(2):
@@ -89,8 +105,18 @@ def test_a_grid_whose_file_count_is_not_rows_times_cols_is_refused(tmp_path):
     d.mkdir()
     for i in range(5):
         save_png(texture(32, 32, seed=i), d / f"v{i + 1}.png")
-    cfg = load_config({"data": {"root": str(tmp_path), "lightfields": [], "stereo": [], "holdout_lightfields": [],
-                                "holdout_stereo": [], "multiview": [{"path": "lf", "kind": "grid", "grid": [2, 3]}]}})
+    cfg = load_config(
+        {
+            "data": {
+                "root": str(tmp_path),
+                "lightfields": [],
+                "stereo": [],
+                "holdout_lightfields": [],
+                "holdout_stereo": [],
+                "multiview": [{"path": "lf", "kind": "grid", "grid": [2, 3]}],
+            }
+        }
+    )
     with pytest.raises(ValueError, match=r"data\.multiview\[0\]\.grid: .* holds 5 images, not 2 x 3"):
         Sources(cfg.data, 4)
 
@@ -101,16 +127,27 @@ def test_grid_views_follow_the_number_in_the_name_not_its_spelling(tmp_path):
     d.mkdir()
     for k in range(1, 10):
         save_png(texture(32, 32, seed=k), d / f"v{k}.png")
-    cfg = load_config({"data": {"root": str(tmp_path), "lightfields": [], "stereo": [], "holdout_lightfields": [],
-                                "holdout_stereo": [], "multiview": [
-                                    {"path": "lf", "kind": "grid", "grid": [3, 3], "max_view_distance": 1}]}})
+    cfg = load_config(
+        {
+            "data": {
+                "root": str(tmp_path),
+                "lightfields": [],
+                "stereo": [],
+                "holdout_lightfields": [],
+                "holdout_stereo": [],
+                "multiview": [{"path": "lf", "kind": "grid", "grid": [3, 3], "max_view_distance": 1}],
+            }
+        }
+    )
     src = Sources(cfg.data, 4)
     mv = src.multiview[0]
-    assert [(int(f.stem[1:]), v) for f, v in zip(mv.files, mv.views)] == \
-        [(k, ((k - 1) // 3, (k - 1) % 3)) for k in range(1, 10)]
+    assert [(int(f.stem[1:]), v) for f, v in zip(mv.files, mv.views)] == [
+        (k, ((k - 1) // 3, (k - 1) % 3)) for k in range(1, 10)
+    ]
 
 
 # -- the shipped sources ---------------------------------------------------------------------------
+
 
 def _toys_view(rel: str) -> tuple[int, int]:
     k = int(re.fullmatch(r"toys_lf/lowtoys(\d+)\.png", rel).group(1))
@@ -126,13 +163,13 @@ def test_pair_counts_and_distances_follow_the_settings(scale):
     mv_entries = [e for e in src.entries if e.kind == "multiview"]
     # Repeats as written in the file (8, 6, 6), after everything the matching config lists.
     assert [e.name for e in mv_entries] == ["toys_lf"] * 8 + ["llff_fern"] * 6 + ["ngp_fox"] * 6
-    assert src.entries[-len(mv_entries):] == mv_entries
+    assert src.entries[-len(mv_entries) :] == mv_entries
     by_name = {m.name: m for m in src.multiview}
     # Ordered (ref, target) pairs: on a 16x16 grid, views within 2 steps on both axes:
     # (16 + 2 * (15 + 14))^2 pairs of (row pair, col pair) minus the 256 pairs of a view with itself.
     assert len(by_name["toys_lf"].pairs) == (16 + 2 * (15 + 14)) ** 2 - 256
-    assert len(by_name["llff_fern"].pairs) == 2 * (19 + 18)     # 20 images, 1 <= |i - j| <= 2
-    assert len(by_name["ngp_fox"].pairs) == 2 * (49 + 48)       # 50 frames
+    assert len(by_name["llff_fern"].pairs) == 2 * (19 + 18)  # 20 images, 1 <= |i - j| <= 2
+    assert len(by_name["ngp_fox"].pairs) == 2 * (49 + 48)  # 50 frames
     fox_order = sorted(p.name for p in (SHARED / "ngp_fox").glob("*.jpg"))  # zero-padded numbers
     assert len(fox_order) == 50
     first = {e.name: e for e in mv_entries}
@@ -154,9 +191,14 @@ def test_pair_counts_and_distances_follow_the_settings(scale):
 
 
 @needs_data
-@pytest.mark.parametrize("rel, factor, size", [("toys_lf/lowtoys037.png", 1, (240, 320)),
-                                               ("llff_fern/image007.png", 2, (378, 504)),
-                                               ("ngp_fox/0042.jpg", 4, (480, 270))])
+@pytest.mark.parametrize(
+    "rel, factor, size",
+    [
+        ("toys_lf/lowtoys037.png", 1, (240, 320)),
+        ("llff_fern/image007.png", 2, (378, 504)),
+        ("ngp_fox/0042.jpg", 4, (480, 270)),
+    ],
+)
 def test_images_are_the_real_files_at_the_stated_downscale(rel, factor, size):
     cfg = _cfg("multiview_cpu_x4")
     src = Sources(cfg.data, 4, cfg.val)
@@ -166,7 +208,7 @@ def test_images_are_the_real_files_at_the_stated_downscale(rel, factor, size):
         full = np.asarray(im.convert("RGB"), dtype=np.float64)
         pil = np.asarray(im.convert("RGB").reduce(factor), dtype=np.float32) / 255.0  # PIL's box mean
     h, w = size
-    exact = full[:h * factor, :w * factor].reshape(h, factor, w, factor, 3).mean(axis=(1, 3)) / 255.0
+    exact = full[: h * factor, : w * factor].reshape(h, factor, w, factor, 3).mean(axis=(1, 3)) / 255.0
     exact = torch.from_numpy(exact).permute(2, 0, 1)
     assert tuple(got.shape) == (3, *size) and pil.shape == (*size, 3)
     # The exact block mean rounded to 8-bit levels: within half a level, on the levels.
@@ -188,6 +230,7 @@ def test_a_multiview_sample_is_a_training_crop_of_the_configured_size():
 
 
 # -- what must not change --------------------------------------------------------------------------
+
 
 def _stream_digest(name: str) -> tuple[int, str]:
     """(epoch size, sha256 of [kind, name, hr file, ref file] for the first two epochs)."""
@@ -215,19 +258,26 @@ def test_an_existing_config_draws_exactly_the_pairs_it_drew_before(name):
 def test_the_held_out_set_stays_out(scale):
     base, new = _cfg(f"matching_cpu_x{scale}"), _cfg(f"multiview_cpu_x{scale}")
     a, b = Sources(base.data, scale, base.val), Sources(new.data, scale, new.val)
-    val = lambda s: ([lf.name for lf in s.val_lightfields], [n for n, _, _ in s.val_stereo],
-                     [n for n, _ in s.val_videos])
+
+    def val(s):
+        return [lf.name for lf in s.val_lightfields], [n for n, _, _ in s.val_stereo], [n for n, _ in s.val_videos]
+
     assert val(a) == val(b) == (["antinous", "IMG_0001"], ["Adirondack", "Teddy", "Vintage"], ["vid4/walk"])
     assert not HELD_OUT & {e.name for e in b.entries}
     files = {str(f) for m in b.multiview for f in m.files}
     assert not [f for f in files if any(h in f for h in ("antinous", "IMG_0001", "middlebury", "vid4"))]
-    assert b.entries[:len(a.entries)] == a.entries
+    assert b.entries[: len(a.entries)] == a.entries
 
 
 @needs_data
-@pytest.mark.parametrize("path, key", [("hci/antinous", "data.holdout_lightfields"),
-                                       ("vid4", "data.holdout_video"),
-                                       ("middlebury2014_quarter/left", "data.stereo")])
+@pytest.mark.parametrize(
+    "path, key",
+    [
+        ("hci/antinous", "data.holdout_lightfields"),
+        ("vid4", "data.holdout_video"),
+        ("middlebury2014_quarter/left", "data.stereo"),
+    ],
+)
 def test_a_source_over_held_out_data_is_refused(path, key):
     cfg = _cfg("matching_cpu_x4", f'data.multiview=[{{path = "{path}", kind = "images"}}]')
     with pytest.raises(ValueError, match=rf"data\.multiview\[0\]\.path: .*{re.escape(key)}"):
@@ -241,13 +291,18 @@ def test_the_multiview_configs():
         assert cfg.model.init == f"runs/matching2_x{scale}/model.safetensors" and cfg.model.init_strict
         assert (cfg.optim.iterations, cfg.optim.lr, cfg.optim.milestones) == (3000, 1.5e-4, [2100, 2600])
         assert cfg.run.out == f"runs/multiview_x{scale}"
-        assert [d for d in config_differences(base.to_dict(), cfg.to_dict())
-                if not d.startswith(("data.multiview", "model.init", "optim.lr", "run.out"))] == []
+        assert [
+            d
+            for d in config_differences(base.to_dict(), cfg.to_dict())
+            if not d.startswith(("data.multiview", "model.init", "optim.lr", "run.out"))
+        ] == []
     assert load_config("multiview_cpu_x4").data.multiview == load_config("multiview_cpu_x8").data.multiview
     specs = parse_specs(load_config("multiview_cpu_x4").data.multiview)
     assert [(s.path, s.kind, s.grid, s.max_view_distance, s.max_gap, s.downscale, s.repeats) for s in specs] == [
-        ("toys_lf", "grid", (16, 16), 2, 1, 1, 8), ("llff_fern", "images", (0, 0), 1, 2, 2, 6),
-        ("ngp_fox", "images", (0, 0), 1, 2, 4, 6)]
+        ("toys_lf", "grid", (16, 16), 2, 1, 1, 8),
+        ("llff_fern", "images", (0, 0), 1, 2, 2, 6),
+        ("ngp_fox", "images", (0, 0), 1, 2, 4, 6),
+    ]
 
 
 def test_a_checkpoint_from_before_the_key_existed_resumes_without_a_difference():

@@ -4,6 +4,7 @@ Most tests train ``TinyRefSR`` (a few thousand parameters) on a small generated 
 stereo pair, so they run in seconds on one CPU thread; one smoke test trains the full CrossNet for
 two 64x64 iterations on ../shared/data through the CLI (skipped if the data is absent).
 """
+
 from __future__ import annotations
 
 import json
@@ -19,9 +20,8 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from crossnet_fast.train import TinyRefSR, load_config, train
+from crossnet_fast.train import TinyRefSR, load_config, run_state, train
 from crossnet_fast.train import augment as A
-from crossnet_fast.train import run_state
 from crossnet_fast.train.config import lr_at
 from crossnet_fast.train.pairs import Sources, TrainPairs
 
@@ -60,12 +60,25 @@ def data_root(tmp_path_factory):
 def tiny_cfg(root, out, **sections):
     cfg = {
         "model": {"name": "tiny", "scale": 4},
-        "data": {"root": str(root), "lightfields": ["lf_a", "lf_val"], "stereo": ["stereo"],
-                 "holdout_lightfields": ["lf_val"], "holdout_stereo": ["p2"], "crop": [64, 64],
-                 "batch_size": 1, "lightfield_repeats": 2},
+        "data": {
+            "root": str(root),
+            "lightfields": ["lf_a", "lf_val"],
+            "stereo": ["stereo"],
+            "holdout_lightfields": ["lf_val"],
+            "holdout_stereo": ["p2"],
+            "crop": [64, 64],
+            "batch_size": 1,
+            "lightfield_repeats": 2,
+        },
         "optim": {"iterations": 4, "milestones": [2]},
-        "run": {"out": str(out), "device": "cpu", "checkpoint_every": 2, "keep_last": 2,
-                "log_every": 1, "progress": False},
+        "run": {
+            "out": str(out),
+            "device": "cpu",
+            "checkpoint_every": 2,
+            "keep_last": 2,
+            "log_every": 1,
+            "progress": False,
+        },
         "val": {"every": 0, "views": [[0, 0, 1, 1]], "window": 64, "max_size": 64},
     }
     for sec, vals in sections.items():
@@ -74,6 +87,7 @@ def tiny_cfg(root, out, **sections):
 
 
 # -- configuration ---------------------------------------------------------------------------------
+
 
 def test_defaults_are_the_paper_recipe(tmp_path):
     for cfg in (load_config(), load_config("paper_x4"), load_config("paper_x8")):
@@ -109,8 +123,13 @@ def test_state_encoding_round_trip():
     opt = torch.optim.Adam([p], betas=(0.9, 0.999))
     p.grad = torch.randn(3, 2)
     opt.step()
-    obj = {"opt": opt.state_dict(), "np": np.random.get_state(), "py": __import__("random").getstate(),
-           "t": (1, 2.5, None, b"\x00\x01"), "k": {3: "x"}}
+    obj = {
+        "opt": opt.state_dict(),
+        "np": np.random.get_state(),
+        "py": __import__("random").getstate(),
+        "t": (1, 2.5, None, b"\x00\x01"),
+        "k": {3: "x"},
+    }
     tensors = {}
     tree = json.loads(json.dumps(run_state.encode_state(obj, tensors)))
     back = run_state.decode_state(tree, tensors)
@@ -121,6 +140,7 @@ def test_state_encoding_round_trip():
 
 
 # -- augmentation ----------------------------------------------------------------------------------
+
 
 def test_flip_is_a_real_mirror_of_all_three():
     lr, ref, hr = torch.rand(3, 4, 5), torch.rand(3, 8, 10), torch.rand(3, 8, 10)
@@ -148,10 +168,14 @@ def test_dataset_flips_lr_ref_and_hr_together(data_root, tmp_path):
 
 
 def test_parallax_shift_moves_the_reference_by_the_drawn_amount(data_root, tmp_path):
-    cfg = load_config(tiny_cfg(data_root, tmp_path, data={
-        "lightfields": ["lf_same"], "stereo": [], "holdout_lightfields": [], "holdout_stereo": []},
-        augment={"hflip": False, "vflip": False, "brightness_std": 0.0, "color": [1.0, 1.0],
-                 "contrast": 0.0}))
+    cfg = load_config(
+        tiny_cfg(
+            data_root,
+            tmp_path,
+            data={"lightfields": ["lf_same"], "stereo": [], "holdout_lightfields": [], "holdout_stereo": []},
+            augment={"hflip": False, "vflip": False, "brightness_std": 0.0, "color": [1.0, 1.0], "contrast": 0.0},
+        )
+    )
     ds = TrainPairs(Sources(cfg.data, 4), cfg)
     shifts = set()
     for pos in range(6):
@@ -161,8 +185,8 @@ def test_parallax_shift_moves_the_reference_by_the_drawn_amount(data_root, tmp_p
         shifts.add((dx, dy))
         ref, hr = s["ref"], s["hr"]  # both views are the same image: ref = hr moved by (dx, dy)
         h, w = hr.shape[-2:]
-        got = ref[:, max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)]
-        want = hr[:, max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)]
+        got = ref[:, max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)]
+        want = hr[:, max(-dy, 0) : h + min(-dy, 0), max(-dx, 0) : w + min(-dx, 0)]
         assert torch.equal(got, want)
     assert len(shifts) > 1 and any(s != (0, 0) for s in shifts)
     # The window reads real pixels beyond the crop (no padding where the image continues).
@@ -171,8 +195,13 @@ def test_parallax_shift_moves_the_reference_by_the_drawn_amount(data_root, tmp_p
 
 
 def test_view_pairs_cover_the_whole_grid(data_root, tmp_path):
-    cfg = load_config(tiny_cfg(data_root, tmp_path, data={
-        "lightfields": ["lf_8"], "stereo": [], "holdout_lightfields": [], "holdout_stereo": []}))
+    cfg = load_config(
+        tiny_cfg(
+            data_root,
+            tmp_path,
+            data={"lightfields": ["lf_8"], "stereo": [], "holdout_lightfields": [], "holdout_stereo": []},
+        )
+    )
     ds = TrainPairs(Sources(cfg.data, 4), cfg)
     ds.cache.load = lambda p: Path(p).stem  # record the drawn files instead of decoding them
     rows, cols = set(), set()
@@ -203,15 +232,16 @@ def test_synthetic_pairs(data_root, tmp_path):
 
 # -- training --------------------------------------------------------------------------------------
 
+
 @pytest.mark.slow
 def test_resume_reproduces_an_uninterrupted_run(data_root, tmp_path):
     straight = train(tiny_cfg(data_root, tmp_path / "a", data={"num_workers": 1}), quiet=True)
     part = train(tiny_cfg(data_root, tmp_path / "b"), max_steps=2, quiet=True)
     assert part["stopped"] == "max_steps" and part["step"] == 2 and part["model"] is None
     rest = train(tiny_cfg(data_root, tmp_path / "b"), resume=tmp_path / "b", quiet=True)
-    losses = [l for _, l in straight["losses"]]
+    losses = [loss for _, loss in straight["losses"]]
     assert [s for s, _ in straight["losses"]] == [1, 2, 3, 4]
-    assert [l for _, l in part["losses"] + rest["losses"]] == losses  # bit-identical
+    assert [loss for _, loss in part["losses"] + rest["losses"]] == losses  # bit-identical
     a, b = load_file(straight["model"]), load_file(rest["model"])
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     # The CSV of the resumed run reads like one run; validation ran and compared with bicubic.
@@ -221,8 +251,10 @@ def test_resume_reproduces_an_uninterrupted_run(data_root, tmp_path):
     # Adam's moments carried across the lr step at 2 (one optimizer for the whole run).
     state, _ = run_state.load(run_state.find(tmp_path / "b"))
     assert state["step"] == 4 and all(float(s["step"]) == 4 for s in state["optimizer"]["state"].values())
-    assert [p.name for _, p in run_state.list_checkpoints(tmp_path / "b" / "checkpoints")] == \
-        ["step_00000002", "step_00000004"]
+    assert [p.name for _, p in run_state.list_checkpoints(tmp_path / "b" / "checkpoints")] == [
+        "step_00000002",
+        "step_00000004",
+    ]
 
 
 class _StopAt(TinyRefSR):
@@ -274,12 +306,16 @@ class _NaNOnce(TinyRefSR):
 
 
 def test_bf16_channels_last_clipping_and_nonfinite_skip(data_root, tmp_path):
-    cfg = tiny_cfg(data_root, tmp_path / "p", optim={"iterations": 2, "grad_clip": 0.5, "warmup": 1},
-                   run={"precision": "bf16", "channels_last": True},
-                   data={"synthetic_fraction": 0.5})
+    cfg = tiny_cfg(
+        data_root,
+        tmp_path / "p",
+        optim={"iterations": 2, "grad_clip": 0.5, "warmup": 1},
+        run={"precision": "bf16", "channels_last": True},
+        data={"synthetic_fraction": 0.5},
+    )
     res = train(cfg, quiet=True)
     assert res["precision"] == "bf16" and res["channels_last"]
-    assert all(np.isfinite(l) for _, l in res["losses"])
+    assert all(np.isfinite(loss) for _, loss in res["losses"])
     model = _NaNOnce()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     res = train(tiny_cfg(data_root, tmp_path / "n", optim={"iterations": 1}), model=model, quiet=True)
@@ -294,18 +330,19 @@ def _free_port():
 
 
 def _ddp_worker(rank, world, port, cfg, out):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
-                      WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank)
+    )
     torch.set_num_threads(1)
     res = train(cfg, quiet=True)
-    Path(out, f"rank{rank}.json").write_text(json.dumps(
-        {"losses": res["losses"], "digests": res["replica_digests"], "world": res["world"]}))
+    Path(out, f"rank{rank}.json").write_text(
+        json.dumps({"losses": res["losses"], "digests": res["replica_digests"], "world": res["world"]})
+    )
 
 
 @pytest.mark.slow
 def test_ddp_two_processes_keep_identical_replicas(data_root, tmp_path):
-    cfg = tiny_cfg(data_root, tmp_path / "ddp", optim={"iterations": 3},
-                   run={"checkpoint_every": 3})
+    cfg = tiny_cfg(data_root, tmp_path / "ddp", optim={"iterations": 3}, run={"checkpoint_every": 3})
     torch.multiprocessing.spawn(_ddp_worker, args=(2, _free_port(), cfg, str(tmp_path)), nprocs=2)
     r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
     assert r0["world"] == 2 and len(r0["digests"]) == 2 and r0["digests"][0] == r0["digests"][1]
@@ -313,13 +350,12 @@ def test_ddp_two_processes_keep_identical_replicas(data_root, tmp_path):
     # Rank 0 alone wrote the checkpoint; its weights are the replicas' (digest re-computed).
     assert run_state.find(tmp_path / "ddp").name == "step_00000003"
     # The 2-process run sees the same global batches as one process with batch 2.
-    single = train(tiny_cfg(data_root, tmp_path / "one", optim={"iterations": 3},
-                            data={"batch_size": 2}), quiet=True)
-    np.testing.assert_allclose([l for _, l in r0["losses"]], [l for _, l in single["losses"]],
-                               rtol=1e-4)
+    single = train(tiny_cfg(data_root, tmp_path / "one", optim={"iterations": 3}, data={"batch_size": 2}), quiet=True)
+    np.testing.assert_allclose([loss for _, loss in r0["losses"]], [loss for _, loss in single["losses"]], rtol=1e-4)
 
 
 # -- checkpoints -----------------------------------------------------------------------------------
+
 
 def _crash_duringsave_png(root, step, model, stage):
     def child():
@@ -361,8 +397,7 @@ def test_warm_starts(tmp_path):
     run_state.save_weights(sisr, tmp_path / "srcnn.safetensors")
     net = CrossNet(scale=4, sisr="srcnn")
     run_state.load_weights(net.sisr, tmp_path / "srcnn.safetensors", prefix_map=("net.", ""))
-    assert all(torch.equal(a, b) for a, b in zip(net.sisr.state_dict().values(),
-                                                  sisr.net.state_dict().values()))
+    assert all(torch.equal(a, b) for a, b in zip(net.sisr.state_dict().values(), sisr.net.state_dict().values()))
     # x4 -> x8: everything but the scale-specific MDSR blocks carries over (model.init_strict=false).
     run_state.save_weights(SISRModel("mdsr", 4), tmp_path / "mdsr4.safetensors")
     left = run_state.load_weights(SISRModel("mdsr", 8), tmp_path / "mdsr4.safetensors", strict=False)
@@ -370,6 +405,7 @@ def test_warm_starts(tmp_path):
 
 
 # -- the full CrossNet through the CLI ---------------------------------------------------------------
+
 
 @pytest.mark.slow
 @pytest.mark.skipif(not (SHARED / "lytro_flowers").is_dir(), reason="../shared/data not present")
@@ -380,8 +416,20 @@ def test_cli_trains_crossnet_saves_resumes_and_evaluates(tmp_path, monkeypatch):
 
     monkeypatch.chdir(ROOT)  # data.root "../shared/data" is relative to the project root
     out = tmp_path / "smoke"
-    args = ["train", "--config", "smoke_cpu", "--out", str(out), "--no-progress", "--iterations", "2",
-            "--set", "run.checkpoint_every=1", "--set", "val.every=2"]
+    args = [
+        "train",
+        "--config",
+        "smoke_cpu",
+        "--out",
+        str(out),
+        "--no-progress",
+        "--iterations",
+        "2",
+        "--set",
+        "run.checkpoint_every=1",
+        "--set",
+        "val.every=2",
+    ]
     assert cli.main(args + ["--max-steps", "1"]) == 0
     assert run_state.find(out).name == "step_00000001"
     assert cli.main(args + ["--resume", str(out)]) == 0
@@ -392,6 +440,7 @@ def test_cli_trains_crossnet_saves_resumes_and_evaluates(tmp_path, monkeypatch):
 
 
 # -- trainability options of the shipped compact models ----------------------------------------------
+
 
 def _video(root):
     """video/seq_a: 5 frames, video/seq_b: 4 frames (held out); frame k is the texture moved k px."""
@@ -404,15 +453,26 @@ def _video(root):
 
 def test_video_sequences_give_frame_pairs_within_the_gap(data_root, tmp_path):
     _video(data_root)
-    cfg = load_config(tiny_cfg(data_root, tmp_path, data={
-        "lightfields": [], "stereo": [], "holdout_lightfields": [], "holdout_stereo": [],
-        "video": ["video/seq_a", "video/seq_b"],
-        "holdout_video": ["video/seq_b"], "video_max_gap": 2, "video_repeats": 3}))
+    cfg = load_config(
+        tiny_cfg(
+            data_root,
+            tmp_path,
+            data={
+                "lightfields": [],
+                "stereo": [],
+                "holdout_lightfields": [],
+                "holdout_stereo": [],
+                "video": ["video/seq_a", "video/seq_b"],
+                "holdout_video": ["video/seq_b"],
+                "video_max_gap": 2,
+                "video_repeats": 3,
+            },
+        )
+    )
     src = Sources(cfg.data, 4, cfg.val)
     assert [e.kind for e in src.entries] == ["video"] * 3 and src.entries[0].name == "video/seq_a"
     ds = TrainPairs(src, cfg)
-    frames = [torch.from_numpy(np.array(Image.open(p))).permute(2, 0, 1).float() / 255
-              for p in src.videos[0][1]]
+    frames = [torch.from_numpy(np.array(Image.open(p))).permute(2, 0, 1).float() / 255 for p in src.videos[0][1]]
     seen = set()
     for pos in range(40):
         gen = torch.Generator().manual_seed(pos)
@@ -429,11 +489,24 @@ def test_video_sequences_give_frame_pairs_within_the_gap(data_root, tmp_path):
 
 
 def _compact_cfg(root, out, **sections):
-    cfg = tiny_cfg(root, out, model={"name": "crossnet", "sisr": "bicubic", "options": {
-        "width": 0.0625, "residual": True, "flow_ref": "degraded", "ref_detail": True, "refine_radius": 1,
-        "flow_init": "patchmatch", "backprojection": 1}},
-        optim={"iterations": 4, "milestones": [2], "photometric": 1.0, "photometric_end": 0.1,
-               "smoothness": 0.01})
+    cfg = tiny_cfg(
+        root,
+        out,
+        model={
+            "name": "crossnet",
+            "sisr": "bicubic",
+            "options": {
+                "width": 0.0625,
+                "residual": True,
+                "flow_ref": "degraded",
+                "ref_detail": True,
+                "refine_radius": 1,
+                "flow_init": "patchmatch",
+                "backprojection": 1,
+            },
+        },
+        optim={"iterations": 4, "milestones": [2], "photometric": 1.0, "photometric_end": 0.1, "smoothness": 0.01},
+    )
     for sec, vals in sections.items():
         cfg.setdefault(sec, {}).update(vals)
     return cfg
@@ -443,13 +516,23 @@ def test_resume_of_a_run_with_the_options(data_root, tmp_path):
     straight = train(_compact_cfg(data_root, tmp_path / "a"), quiet=True)
     part = train(_compact_cfg(data_root, tmp_path / "b"), max_steps=2, quiet=True)
     rest = train(_compact_cfg(data_root, tmp_path / "b"), resume=tmp_path / "b", quiet=True)
-    assert [l for _, l in part["losses"] + rest["losses"]] == [l for _, l in straight["losses"]]
+    assert [loss for _, loss in part["losses"] + rest["losses"]] == [loss for _, loss in straight["losses"]]
     from crossnet_fast.checkpoint import load_model
 
     model = load_model(rest["model"])
-    assert model.config == {"scale": 4, "config": "official", "sisr": "bicubic", "width": 0.0625,
-                            "residual": True, "flow_ref": "degraded", "ref_detail": True, "refine_radius": 1,
-                            "flow_init": "patchmatch", "backprojection": 1, "flow": "flownet"}
+    assert model.config == {
+        "scale": 4,
+        "config": "official",
+        "sisr": "bicubic",
+        "width": 0.0625,
+        "residual": True,
+        "flow_ref": "degraded",
+        "ref_detail": True,
+        "refine_radius": 1,
+        "flow_init": "patchmatch",
+        "backprojection": 1,
+        "flow": "flownet",
+    }
     a, b = load_file(straight["model"]), load_file(rest["model"])
     assert all(torch.equal(a[k], b[k]) for k in a)
 
@@ -457,11 +540,26 @@ def test_resume_of_a_run_with_the_options(data_root, tmp_path):
 def test_flow_losses_change_the_update_and_need_crossnet(data_root, tmp_path):
     # The flow net's own V0 drives the detail warp here: with flow_init="patchmatch" a 2-step
     # change of V1..V3 moves the loss by less than its fp32 rounding.
-    net_v0 = {"model": {"name": "crossnet", "sisr": "bicubic", "options": {
-        "width": 0.0625, "residual": True, "flow_ref": "degraded", "ref_detail": True, "refine_radius": 1}}}
+    net_v0 = {
+        "model": {
+            "name": "crossnet",
+            "sisr": "bicubic",
+            "options": {
+                "width": 0.0625,
+                "residual": True,
+                "flow_ref": "degraded",
+                "ref_detail": True,
+                "refine_radius": 1,
+            },
+        }
+    }
     with_losses = train(_compact_cfg(data_root, tmp_path / "a", optim={"iterations": 2}, **net_v0), quiet=True)
-    without = train(_compact_cfg(data_root, tmp_path / "b", optim={"iterations": 2, "photometric": 0.0,
-                                                                   "smoothness": 0.0}, **net_v0), quiet=True)
+    without = train(
+        _compact_cfg(
+            data_root, tmp_path / "b", optim={"iterations": 2, "photometric": 0.0, "smoothness": 0.0}, **net_v0
+        ),
+        quiet=True,
+    )
     # Step 1's reconstruction loss is the same (same weights and batch); the update is not.
     assert with_losses["losses"][0] == without["losses"][0]
     assert with_losses["losses"][1] != without["losses"][1]
