@@ -9,9 +9,10 @@ Interleaved A/B (ours and the baseline alternating, median of per-round ratios):
 Shapes: PWC-Net's five correlation levels for a 448x1024 pair (N=2, 1/4 .. 1/64 resolution with
 its feature widths C = 32, 64, 96, 128, 196, D = 4); CrossNet-like single-pair shapes (N=1, C=32,
 64^2 and 128^2, D = 4 .. 8, dilation 1 and 2, stride 1 and 2); and the correlation flow
-estimator's own calls for one 512x512 pair (crossnet_fast/models/corrflow.py: 32 feature channels,
-a global search at half the LR resolution with D = 16 at x4 and D = 8 at x8, local steps at the LR
-resolution with D = 4 and 2), also forward only (inference). fp32.
+estimator's own calls for one 512x512 output at x4 or x8 (crossnet_fast/models/corrflow.py: 32
+learned feature channels and 27 descriptor channels; the global search at 1/16 of the HR size
+with D = 8, the step at 1/8 with D = 3, the steps at 1/4 with D = 4 and 2), also forward only
+(inference). fp32.
 """
 
 from __future__ import annotations
@@ -36,10 +37,11 @@ CASES = {
     "crossnet 1x32x64x64 D8": (1, 32, 64, 64, 8, 1, 1),
     "crossnet 1x32x64x64 D8 dil2 stride2": (1, 32, 64, 64, 8, 2, 2),
     "model global 1x32x32x32 D8": (1, 32, 32, 32, 8, 1, 1),
-    "model x4 local 1x32x128x128 D2": (1, 32, 128, 128, 2, 1, 1),
-    "model x8 global 1x32x32x32 D8": (1, 32, 32, 32, 8, 1, 1),
+    "model global descriptors 1x27x32x32 D8": (1, 27, 32, 32, 8, 1, 1),
+    "model mid 1x32x64x64 D3": (1, 32, 64, 64, 3, 1, 1),
+    "model local 1x32x128x128 D2": (1, 32, 128, 128, 2, 1, 1),
 }
-# The model's calls (the x4 local step with D = 4 is "crossnet 1x32x128x128 D4" above).
+# The model's calls (its first 1/4-HR step, D = 4, is "crossnet 1x32x128x128 D4" above).
 MODEL_CASES = [name for name in CASES if name.startswith("model")] + ["crossnet 1x32x128x128 D4"]
 IMPLS = {
     "crossnet_fast_cpu": lambda a, b, d, dil, s: cf.correlation(a, b, d, dilation=dil, stride=s, backend="cpu"),

@@ -65,9 +65,12 @@ class CrossNetConfig:
     #   a learned per-pixel gate in [0, 1] that also sees the local matching cost (decoder.py).
     ref_detail: bool = False
     # refine_radius: > 0 refines V0 by a local search of +-refine_radius px around it against the
-    #   degraded reference (models/refine.py; two searches, soft-argmin with a learned temperature);
-    #   the refined V0 warps the full-resolution features and the detail. 0 = off.
+    #   degraded reference (models/refine.py; refine_steps searches, each a soft-argmin with a
+    #   learned temperature); the refined V0 warps the full-resolution features and the detail. 0 = off.
     refine_radius: int = 0
+    # refine_steps: searches in sequence, each centred on the last estimate (1..4). Files written
+    #   before this option existed ran 2.
+    refine_steps: int = 2
     # flow_init: where the full-resolution flow V0 starts: "net" (the flow net's V0, as in the
     #   paper) or "patchmatch" (a PatchMatch nearest-neighbour field of the bicubic LR against the
     #   degraded reference, matching/patchmatch.py, then the local search if refine_radius > 0).
@@ -103,6 +106,12 @@ class CrossNetConfig:
             or not 0 <= self.refine_radius <= 4
         ):
             raise ValueError(f"refine_radius must be an integer in [0, 4], got {self.refine_radius!r}")
+        if (
+            isinstance(self.refine_steps, bool)
+            or not isinstance(self.refine_steps, int)
+            or not 1 <= self.refine_steps <= 4
+        ):
+            raise ValueError(f"refine_steps must be an integer in [1, 4], got {self.refine_steps!r}")
         if self.flow_ref not in FLOW_REFS:
             raise ValueError(f"flow_ref must be one of {FLOW_REFS}, got {self.flow_ref!r}")
         if (
@@ -167,7 +176,7 @@ class CrossNet(nn.Module):
         freeze_sisr: stop gradients into the SISR front end (it then runs under ``no_grad``).
         width: channel multiplier of the flow net, encoder and decoder (1.0: the paper's network,
             the parameter counts above; 0.25: the compact configuration of the shipped weights).
-        residual, flow_ref, ref_detail, refine_radius, flow_init, backprojection: trainability
+        residual, flow_ref, ref_detail, refine_radius, refine_steps, flow_init, backprojection: trainability
             options of the shipped compact models (see :class:`CrossNetConfig`); the defaults are
             the faithful model.
 
@@ -188,6 +197,7 @@ class CrossNet(nn.Module):
         flow_ref: str = "sharp",
         ref_detail: bool = False,
         refine_radius: int = 0,
+        refine_steps: int = 2,
         flow_init: str = "net",
         backprojection: int = 0,
         flow: str = "flownet",
@@ -202,6 +212,7 @@ class CrossNet(nn.Module):
             flow_ref=flow_ref,
             ref_detail=ref_detail,
             refine_radius=refine_radius,
+            refine_steps=refine_steps,
             flow_init=flow_init,
             backprojection=backprojection,
             flow=flow,
@@ -220,7 +231,9 @@ class CrossNet(nn.Module):
             nn.init.zeros_(self.decoder.out.bias)
         self.ref_detail = ReferenceDetailGate(self.cfg.channels, patch=scale + 3) if ref_detail else None
         self.refine = (
-            LocalSearchRefinement(refine_radius, steps=2, patch=scale + 3, backend=backend) if refine_radius else None
+            LocalSearchRefinement(refine_radius, steps=refine_steps, patch=scale + 3, backend=backend)
+            if refine_radius
+            else None
         )
         self.backend = backend
         self.freeze_sisr(freeze_sisr)

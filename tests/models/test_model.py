@@ -361,6 +361,7 @@ def test_faithful_defaults_have_no_options():
         "flow_ref": "sharp",
         "ref_detail": False,
         "refine_radius": 0,
+        "refine_steps": 2,
         "flow_init": "net",
         "backprojection": 0,
         "flow": "flownet",
@@ -573,3 +574,16 @@ def test_detail_gate_starts_open_where_the_reference_matches():
         g = gate(fused, detail, mismatch)[0, 0]
     torch.testing.assert_close(g[:, :3], torch.full((8, 3), 1e-3 / (1e-3 + 1e-6)))
     torch.testing.assert_close(g[:, 5:], torch.full((8, 3), 1e-3 / (1e-3 + 0.03 + 1e-6)))
+
+
+def test_refine_steps_option():
+    from crossnet_fast.models.crossnet import CrossNetConfig
+
+    assert CrossNetConfig().refine_steps == 2  # what files written before the option ran
+    m = CrossNet(scale=4, sisr="bicubic", width=0.125, refine_radius=1, refine_steps=1)
+    assert m.refine.steps == 1 and m.refine.radius == 1
+    old = {k: v for k, v in m.cfg.to_dict().items() if k != "refine_steps"}
+    assert CrossNet.from_config(old).refine.steps == 2
+    for bad in (0, 5, True, 1.0):
+        with pytest.raises(ValueError, match="refine_steps"):
+            CrossNetConfig(refine_steps=bad)

@@ -23,6 +23,7 @@ _COMMON = {
     "flow_ref": "degraded",
     "ref_detail": True,
     "backprojection": 2,
+    "refine_steps": 2,  # files written before the option exist read as 2
 }
 # x4: FlowNetS+ started by PatchMatch and refined by a local search; x8: the correlation flow (no
 # PatchMatch, no search), docs/MODEL_CARD.md.
