@@ -113,7 +113,8 @@ inline void add_image_bases(cpu::TileTaps<acc_t, int32_t>& t, int64_t len, int64
                             int64_t r) {
   int64_t i = 0;
 #if CROSSNET_FAST_X86_DISPATCH
-  if (cpu::has_avx2() && P >= 8) cpu::add_image_bases_avx2(t.off, len, P, in_plane, n, r, i);  // offsets only
+  // Any data type: only the int32 offsets change.
+  if (cpu::has_avx2() && P >= 8) cpu::add_image_bases_avx2(t.off, len, P, in_plane, n, r, i);
 #endif
   for (; i < len; ++i) {
     const int32_t base = static_cast<int32_t>(n * in_plane);
