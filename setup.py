@@ -49,7 +49,7 @@ def _extension(plan):
     sources = sorted(glob.glob("csrc/*.cpp") + glob.glob("csrc/cpu/*.cpp"))
     # -fno-math-errno: sqrt need not set errno, so loops with it can be vectorised.
     # -ffp-contract=off: no fused multiply-adds unless written, so the AVX2+FMA code paths
-    # (csrc/cpu/taps_avx2.h, sampling_loops.h) round exactly like the portable ones
+    # (csrc/cpu/avx2/, correlation_kernel.cpp) round exactly like the portable ones
     # (tests/ops/test_cpu_isa_paths.py checks they are bit-identical).
     cxx_flags = ["-O3", "-fno-math-errno", "-ffp-contract=off", "-fdiagnostics-color=always"]
     # at::parallel_for (every CPU kernel's loop) is an inline template that runs in parallel only

@@ -22,7 +22,7 @@
 #include <vector>
 
 #include "../common.h"
-#include "sampling_loops.h"
+#include "avx2/isa.h"
 
 // The loops below are templates inlined into one baseline and one AVX2 entry point each; without
 // always_inline GCC may keep a helper out of line, compiled for the baseline ISA only.

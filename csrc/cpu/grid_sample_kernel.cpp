@@ -1,26 +1,40 @@
 // CPU kernels of grid_sample and its backward (bilinear, zeros/border/reflection padding, both
-// align_corners): the coordinate math of bilinear.h (grid_taps_strided) through the sampling loops
-// shared with the warp (sampling_loops.h). The input gradient is summed plane by plane in a fixed
-// order, so the backward is deterministic. Accumulation in fp32 (fp64 for fp64).
+// align_corners). Accumulation in fp32 (fp64 for fp64).
+//
+// The parts, in this file:
+//   GridSampleTaps      the taps source (see sampling_loops.h): point p of image n from the grid, any
+//                       strides, through bilinear.h's grid_taps_strided; its tile fill takes the
+//                       AVX2 path (avx2/grid_taps.h) for fp32 with zeros or border padding.
+//   one/few channels    grid_sample's own forward paths for one channel and few points per image
+//                       (RAFT's correlation lookups) and for up to 4 channels (flow fields), with
+//                       their AVX2 loops in avx2/grid_lookups.h; tried first by the forward.
+//   the launchers       grid_sample_cpu (those paths, else cpu::sample_forward) and
+//                       grid_sample_backward_cpu (cpu::sample_backward: the input gradient summed
+//                       plane by plane in a fixed order, so deterministic).
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <torch/library.h>
 
+#include <limits>
+#include <type_traits>
+
 #include "../common.h"
+#include "avx2/grid_lookups.h"
+#include "avx2/grid_taps.h"
+#include "avx2/isa.h"
 #include "sampling_loops.h"
-#include "taps_avx2.h"
+#include "tile_taps.h"
 
 namespace crossnet_fast {
 namespace {
 
 // The taps source of grid_sample: point p of image n reads its normalised (x, y) from the grid,
-// which may have any strides (RAFT's lookup grids come batch-innermost from a broadcast add; a
-// copy to contiguous cost more than the sampling).
+// which may have any strides (RAFT's lookup grids come batch-innermost from a broadcast add, and
+// a copy to contiguous costs more than the sampling). Points p >= P continue into the next images
+// (point p % P of image n + p / P): the math does not depend on the image, so the one-channel
+// forward runs tiles of the flattened (N * P) grid across image boundaries.
 template <typename acc_t>
 struct GridSampleTaps {
-  // fill(t, 0, q0, len) reads points q0.. of the whole (N * P) grid: its math does not depend on
-  // the image, so the forward may run tiles across image boundaries (sample_forward).
-  static constexpr bool kFlat = true;
   const acc_t* grid;  // (N, Ho, Wo, 2), accumulate type, element strides below
   int64_t P, Wo, stride_n, stride_h, stride_w, stride_xy;
   int64_t H, W;
@@ -45,48 +59,6 @@ struct GridSampleTaps {
     return grid + n * stride_n + (p / Wo) * stride_h + (p % Wo) * stride_w;
   }
 
-  template <typename scalar_t>
-  bool sample_one_channel(const scalar_t* src, scalar_t* dst, int64_t q0, int64_t len, int64_t in_plane,
-                          int64_t extent) const;
-  template <typename scalar_t>
-  bool sample_one_channel_batch_inner(const scalar_t* src, scalar_t* dst, int64_t N, int64_t in_plane) const;
-
-  // sample_forward's few-channel path (flow fields): whether it applies to these inputs, and the
-  // tile [p0, p0 + len) of image n: groups of 8 packed points from registers
-  // (cpu::grid_sample_few_channels_avx2), the rest (and unpacked tiles) through the general path.
-  // src_n: the image's planes; dst: its tile start.
-  template <typename scalar_t>
-  bool few_channels_apply(int64_t C, int64_t in_plane) const {
-#if CROSSNET_FAST_X86_DISPATCH
-    if constexpr (std::is_same_v<scalar_t, float> && std::is_same_v<acc_t, float>) {
-      return cpu::has_avx2() && padding != GridPadding::Reflection && rows_packed() && in_plane >= 2 &&
-             C * in_plane <= std::numeric_limits<int32_t>::max();
-    }
-#endif
-    return false;
-  }
-
-  template <typename scalar_t>
-  void sample_few_channels(const scalar_t* src_n, scalar_t* dst, int64_t n, int64_t p0, int64_t len, int64_t C,
-                           int64_t in_plane, int64_t P_out) const {
-    int64_t done = 0;
-#if CROSSNET_FAST_X86_DISPATCH
-    if constexpr (std::is_same_v<scalar_t, float> && std::is_same_v<acc_t, float>) {
-      if (packed(n, p0, len)) {
-        done = len - len % 8;
-        cpu::grid_sample_few_channels_avx2(src_n, point(n, p0), dst, done, C, in_plane, P_out, H, W,
-                                           padding == GridPadding::Border, align_corners);
-      }
-    }
-#endif
-    if (done == len) return;
-    // The rest through the general path: bilinear.h taps point by point, forward_channels' sums.
-    cpu::TileTaps<acc_t, int32_t> t;
-    t.fill_pointwise(*this, n, p0 + done, len - done, false);
-    cpu::forward_channels_scalar(src_n, dst + done, C, in_plane, P_out, int64_t(0), len - done, t);
-    cpu::poison_undefined(dst + done, C, P_out, len - done, t);
-  }
-
   GridTaps<acc_t, int64_t> operator()(int64_t n, int64_t p) const {
     const acc_t* g = point(n, p);
     return grid_taps_strided<acc_t, int64_t>(g[0], g[stride_xy], H, W, W, int64_t(1), padding, align_corners);
@@ -97,7 +69,7 @@ struct GridSampleTaps {
     // Reflection, fp64, and CPUs without AVX2 take the general path: bilinear.h point by point.
     if (padding == GridPadding::Reflection) return t.fill_pointwise(*this, n, p0, len, with_derivatives);
 #if CROSSNET_FAST_X86_DISPATCH
-    if constexpr (std::is_same_v<acc_t, float> && std::is_same_v<index_t, int32_t>) {
+    if constexpr (cpu::kAvx2Types<acc_t, acc_t, index_t>) {  // (a fill reads the grid: no data type)
       if (cpu::has_avx2()) {
         const int64_t vec_len = len - len % 8;
         const float* xy = packed(n, p0, len) ? point(n, p0) : nullptr;
@@ -128,20 +100,45 @@ struct GridSampleTaps {
   }
 };
 
-// sample_forward's one-channel flattened tiles: points [q0, q0 + len) of the (N * P) grid straight
-// from the grid (cpu::grid_sample_one_channel_avx2) where that path applies (fp32, AVX2, zeros or
-// border padding, images of >= 8 points, whole groups of 8, packed points); false otherwise
-// (grids with the batch innermost take sample_one_channel_batch_inner first).
+// ---- one channel, few points per image (RAFT's correlation lookups) -----------------------------
+// Hundreds of 7x7 samples of 16x16 planes: a tile per image would be mostly empty, so the grid runs
+// as one long image of N * P points, full tiles across image boundaries, each tap offset moved to
+// its image's plane (add_image_bases). With AVX2 (fp32, zeros or border padding) the points go
+// from the grid to taps in registers and straight to the gathers (avx2/grid_lookups.h).
+
+// off[k][i] += (image of point i) * in_plane for the points [0, len) of a tile of the flattened
+// (N * P) grid whose first point is point r of image n (stepped: no division per point).
 template <typename acc_t>
-template <typename scalar_t>
-bool GridSampleTaps<acc_t>::sample_one_channel(const scalar_t* src, scalar_t* dst, int64_t q0, int64_t len,
-                                               int64_t in_plane, int64_t extent) const {
+inline void add_image_bases(cpu::TileTaps<acc_t, int32_t>& t, int64_t len, int64_t P, int64_t in_plane, int64_t n,
+                            int64_t r) {
+  int64_t i = 0;
 #if CROSSNET_FAST_X86_DISPATCH
-  if constexpr (std::is_same_v<scalar_t, float> && std::is_same_v<acc_t, float>) {
-    if (cpu::has_avx2() && padding != GridPadding::Reflection && P >= 8 && len % 8 == 0 && extent >= 2 &&
-        packed(0, q0, len)) {
-      cpu::grid_sample_one_channel_avx2(src, point(0, q0), dst, len, P, in_plane, static_cast<int32_t>(extent), q0 / P,
-                                        q0 % P, H, W, padding == GridPadding::Border, align_corners);
+  // Any data type: only the int32 offsets change.
+  if (cpu::has_avx2() && P >= 8) cpu::add_image_bases_avx2(t.off, len, P, in_plane, n, r, i);
+#endif
+  for (; i < len; ++i) {
+    const int32_t base = static_cast<int32_t>(n * in_plane);
+    for (int k = 0; k < 4; ++k) t.off[k][i] += base;
+    if (++r == P) {
+      r = 0;
+      ++n;
+    }
+  }
+}
+
+// Points [q0, q0 + len) of the flattened (N * P) grid straight from the grid
+// (cpu::grid_sample_one_channel_avx2) where that path applies (fp32, AVX2, zeros or border
+// padding, images of >= 8 points, whole groups of 8, packed points); false otherwise.
+template <typename scalar_t, typename acc_t>
+bool one_channel_registers(const GridSampleTaps<acc_t>& s, const scalar_t* src, scalar_t* dst, int64_t q0, int64_t len,
+                           int64_t in_plane, int64_t extent) {
+#if CROSSNET_FAST_X86_DISPATCH
+  if constexpr (cpu::kAvx2Types<scalar_t, acc_t>) {
+    if (cpu::has_avx2() && s.padding != GridPadding::Reflection && s.P >= 8 && len % 8 == 0 && extent >= 2 &&
+        s.packed(0, q0, len)) {
+      cpu::grid_sample_one_channel_avx2(src, s.point(0, q0), dst, len, s.P, in_plane, static_cast<int32_t>(extent),
+                                        q0 / s.P, q0 % s.P, s.H, s.W, s.padding == GridPadding::Border,
+                                        s.align_corners);
       return true;
     }
   }
@@ -149,34 +146,106 @@ bool GridSampleTaps<acc_t>::sample_one_channel(const scalar_t* src, scalar_t* ds
   return false;
 }
 
-// sample_forward's one-channel grids whose batch is innermost (stride_n == 1), all at once, 8
-// images per step (cpu::grid_sample_one_channel_8_images_avx2), where that applies (fp32, AVX2,
-// zeros or border padding, N a multiple of 8, non-negative strides, int32 offsets); false
-// otherwise.
-template <typename acc_t>
-template <typename scalar_t>
-bool GridSampleTaps<acc_t>::sample_one_channel_batch_inner(const scalar_t* src, scalar_t* dst, int64_t N,
-                                                           int64_t in_plane) const {
+// Every point of a grid whose batch is innermost (stride_n == 1: RAFT's layout), 8 images per step
+// (cpu::grid_sample_one_channel_8_images_avx2), where that applies (fp32, AVX2, zeros or border
+// padding, N a multiple of 8, non-negative strides, int32 offsets); false otherwise.
+template <typename scalar_t, typename acc_t>
+bool one_channel_batch_inner(const GridSampleTaps<acc_t>& s, const scalar_t* src, scalar_t* dst, int64_t N,
+                             int64_t in_plane) {
 #if CROSSNET_FAST_X86_DISPATCH
-  if constexpr (std::is_same_v<scalar_t, float> && std::is_same_v<acc_t, float>) {
+  if constexpr (cpu::kAvx2Types<scalar_t, acc_t>) {
     const int64_t extent = N * in_plane;
-    if (!cpu::has_avx2() || padding == GridPadding::Reflection || stride_n != 1 || N % 8 != 0 || extent < 2 ||
-        stride_h < 0 || stride_w < 0 || stride_xy < 0) {
+    if (!cpu::has_avx2() || s.padding == GridPadding::Reflection || s.stride_n != 1 || N % 8 != 0 || extent < 2 ||
+        s.stride_h < 0 || s.stride_w < 0 || s.stride_xy < 0) {
       return false;
     }
     const int64_t blocks = N / 8;
     at::parallel_for(0, blocks, 1, [&](int64_t begin, int64_t end) {
-      const cpu::AlignedFloats buffer = cpu::aligned_floats(8 * P);  // point-major results of one block
+      const cpu::AlignedFloats buffer = cpu::aligned_floats(8 * s.P);  // point-major results of one block
       for (int64_t block = begin; block < end; ++block) {
-        cpu::grid_sample_one_channel_8_images_avx2(src, grid + block * 8, stride_h, stride_w, stride_xy, dst, P, Wo,
-                                                   in_plane, static_cast<int32_t>(extent), block * 8, H, W,
-                                                   padding == GridPadding::Border, align_corners, buffer.get());
+        cpu::grid_sample_one_channel_8_images_avx2(src, s.grid + block * 8, s.stride_h, s.stride_w, s.stride_xy, dst,
+                                                   s.P, s.Wo, in_plane, static_cast<int32_t>(extent), block * 8, s.H,
+                                                   s.W, s.padding == GridPadding::Border, s.align_corners,
+                                                   buffer.get());
       }
     });
     return true;
   }
 #endif
   return false;
+}
+
+// The one-channel forward of N images of P < kTile points: the batch-innermost path, else tiles
+// of the flattened grid, each from registers where it can, else through a taps table.
+template <typename scalar_t, typename acc_t>
+void forward_one_channel(const GridSampleTaps<acc_t>& s, const scalar_t* src, scalar_t* dst, int64_t N,
+                         int64_t in_plane) {
+  const int64_t P = s.P, total = N * P;
+  if (one_channel_batch_inner(s, src, dst, N, in_plane)) return;
+  cpu::for_each_tile(1, total, [&](int64_t, int64_t q0, int64_t len) {
+    if (one_channel_registers(s, src, dst + q0, q0, len, in_plane, N * in_plane)) return;
+    cpu::TileTaps<acc_t, int32_t> t;
+    s.fill(t, 0, q0, len, false);  // the points q0.. of the flattened (N * P) grid
+    add_image_bases(t, len, P, in_plane, q0 / P, q0 % P);
+    cpu::forward_channels<scalar_t, acc_t, int32_t>(src, dst + q0, 1, 0, total, len, N * in_plane, t);
+    cpu::poison_undefined(dst + q0, 1, total, len, t);
+  });
+}
+
+// ---- a few channels (flow fields) ---------------------------------------------------------------
+// Up to 4 channels with rows of packed points: each group of 8 points from the grid to taps in
+// registers, then every channel (cpu::grid_sample_few_channels_avx2); with 2 channels to share it,
+// a taps table costs more than it saves.
+
+// Whether the few-channel path applies: fp32 with AVX2, zeros or border padding, packed rows,
+// planes of >= 2 elements and int32 offsets.
+template <typename scalar_t, typename acc_t>
+bool few_channels_apply(const GridSampleTaps<acc_t>& s, int64_t C, int64_t in_plane) {
+  return cpu::use_avx2<scalar_t, acc_t>() && s.padding != GridPadding::Reflection && s.rows_packed() && in_plane >= 2 &&
+         C * in_plane <= std::numeric_limits<int32_t>::max();
+}
+
+// The tile [p0, p0 + len) of image n: groups of 8 packed points from registers, the rest (and
+// tiles whose points run into an unpacked next image) through the taps table. src_n: the image's
+// planes; dst: its tile start, channels P_out apart.
+template <typename scalar_t, typename acc_t>
+void few_channels_tile(const GridSampleTaps<acc_t>& s, const scalar_t* src_n, scalar_t* dst, int64_t n, int64_t p0,
+                       int64_t len, int64_t C, int64_t in_plane, int64_t P_out) {
+  int64_t done = 0;
+#if CROSSNET_FAST_X86_DISPATCH
+  if constexpr (cpu::kAvx2Types<scalar_t, acc_t>) {
+    if (s.packed(n, p0, len)) {
+      done = len - len % 8;
+      cpu::grid_sample_few_channels_avx2(src_n, s.point(n, p0), dst, done, C, in_plane, P_out, s.H, s.W,
+                                         s.padding == GridPadding::Border, s.align_corners);
+    }
+  }
+#endif
+  if (done == len) return;
+  // The rest through the general path: bilinear.h taps point by point, forward_channels' sums.
+  cpu::TileTaps<acc_t, int32_t> t;
+  t.fill_pointwise(s, n, p0 + done, len - done, false);
+  cpu::forward_channels_scalar(src_n, dst + done, C, in_plane, P_out, int64_t(0), len - done, t);
+  cpu::poison_undefined(dst + done, C, P_out, len - done, t);
+}
+
+// ---- launchers ----------------------------------------------------------------------------------
+
+// grid_sample's forward: its own one- and few-channel paths where they apply, else the shared loops.
+//   src (N, C, in_plane) contiguous, dst (N, C, P) contiguous.
+template <typename scalar_t, typename acc_t>
+void forward(const scalar_t* src, scalar_t* dst, int64_t N, int64_t C, int64_t in_plane, int64_t P,
+             const GridSampleTaps<acc_t>& s) {
+  if (C == 1 && P < cpu::kTile && N * in_plane <= std::numeric_limits<int32_t>::max()) {
+    return forward_one_channel(s, src, dst, N, in_plane);
+  }
+  if (C <= 4 && few_channels_apply<scalar_t>(s, C, in_plane)) {
+    cpu::for_each_tile(N, P, [&](int64_t n, int64_t p0, int64_t len) {
+      few_channels_tile(s, src + n * C * in_plane, dst + n * C * P + p0, n, p0, len, C, in_plane, P);
+    });
+    return;
+  }
+  cpu::sample_forward<scalar_t, acc_t>(src, dst, N, C, in_plane, P, s);
 }
 
 // The grid in the accumulate type, without a copy when it already is (any strides).
@@ -203,8 +272,8 @@ at::Tensor grid_sample_cpu(const at::Tensor& input, const at::Tensor& grid, c10:
   if (out.numel() == 0) return out;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(), "grid_sample_cpu", [&] {
     using acc_t = at::opmath_type<scalar_t>;
-    cpu::sample_forward<scalar_t, acc_t>(input_c.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(), N, C, H * W, Ho * Wo,
-                                         grid_taps_of<acc_t>(grid_c, H, W, pad, align_corners));
+    forward<scalar_t, acc_t>(input_c.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(), N, C, H * W, Ho * Wo,
+                             grid_taps_of<acc_t>(grid_c, H, W, pad, align_corners));
   });
   return out;
 }

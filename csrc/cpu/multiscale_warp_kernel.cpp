@@ -1,7 +1,9 @@
 // CPU kernels of multiscale_warp and its backward: every scale in turn, through the sampling loops
 // shared with grid_sample (sampling_loops.h: parallel over pixel tiles for the forward and the flow
 // gradient, over channel planes for the feature gradient, so no two threads ever add into the same
-// element: deterministic without atomics). Accumulation in fp32 (fp64 for fp64).
+// element: deterministic without atomics). The warp's part is its taps source, WarpTaps: pixel +
+// flow through bilinear.h, with an AVX2 tile fill for fp32 (avx2/warp_taps.h). Accumulation in
+// fp32 (fp64 for fp64).
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
@@ -11,8 +13,10 @@
 #include <vector>
 
 #include "../common.h"
+#include "avx2/isa.h"
+#include "avx2/warp_taps.h"
 #include "sampling_loops.h"
-#include "taps_avx2.h"
+#include "tile_taps.h"
 
 namespace crossnet_fast {
 namespace {
@@ -21,7 +25,6 @@ namespace {
 // its flow; fl points at the (N, 2, H, W) flow in the accumulate type.
 template <typename acc_t>
 struct WarpTaps {
-  static constexpr bool kFlat = false;  // a point's coordinates depend on its place in the image
   const acc_t* fl;
   int64_t H, W;
   Padding padding;
@@ -34,7 +37,7 @@ struct WarpTaps {
   template <typename index_t>
   void fill(cpu::TileTaps<acc_t, index_t>& t, int64_t n, int64_t p0, int64_t len, bool with_derivatives) const {
 #if CROSSNET_FAST_X86_DISPATCH
-    if constexpr (std::is_same_v<acc_t, float> && std::is_same_v<index_t, int32_t>) {
+    if constexpr (cpu::kAvx2Types<acc_t, acc_t, index_t>) {  // (a fill reads the flow: no data type)
       const int64_t vec_len = len - len % 8;
       if (cpu::has_avx2() && cpu::fill_warp_taps_avx2(t, fl + n * 2 * H * W, p0, vec_len, H, W,
                                                       padding == Padding::Border, with_derivatives)) {
