@@ -21,16 +21,12 @@ from test_correlation import CASES, DTYPES, _layout, _reads, assert_near, correl
 import crossnet_fast as cf
 from crossnet_fast.triton import ensure_registered
 
-from _interpreter import HAS_TRITON, in_process, keep_only_rerun, rerun_under_interpreter
+from _interpreter import in_process, keep_only_rerun, suite_under_interpreter
 
 IN_PROCESS = in_process("crossnet_fast.triton.correlation", "_corr_fwd_kernel")
 
 
-@pytest.mark.skipif(not HAS_TRITON, reason="Triton is not installed")
-@pytest.mark.skipif(IN_PROCESS, reason="already running under the interpreter")
-def test_suite_under_interpreter():
-    out = rerun_under_interpreter(__file__)
-    assert " passed" in out, out[-2000:]
+test_suite_under_interpreter = suite_under_interpreter(__file__, IN_PROCESS, slow=False, require_passed=True)
 
 
 def _grad(n, d, h, w, s, dtype=torch.float32, seed=1):
