@@ -428,17 +428,23 @@ def correlation_case(draw):
     return n, c, h, w, d, dil, s, dtype, kind, seed
 
 
-@NATIVE_CPU
-@given(correlation_case())
-def test_property_cpu_matches_oracle(case):
+def check_case_against_oracle(case, backend: str) -> None:
+    """One :func:`correlation_case` draw through ``backend``: output and both input gradients near
+    the oracle's (also the Triton interpreter's property test, tests/ops/test_correlation_triton.py)."""
     n, c, h, w, d, dil, s, dtype, kind, seed = case
     f1, f2 = inputs(n, c, h, w, dtype, seed)
     g = torch.randn(
         n, (2 * d + 1) ** 2, -(-h // s), -(-w // s), generator=torch.Generator().manual_seed(seed), dtype=torch.float64
     ).to(dtype)
-    got = run(_layout(f1, kind), _layout(f2, kind), d, dil, s, g, "cpu")
+    got = run(_layout(f1, kind), _layout(f2, kind), d, dil, s, g, backend)
     for name, x, y in zip(("out", "grad_f1", "grad_f2"), got, oracle(f1, f2, d, dil, s, g)):
         assert_near(x, y, dtype, f"{name} {case}")
+
+
+@NATIVE_CPU
+@given(correlation_case())
+def test_property_cpu_matches_oracle(case):
+    check_case_against_oracle(case, "cpu")
 
 
 @given(correlation_case())

@@ -16,7 +16,18 @@ from __future__ import annotations
 import pytest
 import torch
 from hypothesis import given, settings
-from test_correlation import CASES, DTYPES, _layout, _reads, assert_near, correlation_case, inputs, oracle, run
+from test_correlation import (
+    CASES,
+    DTYPES,
+    _layout,
+    _reads,
+    assert_near,
+    check_case_against_oracle,
+    correlation_case,
+    inputs,
+    oracle,
+    run,
+)
 
 import crossnet_fast as cf
 from crossnet_fast.triton import ensure_registered
@@ -123,14 +134,7 @@ def test_triton_nonfinite_stays_local(where, value):
 @given(correlation_case())
 def test_property_triton_matches_oracle(case):
     """Random sizes (empty batches and C = 0 included), windows, dilations, strides, dtypes and layouts."""
-    n, c, h, w, d, dil, s, dtype, kind, seed = case
-    f1, f2 = inputs(n, c, h, w, dtype, seed)
-    g = torch.randn(
-        n, (2 * d + 1) ** 2, -(-h // s), -(-w // s), generator=torch.Generator().manual_seed(seed), dtype=torch.float64
-    ).to(dtype)
-    got = run(_layout(f1, kind), _layout(f2, kind), d, dil, s, g, "triton")
-    for name, x, y in zip(("out", "grad_f1", "grad_f2"), got, oracle(f1, f2, d, dil, s, g)):
-        assert_near(x, y, dtype, f"{name} {case}")
+    check_case_against_oracle(case, "triton")
 
 
 def test_triton_gradcheck_fp64():
