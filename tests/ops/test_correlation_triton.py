@@ -19,10 +19,11 @@ from hypothesis import given, settings
 from test_correlation import (
     CASES,
     DTYPES,
+    PLANT_SIZE,
     _layout,
-    _reads,
     assert_near,
     check_case_against_oracle,
+    check_nonfinite_stays_local,
     correlation_case,
     inputs,
     oracle,
@@ -102,32 +103,8 @@ def test_triton_nonfinite_stays_local(where, value):
     """A value planted at P reaches only the outputs (and other-input gradient elements) that read
     P; everything else equals the oracle on the clean inputs (padding is never multiplied by it)."""
     d, dil, s = 1, 2, 2
-    n, c, h, w = 1, 3, 7, 8
-    f1, f2 = inputs(n, c, h, w, torch.float32, seed=5)
-    py, px = 2, 4
-    bad1, bad2 = f1.clone(), f2.clone()
-    (bad1 if where == "f1" else bad2)[0, 1, py, px] = value
-    g = _grad(n, d, h, w, s, seed=8)
-    out, ga, gb = run(bad1, bad2, d, dil, s, g, "triton")
-    want_out, want_ga, want_gb = oracle(f1, f2, d, dil, s, g)
-    hit_out = torch.zeros_like(out, dtype=torch.bool)
-    hit_other = torch.zeros(n, c, h, w, dtype=torch.bool)
-    for (k, i, j), p in _reads(h, w, d, dil, s).items():
-        if p is None:
-            continue
-        if where == "f2" and p == (py, px):
-            hit_out[0, k, i, j] = True
-            hit_other[0, 1, i * s, j * s] = True
-        if where == "f1" and (i * s, j * s) == (py, px):
-            hit_out[0, k, i, j] = True
-            hit_other[0, 1, p[0], p[1]] = True
-    assert hit_out.any() and not out[hit_out].isfinite().any()
-    torch.testing.assert_close(out[~hit_out].double(), want_out[~hit_out], atol=1e-5, rtol=0)
-    own, own_want = (ga, want_ga) if where == "f1" else (gb, want_gb)
-    other, other_want = (gb, want_gb) if where == "f1" else (ga, want_ga)
-    torch.testing.assert_close(own.double(), own_want, atol=1e-5, rtol=0)
-    assert not other[hit_other].isfinite().any()
-    torch.testing.assert_close(other[~hit_other].double(), other_want[~hit_other], atol=1e-5, rtol=0)
+    n, _, h, w = PLANT_SIZE
+    check_nonfinite_stays_local("triton", where, value, d, dil, s, _grad(n, d, h, w, s, seed=8))
 
 
 @settings(max_examples=40)  # the interpreter runs each program in NumPy: fewer examples than the CPU's
