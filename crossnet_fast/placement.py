@@ -35,6 +35,21 @@ class ReferencePlacementWarning(UserWarning):
     Silence it with ``warnings.simplefilter("ignore", ReferencePlacementWarning)``."""
 
 
+def _crop_and_pad(axis: str) -> tuple[property, property]:
+    """The ``crop`` and ``pad`` properties of one axis of :class:`RefPlacement` (``axis`` "h" or "w"):
+    pixels removed from the end of the reference on that axis, pixels added there by edge
+    replication (ints; at most one of the two is non-zero)."""
+    ref, canvas = f"ref_{axis}", f"canvas_{axis}"
+    crop = property(lambda self: max(getattr(self, ref) - getattr(self, canvas), 0))
+    pad = property(lambda self: max(getattr(self, canvas) - getattr(self, ref), 0))
+    return crop, pad
+
+
+def _source_index(canvas: int, ref: int, device) -> torch.Tensor:
+    """(canvas,) int64: the reference row (or column) that each canvas row (or column) reads, ``min(i, ref - 1)``."""
+    return torch.arange(canvas, device=device).clamp_(max=ref - 1)
+
+
 @dataclasses.dataclass(frozen=True)
 class RefPlacement:
     """How a (ref_h, ref_w) reference goes onto a (canvas_h, canvas_w) canvas, top-left aligned.
@@ -47,21 +62,8 @@ class RefPlacement:
     canvas_h: int
     canvas_w: int
 
-    @property
-    def crop_bottom(self) -> int:
-        return max(self.ref_h - self.canvas_h, 0)
-
-    @property
-    def crop_right(self) -> int:
-        return max(self.ref_w - self.canvas_w, 0)
-
-    @property
-    def pad_bottom(self) -> int:
-        return max(self.canvas_h - self.ref_h, 0)
-
-    @property
-    def pad_right(self) -> int:
-        return max(self.canvas_w - self.ref_w, 0)
+    crop_bottom, pad_bottom = _crop_and_pad("h")
+    crop_right, pad_right = _crop_and_pad("w")
 
     @property
     def exact(self) -> bool:
@@ -137,8 +139,8 @@ def place_reference(ref: torch.Tensor, canvas_size, name: str = "ref") -> tuple[
         return ref, plan
     # Output pixel (y, x) reads reference pixel (min(y, H-1), min(x, W-1)): a crop where the
     # canvas is smaller, edge replication where it is larger. Indexing works for every dtype.
-    rows = torch.arange(plan.canvas_h, device=ref.device).clamp_(max=plan.ref_h - 1)
-    cols = torch.arange(plan.canvas_w, device=ref.device).clamp_(max=plan.ref_w - 1)
+    rows = _source_index(plan.canvas_h, plan.ref_h, ref.device)
+    cols = _source_index(plan.canvas_w, plan.ref_w, ref.device)
     return ref.index_select(-2, rows).index_select(-1, cols), plan
 
 

@@ -86,15 +86,27 @@ def check_scale(op: str, scale) -> None:
         raise ValueError(f"{op}: scale must be an integer >= 1, got {scale!r}")
 
 
+def _check_pair(
+    op: str, a_name: str, a, b_name: str, b, ndim: int | None = None, layout_hint: str = "", dtype_first: bool = False
+) -> None:
+    """Two floating tensors ``a`` and ``b`` (``ndim``-D when given) of one shape, device and dtype.
+
+    ``b`` is named as the one that must take ``a``'s shape. ``dtype_first`` checks the dtypes before
+    the devices (correlation's order; the losses check the devices first): each op keeps the error
+    it has always raised for inputs that differ in both."""
+    check_float_tensor(op, a_name, a, ndim, layout_hint)
+    check_float_tensor(op, b_name, b, ndim, layout_hint)
+    if a.shape != b.shape:
+        raise ValueError(f"{op}: {b_name} must have the shape of {a_name} {_shape(a)}, got {_shape(b)}")
+    for check in ("dtype", "device") if dtype_first else ("device", "dtype"):
+        if check == "device" and a.device != b.device:
+            raise ValueError(f"{op}: {a_name} and {b_name} must be on the same device, got {a.device} and {b.device}")
+        if check == "dtype" and a.dtype != b.dtype:
+            raise TypeError(f"{op}: {a_name} and {b_name} must have the same dtype, got {a.dtype} and {b.dtype}")
+
+
 def check_loss_pair(op: str, pred, target, eps, reduction) -> None:
-    check_float_tensor(op, "pred", pred)
-    check_float_tensor(op, "target", target)
-    if pred.shape != target.shape:
-        raise ValueError(f"{op}: target must have the shape of pred {_shape(pred)}, got {_shape(target)}")
-    if pred.device != target.device:
-        raise ValueError(f"{op}: pred and target must be on the same device, got {pred.device} and {target.device}")
-    if pred.dtype != target.dtype:
-        raise TypeError(f"{op}: pred and target must have the same dtype, got {pred.dtype} and {target.dtype}")
+    _check_pair(op, "pred", pred, "target", target)
     if reduction not in REDUCTIONS:
         raise ValueError(f"{op}: reduction must be one of {REDUCTIONS}, got {reduction!r}")
     if reduction == "batch" and pred.dim() == 0:
@@ -135,14 +147,7 @@ def _check_int(op: str, name: str, value, minimum: int) -> None:
 
 def check_correlation(op: str, f1, f2, max_displacement, dilation, stride) -> None:
     """f1, f2 (N, C, H, W) of one shape, dtype and device; D >= 0, dilation >= 1, stride >= 1 (ints)."""
-    check_float_tensor(op, "f1", f1, 4, "(N, C, H, W)")
-    check_float_tensor(op, "f2", f2, 4, "(N, C, H, W)")
-    if f1.shape != f2.shape:
-        raise ValueError(f"{op}: f2 must have the shape of f1 {_shape(f1)}, got {_shape(f2)}")
-    if f1.dtype != f2.dtype:
-        raise TypeError(f"{op}: f1 and f2 must have the same dtype, got {f1.dtype} and {f2.dtype}")
-    if f1.device != f2.device:
-        raise ValueError(f"{op}: f1 and f2 must be on the same device, got {f1.device} and {f2.device}")
+    _check_pair(op, "f1", f1, "f2", f2, 4, "(N, C, H, W)", dtype_first=True)
     _check_int(op, "max_displacement", max_displacement, 0)
     _check_int(op, "dilation", dilation, 1)
     _check_int(op, "stride", stride, 1)

@@ -313,24 +313,24 @@ def _reads(h, w, d, dil, s):
     return out
 
 
-@pytest.mark.parametrize("backend", [pytest.param("cpu", marks=NATIVE_CPU), "reference"])
-@pytest.mark.parametrize("where", ["f1", "f2"])
-@pytest.mark.parametrize("value", [float("inf"), float("nan")])
-@pytest.mark.parametrize("params", [(2, 1, 1), (1, 2, 2)])
-def test_nonfinite_stays_local(backend, where, value, params):
+# (N, C, H, W) of the planted-value tests; the value is planted in channel 1 at PLANT_AT (y, x).
+PLANT_SIZE = (1, 3, 7, 8)
+PLANT_AT = (2, 4)  # a read point for stride 1 and 2
+
+
+def check_nonfinite_stays_local(backend, where, value, d, dil, s, g):
     """A value planted in channel 1 of f2 at P reaches only the outputs that read P and the f1
     gradient (channel 1) of the points that read P; one planted in f1 at a read point P reaches
     only P's outputs whose displaced point is inside and the f2 gradient (channel 1) of the pixels P
     reads. Everything else, the planted input's own gradient included, equals the oracle on the
-    inputs without the planted value (the padding is never multiplied by it)."""
-    d, dil, s = params
-    n, c, h, w = 1, 3, 7, 8
+    inputs without the planted value (the padding is never multiplied by it).
+
+    ``where``: "f1" or "f2"; ``g``: float32 grad_out of the output's shape for ``PLANT_SIZE``."""
+    n, c, h, w = PLANT_SIZE
     f1, f2 = inputs(n, c, h, w, torch.float32, seed=5)
-    py, px = 2, 4  # a read point for stride 1 and 2
+    py, px = PLANT_AT
     bad1, bad2 = f1.clone(), f2.clone()
     (bad1 if where == "f1" else bad2)[0, 1, py, px] = value
-    side = 2 * d + 1
-    g = torch.randn(n, side * side, -(-h // s), -(-w // s))
     out, ga, gb = run(bad1, bad2, d, dil, s, g, backend)
     want_out, want_ga, want_gb = oracle(f1, f2, d, dil, s, g)
     hit_out = torch.zeros_like(out, dtype=torch.bool)
@@ -352,6 +352,19 @@ def test_nonfinite_stays_local(backend, where, value, params):
     torch.testing.assert_close(own.double(), own_want, atol=1e-5, rtol=0)
     assert not other[hit_other].isfinite().any()
     torch.testing.assert_close(other[~hit_other].double(), other_want[~hit_other], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("backend", [pytest.param("cpu", marks=NATIVE_CPU), "reference"])
+@pytest.mark.parametrize("where", ["f1", "f2"])
+@pytest.mark.parametrize("value", [float("inf"), float("nan")])
+@pytest.mark.parametrize("params", [(2, 1, 1), (1, 2, 2)])
+def test_nonfinite_stays_local(backend, where, value, params):
+    """See :func:`check_nonfinite_stays_local`."""
+    d, dil, s = params
+    n, _, h, w = PLANT_SIZE
+    side = 2 * d + 1
+    g = torch.randn(n, side * side, -(-h // s), -(-w // s))
+    check_nonfinite_stays_local(backend, where, value, d, dil, s, g)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -428,17 +441,23 @@ def correlation_case(draw):
     return n, c, h, w, d, dil, s, dtype, kind, seed
 
 
-@NATIVE_CPU
-@given(correlation_case())
-def test_property_cpu_matches_oracle(case):
+def check_case_against_oracle(case, backend: str) -> None:
+    """One :func:`correlation_case` draw through ``backend``: output and both input gradients near
+    the oracle's (also the Triton interpreter's property test, tests/ops/test_correlation_triton.py)."""
     n, c, h, w, d, dil, s, dtype, kind, seed = case
     f1, f2 = inputs(n, c, h, w, dtype, seed)
     g = torch.randn(
         n, (2 * d + 1) ** 2, -(-h // s), -(-w // s), generator=torch.Generator().manual_seed(seed), dtype=torch.float64
     ).to(dtype)
-    got = run(_layout(f1, kind), _layout(f2, kind), d, dil, s, g, "cpu")
+    got = run(_layout(f1, kind), _layout(f2, kind), d, dil, s, g, backend)
     for name, x, y in zip(("out", "grad_f1", "grad_f2"), got, oracle(f1, f2, d, dil, s, g)):
         assert_near(x, y, dtype, f"{name} {case}")
+
+
+@NATIVE_CPU
+@given(correlation_case())
+def test_property_cpu_matches_oracle(case):
+    check_case_against_oracle(case, "cpu")
 
 
 @given(correlation_case())

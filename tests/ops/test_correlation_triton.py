@@ -16,21 +16,29 @@ from __future__ import annotations
 import pytest
 import torch
 from hypothesis import given, settings
-from test_correlation import CASES, DTYPES, _layout, _reads, assert_near, correlation_case, inputs, oracle, run
+from test_correlation import (
+    CASES,
+    DTYPES,
+    PLANT_SIZE,
+    _layout,
+    assert_near,
+    check_case_against_oracle,
+    check_nonfinite_stays_local,
+    correlation_case,
+    inputs,
+    oracle,
+    run,
+)
 
 import crossnet_fast as cf
 from crossnet_fast.triton import ensure_registered
 
-from _interpreter import HAS_TRITON, in_process, keep_only_rerun, rerun_under_interpreter
+from _interpreter import in_process, keep_only_rerun, suite_under_interpreter
 
 IN_PROCESS = in_process("crossnet_fast.triton.correlation", "_corr_fwd_kernel")
 
 
-@pytest.mark.skipif(not HAS_TRITON, reason="Triton is not installed")
-@pytest.mark.skipif(IN_PROCESS, reason="already running under the interpreter")
-def test_suite_under_interpreter():
-    out = rerun_under_interpreter(__file__)
-    assert " passed" in out, out[-2000:]
+test_suite_under_interpreter = suite_under_interpreter(__file__, IN_PROCESS, slow=False, require_passed=True)
 
 
 def _grad(n, d, h, w, s, dtype=torch.float32, seed=1):
@@ -95,46 +103,15 @@ def test_triton_nonfinite_stays_local(where, value):
     """A value planted at P reaches only the outputs (and other-input gradient elements) that read
     P; everything else equals the oracle on the clean inputs (padding is never multiplied by it)."""
     d, dil, s = 1, 2, 2
-    n, c, h, w = 1, 3, 7, 8
-    f1, f2 = inputs(n, c, h, w, torch.float32, seed=5)
-    py, px = 2, 4
-    bad1, bad2 = f1.clone(), f2.clone()
-    (bad1 if where == "f1" else bad2)[0, 1, py, px] = value
-    g = _grad(n, d, h, w, s, seed=8)
-    out, ga, gb = run(bad1, bad2, d, dil, s, g, "triton")
-    want_out, want_ga, want_gb = oracle(f1, f2, d, dil, s, g)
-    hit_out = torch.zeros_like(out, dtype=torch.bool)
-    hit_other = torch.zeros(n, c, h, w, dtype=torch.bool)
-    for (k, i, j), p in _reads(h, w, d, dil, s).items():
-        if p is None:
-            continue
-        if where == "f2" and p == (py, px):
-            hit_out[0, k, i, j] = True
-            hit_other[0, 1, i * s, j * s] = True
-        if where == "f1" and (i * s, j * s) == (py, px):
-            hit_out[0, k, i, j] = True
-            hit_other[0, 1, p[0], p[1]] = True
-    assert hit_out.any() and not out[hit_out].isfinite().any()
-    torch.testing.assert_close(out[~hit_out].double(), want_out[~hit_out], atol=1e-5, rtol=0)
-    own, own_want = (ga, want_ga) if where == "f1" else (gb, want_gb)
-    other, other_want = (gb, want_gb) if where == "f1" else (ga, want_ga)
-    torch.testing.assert_close(own.double(), own_want, atol=1e-5, rtol=0)
-    assert not other[hit_other].isfinite().any()
-    torch.testing.assert_close(other[~hit_other].double(), other_want[~hit_other], atol=1e-5, rtol=0)
+    n, _, h, w = PLANT_SIZE
+    check_nonfinite_stays_local("triton", where, value, d, dil, s, _grad(n, d, h, w, s, seed=8))
 
 
 @settings(max_examples=40)  # the interpreter runs each program in NumPy: fewer examples than the CPU's
 @given(correlation_case())
 def test_property_triton_matches_oracle(case):
     """Random sizes (empty batches and C = 0 included), windows, dilations, strides, dtypes and layouts."""
-    n, c, h, w, d, dil, s, dtype, kind, seed = case
-    f1, f2 = inputs(n, c, h, w, dtype, seed)
-    g = torch.randn(
-        n, (2 * d + 1) ** 2, -(-h // s), -(-w // s), generator=torch.Generator().manual_seed(seed), dtype=torch.float64
-    ).to(dtype)
-    got = run(_layout(f1, kind), _layout(f2, kind), d, dil, s, g, "triton")
-    for name, x, y in zip(("out", "grad_f1", "grad_f2"), got, oracle(f1, f2, d, dil, s, g)):
-        assert_near(x, y, dtype, f"{name} {case}")
+    check_case_against_oracle(case, "triton")
 
 
 def test_triton_gradcheck_fp64():

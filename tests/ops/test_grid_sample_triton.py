@@ -20,7 +20,7 @@ import torch.nn.functional as F
 import crossnet_fast as cf
 from crossnet_fast import reference as ref
 
-from _interpreter import HAS_TRITON, in_process, keep_only_rerun, rerun_under_interpreter
+from _interpreter import in_process, keep_only_rerun, suite_under_interpreter
 
 IN_PROCESS = in_process("crossnet_fast.triton._grid_sample_kernels", "_grid_sample_fwd_kernel")
 
@@ -31,11 +31,7 @@ DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
 TOL = {torch.float64: 1e-12, torch.float32: 2e-6, torch.float16: 4e-3, torch.bfloat16: 3e-2}
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(not HAS_TRITON, reason="Triton is not installed")
-@pytest.mark.skipif(IN_PROCESS, reason="already running under the interpreter")
-def test_suite_under_interpreter():
-    rerun_under_interpreter(__file__)
+test_suite_under_interpreter = suite_under_interpreter(__file__, IN_PROCESS)
 
 
 def _gen(seed: int) -> torch.Generator:

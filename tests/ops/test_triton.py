@@ -31,7 +31,7 @@ from test_resize_flow import _interpolate_flow
 import crossnet_fast as cf
 from crossnet_fast import reference as ref
 
-from _interpreter import HAS_TRITON, ROOT, in_process, keep_only_rerun, rerun_under_interpreter
+from _interpreter import ROOT, in_process, keep_only_rerun, suite_under_interpreter
 
 # The kernels run here only when the interpreter was on before they were first imported.
 IN_PROCESS = in_process("crossnet_fast.triton.multiscale_warp", "_warp_fwd_kernel")
@@ -41,11 +41,7 @@ DTYPES = [torch.float32, torch.float16, torch.bfloat16]
 EPS = {torch.float32: 1.2e-7, torch.float16: 9.8e-4, torch.bfloat16: 7.8e-3, torch.float64: 2.2e-16}
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(not HAS_TRITON, reason="Triton is not installed")
-@pytest.mark.skipif(IN_PROCESS, reason="already running under the interpreter")
-def test_suite_under_interpreter():
-    rerun_under_interpreter(__file__)
+test_suite_under_interpreter = suite_under_interpreter(__file__, IN_PROCESS)
 
 
 # ----------------------------------------------------------------------------------------------

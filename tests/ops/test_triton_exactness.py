@@ -16,15 +16,12 @@ import torch
 import crossnet_fast as cf
 from crossnet_fast import reference as ref
 
-from _interpreter import HAS_TRITON, in_process, keep_only_rerun, rerun_under_interpreter
+from _interpreter import in_process, keep_only_rerun, suite_under_interpreter
 
 IN_PROCESS = in_process("crossnet_fast.triton.charbonnier", "_charbonnier_kernel")
 
 
-@pytest.mark.skipif(not HAS_TRITON, reason="Triton is not installed")
-@pytest.mark.skipif(IN_PROCESS, reason="already running under the interpreter")
-def test_suite_under_interpreter():
-    rerun_under_interpreter(__file__)
+test_suite_under_interpreter = suite_under_interpreter(__file__, IN_PROCESS, slow=False)
 
 
 # ----------------------------------------------------------------------------------------------
