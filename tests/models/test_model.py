@@ -576,6 +576,25 @@ def test_detail_gate_starts_open_where_the_reference_matches():
     torch.testing.assert_close(g[:, 5:], torch.full((8, 3), 1e-3 / (1e-3 + 0.03 + 1e-6)))
 
 
+def test_detail_gate_is_its_formula_with_and_without_autograd():
+    # sigmoid(conv3x3(cat(fused, detail, mismatch, log cost))) * detail, the cost written out here
+    # as the 5x5 window mean of the channel sum of squares (F.avg_pool2d, count_include_pad=False).
+    from crossnet_fast.models.decoder import ReferenceDetailGate
+
+    g = torch.Generator().manual_seed(4)
+    gate = ReferenceDetailGate(6, patch=5)
+    with torch.no_grad():
+        gate.trust.weight.copy_(torch.randn(gate.trust.weight.shape, generator=g) * 0.1)
+    fused = torch.randn(2, 6, 11, 13, generator=g).contiguous(memory_format=torch.channels_last)
+    detail, mismatch = torch.randn(2, 3, 11, 13, generator=g), torch.randn(2, 3, 11, 13, generator=g) * 0.1
+    cost = F.avg_pool2d(mismatch.square().sum(1, keepdim=True), 5, 1, 2, count_include_pad=False)
+    x = torch.cat((fused, detail, mismatch, torch.log(cost + 1e-6)), 1)
+    expected = torch.sigmoid(F.conv2d(x, gate.trust.weight, gate.trust.bias, 1, 1)) * detail
+    with torch.no_grad():
+        torch.testing.assert_close(gate(fused, detail, mismatch), expected, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(gate(fused, detail, mismatch), expected, atol=1e-5, rtol=1e-5)
+
+
 def test_refine_steps_option():
     from crossnet_fast.models.crossnet import CrossNetConfig
 
