@@ -156,3 +156,13 @@ def test_bench_runs(capsys):
     assert "median" in capsys.readouterr().out
     assert main(["bench", "--height", "100"]) == 1
     assert "--height must be a positive multiple of 64" in capsys.readouterr().err
+
+
+def test_sr_default_windows_per_device():
+    from crossnet_fast.commands.sr import default_windows
+
+    assert default_windows("cpu", None, None) == (768, 640)
+    assert default_windows("cuda:0", None, None) == (512, 256)
+    assert default_windows("cpu", 512, None) == (512, 384)  # the CPU's 128-px overlap
+    assert default_windows("cpu", 128, None) == (128, 64)  # too small for it: half the window
+    assert default_windows("cuda", 1024, 512) == (1024, 512)  # given values are kept
