@@ -131,9 +131,9 @@ def test_demo_with_shipped_weights(tmp_path, capsys):
     assert main(["demo", "--out", str(out), "--device", "cpu"]) == 0
     rows = _table_rows(capsys.readouterr().out)
     assert set(rows) == set(METHODS) and out.is_file()
-    # The main job prints CrossNet above bicubic (+4.0 dB at x4 when shipped; the model card has the
-    # held-out figures, and test_shipped_weights.py the margins).
-    assert float(rows["CrossNet"][0]) > float(rows["bicubic"][0])
+    # The main job prints CrossNet above patch matching (29.50 against 27.64 dB with the x4 weights
+    # when shipped; the model card has the held-out figures).
+    assert float(rows["CrossNet"][0]) > float(rows["patch matching"][0]) > float(rows["bicubic"][0])
 
 
 def test_panel_captions_carry_psnr_and_seconds():

@@ -25,10 +25,9 @@ _COMMON = {
     "backprojection": 2,
     "refine_steps": 2,  # files written before the option exist read as 2
 }
-# x4: FlowNetS+ started by PatchMatch and refined by a local search; x8: the correlation flow (no
-# PatchMatch, no search), docs/MODEL_CARD.md.
+# Both: the correlation flow, no PatchMatch; x4 refines V0 by one +-1 px search (docs/MODEL_CARD.md).
 OPTIONS = {
-    4: dict(_COMMON, refine_radius=2, flow_init="patchmatch", flow="flownet"),
+    4: dict(_COMMON, refine_radius=1, refine_steps=1, flow_init="net", flow="correlation"),
     8: dict(_COMMON, refine_radius=0, flow_init="net", flow="correlation"),
 }
 
