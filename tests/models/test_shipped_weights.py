@@ -25,11 +25,8 @@ _COMMON = {
     "backprojection": 2,
     "refine_steps": 2,  # files written before the option exist read as 2
 }
-# Both: the correlation flow, no PatchMatch; x4 refines V0 by one +-1 px search (docs/MODEL_CARD.md).
-OPTIONS = {
-    4: dict(_COMMON, refine_radius=1, refine_steps=1, flow_init="net", flow="correlation"),
-    8: dict(_COMMON, refine_radius=0, flow_init="net", flow="correlation"),
-}
+# Both: the correlation flow, no PatchMatch, V0 refined by one +-1 px search (docs/MODEL_CARD.md).
+OPTIONS = {s: dict(_COMMON, refine_radius=1, refine_steps=1, flow_init="net", flow="correlation") for s in (4, 8)}
 
 
 def test_both_scales_ship_within_the_size_budget():
