@@ -139,6 +139,6 @@ def test_demo_with_shipped_weights(tmp_path, capsys):
 def test_panel_captions_carry_psnr_and_seconds():
     from crossnet_fast.commands.demo import caption
 
-    assert caption({"method": "CrossNet", "psnr": 27.874, "seconds": 0.2049}) == "CrossNet 27.87 dB 0.20 s"
+    assert caption({"method": "CrossNet", "psnr": 27.874, "seconds": 0.2049}) == "CrossNet 27.87 dB, 0.20 s"
     # Without a ground truth there is no PSNR to show.
     assert caption({"method": "bicubic", "psnr": None, "seconds": 0.01}) == "bicubic 0.01 s"
