@@ -45,6 +45,7 @@ def test_save_reload_bit_exact(tmp_path, paper_x8):
         "flow_ref": "sharp",
         "ref_detail": False,
         "refine_radius": 0,
+        "refine_steps": 2,
         "flow_init": "net",
         "backprojection": 0,
         "flow": "flownet",

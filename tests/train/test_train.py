@@ -529,6 +529,7 @@ def test_resume_of_a_run_with_the_options(data_root, tmp_path):
         "flow_ref": "degraded",
         "ref_detail": True,
         "refine_radius": 1,
+        "refine_steps": 2,
         "flow_init": "patchmatch",
         "backprojection": 1,
         "flow": "flownet",
