@@ -38,7 +38,8 @@ from _interpreter import in_process, keep_only_rerun, suite_under_interpreter
 IN_PROCESS = in_process("crossnet_fast.triton.correlation", "_corr_fwd_kernel")
 
 
-test_suite_under_interpreter = suite_under_interpreter(__file__, IN_PROCESS, slow=False, require_passed=True)
+# slow: 30 s under the interpreter, a third of the inner loop (`pytest -m "not slow"`); CI runs it.
+test_suite_under_interpreter = suite_under_interpreter(__file__, IN_PROCESS, require_passed=True)
 
 
 def _grad(n, d, h, w, s, dtype=torch.float32, seed=1):
