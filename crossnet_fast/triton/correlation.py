@@ -91,6 +91,36 @@ def _corr_fwd_kernel(
 
 
 @triton.jit
+def _gather_tile(pid, C, H, W, ctiles, tiles, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr):
+    """The tile of gradient program ``pid`` (int64), one numbering for both gathers (ctiles channel
+    tiles of ``tiles`` pixel tiles per image): (n; y, x: the BLOCK_P pixels' rows and columns,
+    int64; pmask: pixel inside the H x W image; c: the BLOCK_C channels; cmask: channel below C).
+    The caller reads pid first: that keeps the compiled instruction order of the kernels as it was
+    before this helper (same PTX)."""
+    per_n = ctiles * tiles
+    n = pid // per_n
+    rem = pid - n * per_n
+    ct = rem // tiles
+    tile = rem - ct * tiles
+    p = tile * BLOCK_P + tl.arange(0, BLOCK_P)
+    pmask = p < tl.cast(H, tl.int64) * W
+    y = p // W
+    x = p - y * W
+    c = ct * BLOCK_C + tl.arange(0, BLOCK_C)
+    cmask = c < C
+    return n, y, x, pmask, c, cmask
+
+
+@triton.jit
+def _store_gather(grad_ptr, acc, C, n, y, x, pmask, c, cmask, o_n, o_c, o_h, o_w):
+    """Divide a gather's (BLOCK_C, BLOCK_P) sums ``acc`` by C and store them, rounded once to the
+    gradient's dtype, at channels c and pixels (y, x) of image n (strides o_*)."""
+    acc = acc / C
+    out = grad_ptr + n * o_n + c[:, None] * o_c + (y * o_h + x * o_w)[None, :]
+    tl.store(out, acc.to(grad_ptr.dtype.element_ty), mask=cmask[:, None] & pmask[None, :])
+
+
+@triton.jit
 def _corr_bwd_f1_kernel(
     gout_ptr,
     f2_ptr,
@@ -122,17 +152,7 @@ def _corr_bwd_f1_kernel(
     pid = tl.program_id(0).to(tl.int64)
     side = 2 * D + 1
     K = side * side
-    per_n = ctiles * tiles
-    n = pid // per_n
-    rem = pid - n * per_n
-    ct = rem // tiles
-    tile = rem - ct * tiles
-    p = tile * BLOCK_P + tl.arange(0, BLOCK_P)
-    pmask = p < tl.cast(H, tl.int64) * W
-    y = p // W
-    x = p - y * W
-    c = ct * BLOCK_C + tl.arange(0, BLOCK_C)
-    cmask = c < C
+    n, y, x, pmask, c, cmask = _gather_tile(pid, C, H, W, ctiles, tiles, BLOCK_P, BLOCK_C)
     # Only the read points (multiples of the stride) have a gradient; the others get 0.
     read = pmask & (y % STRIDE == 0) & (x % STRIDE == 0)
     i = y // STRIDE
@@ -148,9 +168,7 @@ def _corr_bwd_f1_kernel(
         m2 = cmask[:, None] & ok[None, :]
         b = tl.load(b_base + (yy * b_h + xx * b_w)[None, :], mask=m2, other=0.0).to(ACC)
         acc += tl.where(m2, g[None, :] * b, 0.0)
-    acc = acc / C
-    out = gf1_ptr + n * o_n + c[:, None] * o_c + (y * o_h + x * o_w)[None, :]
-    tl.store(out, acc.to(gf1_ptr.dtype.element_ty), mask=cmask[:, None] & pmask[None, :])
+    _store_gather(gf1_ptr, acc, C, n, y, x, pmask, c, cmask, o_n, o_c, o_h, o_w)
 
 
 @triton.jit
@@ -185,17 +203,7 @@ def _corr_bwd_f2_kernel(
     pid = tl.program_id(0).to(tl.int64)
     side = 2 * D + 1
     K = side * side
-    per_n = ctiles * tiles
-    n = pid // per_n
-    rem = pid - n * per_n
-    ct = rem // tiles
-    tile = rem - ct * tiles
-    p = tile * BLOCK_P + tl.arange(0, BLOCK_P)
-    pmask = p < tl.cast(H, tl.int64) * W
-    yy = p // W
-    xx = p - yy * W
-    c = ct * BLOCK_C + tl.arange(0, BLOCK_C)
-    cmask = c < C
+    n, yy, xx, pmask, c, cmask = _gather_tile(pid, C, H, W, ctiles, tiles, BLOCK_P, BLOCK_C)
     a_base = f1_ptr + n * a_n + c[:, None] * a_c
     g_base = gout_ptr + n * g_n
     acc = tl.zeros([BLOCK_C, BLOCK_P], dtype=ACC)
@@ -208,9 +216,7 @@ def _corr_bwd_f2_kernel(
         m2 = cmask[:, None] & ok[None, :]
         a = tl.load(a_base + (y * a_h + x * a_w)[None, :], mask=m2, other=0.0).to(ACC)
         acc += tl.where(m2, g[None, :] * a, 0.0)
-    acc = acc / C
-    out = gf2_ptr + n * o_n + c[:, None] * o_c + (yy * o_h + xx * o_w)[None, :]
-    tl.store(out, acc.to(gf2_ptr.dtype.element_ty), mask=cmask[:, None] & pmask[None, :])
+    _store_gather(gf2_ptr, acc, C, n, yy, xx, pmask, c, cmask, o_n, o_c, o_h, o_w)
 
 
 def correlation(f1: torch.Tensor, f2: torch.Tensor, max_displacement: int, dilation: int, stride: int) -> torch.Tensor:

@@ -19,6 +19,7 @@
 
 #include <algorithm>
 #include <array>
+#include <type_traits>
 #include <vector>
 
 #include "../common.h"
@@ -115,15 +116,22 @@ at::Tensor grad_out_working(const at::Tensor& grad_out, at::ScalarType T) {
 
 constexpr int64_t kWide = 32;  // columns of the main tiles
 
-template <int JB, typename T>
-CORR_INLINE void dot_columns_tile(const T* a, const T* b, int64_t ld, int64_t C, T c_count, T* out) {
-  T acc[JB] = {};
+// The sums of n columns (n <= Cap). The tiles pass n as a std::integral_constant, so that their
+// loops keep a compile-time trip count (unrolled and vectorized); the tail passes a run-time n.
+template <int Cap, typename T, typename Count>
+CORR_INLINE void dot_columns(const T* a, const T* b, int64_t ld, int64_t C, T c_count, T* out, Count n) {
+  T acc[Cap] = {};
   for (int64_t c = 0; c < C; ++c) {
     const T* ar = a + c * ld;
     const T* br = b + c * ld;
-    for (int l = 0; l < JB; ++l) acc[l] += ar[l] * br[l];
+    for (int64_t l = 0; l < n; ++l) acc[l] += ar[l] * br[l];
   }
-  for (int l = 0; l < JB; ++l) out[l] = acc[l] / c_count;
+  for (int64_t l = 0; l < n; ++l) out[l] = acc[l] / c_count;
+}
+
+template <int JB, typename T>
+CORR_INLINE void dot_columns_tile(const T* a, const T* b, int64_t ld, int64_t C, T c_count, T* out) {
+  dot_columns<JB>(a, b, ld, C, c_count, out, std::integral_constant<int64_t, JB>{});
 }
 
 // Two displacements of one tile: each a column read once for both (twice the independent sums).
@@ -149,13 +157,7 @@ CORR_INLINE void dot_columns_tile2(const T* a, const T* b0, const T* b1, int64_t
 // Same sums for a run of n < kTile columns (rows narrower than a tile).
 template <typename T>
 CORR_INLINE void dot_columns_tail(const T* a, const T* b, int64_t ld, int64_t C, T c_count, T* out, int64_t n) {
-  T acc[kTile] = {};
-  for (int64_t c = 0; c < C; ++c) {
-    const T* ar = a + c * ld;
-    const T* br = b + c * ld;
-    for (int64_t l = 0; l < n; ++l) acc[l] += ar[l] * br[l];
-  }
-  for (int64_t l = 0; l < n; ++l) out[l] = acc[l] / c_count;
+  dot_columns<kTile>(a, b, ld, C, c_count, out, n);
 }
 
 // The columns [lo, hi) of one displacement's row that the main tiles [f0, f1) left, by kTile-column

@@ -37,6 +37,23 @@ struct CorrGeometry {
   int64_t N, C, H, W, D, dil, s, Ho, Wo, side, K;
 };
 
+// The grid-stride loop of the three kernels: every element idx in [0, total) of a contiguous
+// (d0, d1, d2, d3) array, consecutive threads on consecutive elements (coalesced), calls
+// body(idx, i0, i1, i2, i3) with its indices. One copy of the loop and of the 64-bit index
+// unpacking, so that the kernels cannot drift apart in either.
+template <typename Body>
+__device__ __forceinline__ void for_each_element(int64_t total, int64_t d1, int64_t d2, int64_t d3, Body body) {
+  for (int64_t idx = blockIdx.x * int64_t(kBlock) + threadIdx.x; idx < total; idx += int64_t(gridDim.x) * kBlock) {
+    const int64_t i3 = idx % d3;
+    int64_t r = idx / d3;
+    const int64_t i2 = r % d2;
+    r /= d2;
+    const int64_t i1 = r % d1;
+    const int64_t i0 = r / d1;
+    body(idx, i0, i1, i2, i3);
+  }
+}
+
 // out (N, K, Ho, Wo): out[n, k, i, j] = (sum_c f1[n, c, y, x] * f2[n, c, yy, xx]) / C, with
 // y = i*s, x = j*s, yy = y + dy*dil, xx = x + dx*dil; 0 when (yy, xx) is outside the image.
 template <typename scalar_t>
@@ -46,13 +63,7 @@ __global__ void __launch_bounds__(kBlock)
   using acc_t = at::opmath_type<scalar_t>;
   const int64_t plane = g.H * g.W;
   const acc_t c_count = static_cast<acc_t>(g.C);
-  for (int64_t idx = blockIdx.x * int64_t(kBlock) + threadIdx.x; idx < total; idx += int64_t(gridDim.x) * kBlock) {
-    const int64_t j = idx % g.Wo;
-    int64_t r = idx / g.Wo;
-    const int64_t i = r % g.Ho;
-    r /= g.Ho;
-    const int64_t k = r % g.K;
-    const int64_t n = r / g.K;
+  for_each_element(total, g.K, g.Ho, g.Wo, [&](int64_t idx, int64_t n, int64_t k, int64_t i, int64_t j) {
     const int64_t dy = k / g.side - g.D, dx = k % g.side - g.D;
     const int64_t y = i * g.s, x = j * g.s;
     const int64_t yy = y + dy * g.dil, xx = x + dx * g.dil;
@@ -64,7 +75,7 @@ __global__ void __launch_bounds__(kBlock)
       acc = acc / c_count;
     }
     out[idx] = static_cast<scalar_t>(acc);
-  }
+  });
 }
 
 // grad_f1 (N, C, H, W): at a read point (y, x) = (i*s, j*s),
@@ -77,13 +88,7 @@ __global__ void __launch_bounds__(kBlock)
   using acc_t = at::opmath_type<scalar_t>;
   const int64_t plane = g.H * g.W, out_plane = g.Ho * g.Wo;
   const acc_t c_count = static_cast<acc_t>(g.C);
-  for (int64_t idx = blockIdx.x * int64_t(kBlock) + threadIdx.x; idx < total; idx += int64_t(gridDim.x) * kBlock) {
-    const int64_t x = idx % g.W;
-    int64_t r = idx / g.W;
-    const int64_t y = r % g.H;
-    r /= g.H;
-    const int64_t c = r % g.C;
-    const int64_t n = r / g.C;
+  for_each_element(total, g.C, g.H, g.W, [&](int64_t idx, int64_t n, int64_t c, int64_t y, int64_t x) {
     acc_t acc = acc_t(0);
     if (y % g.s == 0 && x % g.s == 0) {
       const int64_t i = y / g.s, j = x / g.s;
@@ -107,7 +112,7 @@ __global__ void __launch_bounds__(kBlock)
       acc = acc / c_count;
     }
     grad_f1[idx] = static_cast<scalar_t>(acc);
-  }
+  });
 }
 
 // grad_f2 (N, C, H, W): at (yy, xx), sum_k G[n, k, y/s, x/s] * f1[n, c, y, x] / C over the k whose
@@ -120,13 +125,7 @@ __global__ void __launch_bounds__(kBlock)
   using acc_t = at::opmath_type<scalar_t>;
   const int64_t plane = g.H * g.W, out_plane = g.Ho * g.Wo;
   const acc_t c_count = static_cast<acc_t>(g.C);
-  for (int64_t idx = blockIdx.x * int64_t(kBlock) + threadIdx.x; idx < total; idx += int64_t(gridDim.x) * kBlock) {
-    const int64_t xx = idx % g.W;
-    int64_t r = idx / g.W;
-    const int64_t yy = r % g.H;
-    r /= g.H;
-    const int64_t c = r % g.C;
-    const int64_t n = r / g.C;
+  for_each_element(total, g.C, g.H, g.W, [&](int64_t idx, int64_t n, int64_t c, int64_t yy, int64_t xx) {
     const scalar_t* go = grad_out + n * g.K * out_plane;
     const scalar_t* a = f1 + (n * g.C + c) * plane;
     acc_t acc = acc_t(0);
@@ -146,7 +145,7 @@ __global__ void __launch_bounds__(kBlock)
       }
     }
     grad_f2[idx] = static_cast<scalar_t>(acc / c_count);
-  }
+  });
 }
 
 // [host-emulation end]

@@ -2,12 +2,13 @@
 
 Most machines that run the tests have no GPU, so tests/ops/test_correlation_cuda.py skips there.
 This file still checks the kernels' index math: the part of csrc/cuda/correlation_kernel.cu between
-its ``[host-emulation begin]`` and ``[host-emulation end]`` markers (the geometry struct and the
-three ``__global__`` kernels, plain C++ apart from the CUDA keywords) is compiled by the host C++
-compiler with those keywords defined away and ``blockIdx`` / ``threadIdx`` / ``gridDim`` as globals,
-and each kernel is run as every thread of a grid, one thread after another (one block, and several
-blocks, so that the grid-stride loops are exercised). What this cannot see: anything specific to
-the device (launch errors, memory races, the host wrappers); the GPU check runs those.
+its ``[host-emulation begin]`` and ``[host-emulation end]`` markers (the geometry struct, the
+grid-stride loop helper and the three ``__global__`` kernels, plain C++ apart from the CUDA
+keywords) is compiled by the host C++ compiler with those keywords defined away and ``blockIdx`` /
+``threadIdx`` / ``gridDim`` as globals, and each kernel is run as every thread of a grid, one
+thread after another (one block, and several blocks, so that the grid-stride loops are exercised).
+What this cannot see: anything specific to the device (launch errors, memory races, the host
+wrappers); the GPU check runs those.
 
 Oracle: tests/ops/test_correlation.py's ``F.unfold`` formulation in float64 (never the code under test).
 """
@@ -37,6 +38,8 @@ PRELUDE = r"""
 #include <c10/util/BFloat16.h>
 #include <c10/util/Half.h>
 #define __global__
+#define __device__
+#define __forceinline__ inline
 #define __launch_bounds__(x)
 struct Dim { unsigned x; };
 static Dim blockIdx, threadIdx, gridDim;

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 import crossnet_fast as cf
 from crossnet_fast import reference as ref
 
+from _deterministic import assert_backward_refused_when_deterministic
 from _interpreter import in_process, keep_only_rerun, suite_under_interpreter
 
 IN_PROCESS = in_process("crossnet_fast.triton._grid_sample_kernels", "_grid_sample_fwd_kernel")
@@ -209,12 +210,7 @@ def test_deterministic_mode_raises():
     """Atomics: under torch.use_deterministic_algorithms(True) the input gradient is refused."""
     x = _input(1, 2, 3, 4).requires_grad_()
     out = cf.grid_sample(x, _grid(1, 2, 2), "bilinear", "zeros", False, backend="triton")
-    torch.use_deterministic_algorithms(True)
-    try:
-        with pytest.raises(RuntimeError, match="deterministic"):
-            out.sum().backward()
-    finally:
-        torch.use_deterministic_algorithms(False)
+    assert_backward_refused_when_deterministic(out)
 
 
 @pytest.mark.parametrize("padding", PADDINGS)

@@ -31,6 +31,7 @@ from test_resize_flow import _interpolate_flow
 import crossnet_fast as cf
 from crossnet_fast import reference as ref
 
+from _deterministic import assert_backward_refused_when_deterministic
 from _interpreter import ROOT, in_process, keep_only_rerun, suite_under_interpreter
 
 # The kernels run here only when the interpreter was on before they were first imported.
@@ -256,13 +257,7 @@ def test_warp_backward_output_mask():
 def test_warp_backward_alerts_in_deterministic_mode():
     """The feature gradient uses atomics: refused under torch.use_deterministic_algorithms."""
     feat, flow = _feat(1, 2, 3, 3).requires_grad_(), _flow(1, 3, 3)
-    out = cf.backward_warp(feat, flow, backend="triton")
-    torch.use_deterministic_algorithms(True)
-    try:
-        with pytest.raises(RuntimeError, match="deterministic"):
-            out.sum().backward()
-    finally:
-        torch.use_deterministic_algorithms(False)
+    assert_backward_refused_when_deterministic(cf.backward_warp(feat, flow, backend="triton"))
 
 
 def test_warp_empty_batch_and_channels():
