@@ -61,7 +61,9 @@ inline ColumnMap column_map(const Geometry& g, int64_t dx) {
   ColumnMap m;
   m.p = floor_mod(off, g.s);
   m.shift = (off - m.p) / g.s;
-  m.lo = std::max<int64_t>(0, -m.shift);
+  // lo <= hi <= Wo, also when the displacement leaves the image (a shift beyond the row on either
+  // side): callers index rows of Wo columns with both ends.
+  m.lo = std::min<int64_t>(g.Wo, std::max<int64_t>(0, -m.shift));
   m.hi = std::min<int64_t>(g.Wo, g.phase_cols(m.p) - m.shift);
   if (m.hi < m.lo) m.hi = m.lo;
   return m;

@@ -523,3 +523,26 @@ def test_output_size_formula():
     for h, s in itertools.product(range(1, 9), range(1, 4)):
         f = torch.zeros(1, 1, h, h)
         assert reference.correlation(f, f, 0, 1, s).shape[-1] == math.ceil(h / s)
+
+
+# Displacements that leave a narrow row on either side (|dx| * dilation > W): the CPU forward once
+# zeroed such a row's columns [0, lo) with lo beyond the row and wrote past its buffer. glibc's
+# MALLOC_CHECK_=3 turns that heap overflow into an abort of the child process.
+HEAP_CHILD = r"""
+import itertools, torch, crossnet_fast as cf
+for w, d, dil, s, dtype in itertools.product((1, 2, 3), (1, 3), (1, 3), (1, 2), (torch.float32, torch.float64)):
+    a = torch.randn(2, 3, 5, w, dtype=dtype, requires_grad=True)
+    b = torch.randn(2, 3, 5, w, dtype=dtype, requires_grad=True)
+    for _ in range(3):
+        out = cf.correlation(a, b, d, dilation=dil, stride=s, backend="cpu")
+        torch.autograd.grad(out, (a, b), torch.ones_like(out))
+print("ok")
+"""
+
+
+@NATIVE_CPU
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="MALLOC_CHECK_ is glibc's")
+def test_cpu_displacements_beyond_narrow_rows_stay_inside_buffers():
+    env = dict(os.environ, MALLOC_CHECK_="3", MALLOC_PERTURB_="165")
+    proc = subprocess.run([sys.executable, "-c", HEAP_CHILD], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]
