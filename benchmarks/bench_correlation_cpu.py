@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import statistics
 import sys
-import time
 
 import pytest
 import torch
 from correlation_baseline import PWC_LEVELS, shifted_product_correlation
 
 import crossnet_fast as cf
+from crossnet_fast.benchmarking import interleaved_seconds
 
 THREADS = 2
 # name -> (N, C, H, W, D, dilation, stride)
@@ -109,14 +109,8 @@ def interleaved(rounds: int) -> None:
     runs = [(case, True) for case in CASES] + [(case, False) for case in MODEL_CASES]
     for case, backward in runs:
         steps = {impl: prepared_step(impl, case, backward) for impl in IMPLS}
-        times = {impl: [] for impl in IMPLS}
-        for step in steps.values():  # warm-up
-            step()
-        for _ in range(rounds):
-            for impl, step in steps.items():
-                start = time.perf_counter()
-                step()
-                times[impl].append((time.perf_counter() - start) * 1e3)
+        seconds = interleaved_seconds(steps, rounds)
+        times = {impl: [t * 1e3 for t in ts] for impl, ts in seconds.items()}
         ratios = [b / a for a, b in zip(times["crossnet_fast_cpu"], times["shifted_product"])]
         print(
             f"| {case} {CASES[case]} | {'fwd+bwd' if backward else 'fwd'} | "

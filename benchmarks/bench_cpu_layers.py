@@ -19,12 +19,12 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import time
 
 import pytest
 import torch
 import torch.nn.functional as F
 
+from crossnet_fast.benchmarking import interleaved_seconds
 from crossnet_fast.models.activations import selu
 
 THREADS = int(os.environ.get("CROSSNET_BENCH_THREADS", 2))
@@ -70,14 +70,7 @@ def interleaved(rounds: int) -> None:
     torch.set_num_threads(THREADS)
     with torch.inference_mode():
         for case, fns in cases().items():
-            times = {side: [] for side in fns}
-            for fn in fns.values():
-                fn()
-            for _ in range(rounds):
-                for side, fn in fns.items():
-                    t = time.perf_counter()
-                    fn()
-                    times[side].append(time.perf_counter() - t)
+            times = interleaved_seconds(fns, rounds)
             ratios = [b / o for b, o in zip(times["baseline"], times["ours"])]
             base_ms, ours_ms = (statistics.median(times[side]) * 1e3 for side in ("baseline", "ours"))
             print(

@@ -17,9 +17,9 @@ a shared machine than two separate timings.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import statistics
-import time
 from pathlib import Path
 
 import pytest
@@ -27,6 +27,7 @@ import torch
 
 from crossnet_fast import load_model, super_resolve
 from crossnet_fast.baselines import patchmatch_sr
+from crossnet_fast.benchmarking import interleaved_seconds
 from crossnet_fast.degrade import degrade
 
 SIZE = 512
@@ -80,16 +81,9 @@ def interleaved(rounds: int) -> None:
     torch.set_num_threads(THREADS)
     for scale in (4, 8):
         lr, ref = pair(scale)
-        fns = methods(scale)
-        times = {name: [] for name in fns}
+        fns = {name: functools.partial(fn, lr, ref) for name, fn in methods(scale).items()}
         with torch.inference_mode():
-            for fn in fns.values():
-                fn(lr, ref)  # warm-up
-            for _ in range(rounds):
-                for name, fn in fns.items():
-                    t = time.perf_counter()
-                    fn(lr, ref)
-                    times[name].append(time.perf_counter() - t)
+            times = interleaved_seconds(fns, rounds)
         ratios = [p / c for p, c in zip(times["patchmatch"], times["crossnet"])]
         print(
             f"x{scale} {SIZE}x{SIZE}, {THREADS} threads, {rounds} rounds: patchmatch "

@@ -49,6 +49,24 @@ def warp_bytes(feats, flows, backward=False):
     return fwd + (3 * fb + 2 * vb if backward else 0)
 
 
+def interleaved_seconds(fns: dict, rounds: int) -> dict:
+    """CPU wall-clock seconds of each ``fns[name]()`` per round: every function once to warm up,
+    then ``rounds`` rounds calling each in turn. Returns {name: [seconds of round 0, ...]}.
+
+    Alternating round by round lets a per-round ratio cancel the drift of a shared machine's speed,
+    which a back-to-back timing of one function after the other does not.
+    """
+    for fn in fns.values():
+        fn()
+    times = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
 def time_ms(fn, device: torch.device | str | None = None, repeat: int = 15, warmup: int = 3) -> float:
     """Median time of ``fn()`` in milliseconds over ``repeat`` runs after ``warmup`` runs.
 
