@@ -88,6 +88,12 @@ class CrossNetConfig:
     #   gates the warped reference features: a reference that matches nowhere is ignored).
     flow: str = "flownet"
 
+    def _check_int(self, name: str, lo: int, hi: int) -> None:
+        """ValueError unless the field ``name`` is an int (not a bool) in [lo, hi]."""
+        value = getattr(self, name)
+        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+            raise ValueError(f"{name} must be an integer in [{lo}, {hi}], got {value!r}")
+
     def __post_init__(self) -> None:
         if isinstance(self.scale, bool) or not isinstance(self.scale, int) or self.scale not in SCALES:
             raise ValueError(f"scale must be one of {SCALES}, got {self.scale!r}")
@@ -100,26 +106,11 @@ class CrossNetConfig:
         for name in ("residual", "ref_detail"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
-        if (
-            isinstance(self.refine_radius, bool)
-            or not isinstance(self.refine_radius, int)
-            or not 0 <= self.refine_radius <= 4
-        ):
-            raise ValueError(f"refine_radius must be an integer in [0, 4], got {self.refine_radius!r}")
-        if (
-            isinstance(self.refine_steps, bool)
-            or not isinstance(self.refine_steps, int)
-            or not 1 <= self.refine_steps <= 4
-        ):
-            raise ValueError(f"refine_steps must be an integer in [1, 4], got {self.refine_steps!r}")
+        self._check_int("refine_radius", 0, 4)
+        self._check_int("refine_steps", 1, 4)
         if self.flow_ref not in FLOW_REFS:
             raise ValueError(f"flow_ref must be one of {FLOW_REFS}, got {self.flow_ref!r}")
-        if (
-            isinstance(self.backprojection, bool)
-            or not isinstance(self.backprojection, int)
-            or not 0 <= self.backprojection <= 4
-        ):
-            raise ValueError(f"backprojection must be an integer in [0, 4], got {self.backprojection!r}")
+        self._check_int("backprojection", 0, 4)
         if self.flow_init not in FLOW_INITS:
             raise ValueError(f"flow_init must be one of {FLOW_INITS}, got {self.flow_init!r}")
         if self.flow not in FLOWS:
